@@ -1,0 +1,43 @@
+"""Gunicorn settings; every value can be overridden from the environment."""
+
+import os
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+def _cpus() -> int:
+    # Respect CPU pinning (containers, taskset) instead of the host's core count.
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT') or 8000}"
+
+# Threads let one worker overlap I/O waits (DB, Redis, Stripe) without an async stack.
+worker_class = "gthread"
+# Classic 2*cores+1, capped: each worker holds its own DB connection pool.
+workers = _int("GUNICORN_WORKERS", min(_cpus() * 2 + 1, 8))
+threads = _int("GUNICORN_THREADS", 4)
+
+timeout = _int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+
+# Recycling workers bounds slow memory leaks; 0 disables it.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 0)
+
+# The worker heartbeat file is touched constantly; keep it off a (possibly overlay) disk.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+# The app logs each request itself (structured); gunicorn's access log would duplicate it.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+# Only trust X-Forwarded-* from these proxies.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -1,0 +1,131 @@
+"""Every Stripe call the app makes, through one ``stripe.StripeClient`` built from config.
+
+Stripe failures leave this module as JSON-ready HTTP errors: 503 when Stripe cannot be reached
+or is throttling us (worth retrying), 502 when it answered with an error we cannot fix here.
+"""
+import contextlib
+import json
+import logging
+
+import stripe
+from flask import current_app
+from werkzeug.exceptions import BadGateway, GatewayTimeout, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class BillingNotConfigured(ServiceUnavailable):
+    description = "Billing is not configured on this server (STRIPE_SECRET_KEY is not set)."
+
+
+class StripeUnavailable(ServiceUnavailable):
+    description = "Stripe could not be reached; try again shortly."
+
+
+class StripeTimeout(GatewayTimeout):
+    description = "Stripe did not answer in time; try again shortly."
+
+
+class StripeRejected(BadGateway):
+    description = "Stripe rejected the request."
+
+
+def stripe_client():
+    """The app's StripeClient, built on first use from STRIPE_* settings."""
+    client = current_app.extensions.get("stripe_client")
+    if client is None:
+        config = current_app.config
+        if not config["STRIPE_SECRET_KEY"]:
+            raise BillingNotConfigured()
+        client = stripe.StripeClient(
+            config["STRIPE_SECRET_KEY"],
+            base_addresses={"api": config["STRIPE_API_BASE"]},
+            max_network_retries=config["STRIPE_MAX_NETWORK_RETRIES"],
+            http_client=stripe.RequestsClient(timeout=config["STRIPE_TIMEOUT"]),
+        )
+        current_app.extensions["stripe_client"] = client
+    return client
+
+
+@contextlib.contextmanager
+def translated_stripe_errors():
+    try:
+        yield
+    except stripe.APIConnectionError as error:
+        log.warning("stripe unreachable: %s", error.user_message or error.__class__.__name__)
+        if "timed out" in str(error).lower() or "timeout" in str(error).lower():
+            raise StripeTimeout() from error
+        raise StripeUnavailable() from error
+    except stripe.RateLimitError as error:
+        log.warning("stripe rate limited us")
+        raise StripeUnavailable() from error
+    except stripe.StripeError as error:
+        log.error("stripe error %s: %s", error.__class__.__name__, error.user_message)
+        raise StripeRejected() from error
+
+
+def customer_idempotency_key(user):
+    """Derived from the user, so the signup job and an on-demand call create one customer."""
+    return f"saas-customer-create-user-{user.id}-{int(user.created_at.timestamp())}"
+
+
+def create_customer(user):
+    with translated_stripe_errors():
+        customer = stripe_client().v1.customers.create(
+            params={
+                "email": user.email,
+                "name": user.full_name or "",
+                "metadata": {"user_id": str(user.id)},
+            },
+            options={"idempotency_key": customer_idempotency_key(user)},
+        )
+    return customer.id
+
+
+def create_checkout_session(*, customer_id, price_id, success_url, cancel_url, user_id):
+    with translated_stripe_errors():
+        return stripe_client().v1.checkout.sessions.create(
+            params={
+                "customer": customer_id,
+                "mode": "subscription",
+                "line_items": [{"price": price_id, "quantity": 1}],
+                "success_url": success_url,
+                "cancel_url": cancel_url,
+                "client_reference_id": str(user_id),
+                "metadata": {"user_id": str(user_id)},
+                "subscription_data": {"metadata": {"user_id": str(user_id)}},
+            }
+        )
+
+
+def create_portal_session(*, customer_id, return_url):
+    with translated_stripe_errors():
+        return stripe_client().v1.billing_portal.sessions.create(
+            params={"customer": customer_id, "return_url": return_url}
+        )
+
+
+def list_subscriptions(customer_id):
+    with translated_stripe_errors():
+        return list(
+            stripe_client()
+            .v1.subscriptions.list(params={"customer": customer_id, "status": "all", "limit": 100})
+            .auto_paging_iter()
+        )
+
+
+def retrieve_subscription(subscription_id):
+    with translated_stripe_errors():
+        return stripe_client().v1.subscriptions.retrieve(subscription_id)
+
+
+def verify_webhook(payload, signature_header):
+    """The verified event as a dict; raises ``stripe.SignatureVerificationError`` or ValueError."""
+    config = current_app.config
+    secret = config["STRIPE_WEBHOOK_SECRET"]
+    if not secret:
+        raise BillingNotConfigured("Webhooks are not configured (STRIPE_WEBHOOK_SECRET is not set).")
+    stripe.WebhookSignature.verify_header(
+        payload.decode("utf-8"), signature_header, secret, tolerance=config["STRIPE_WEBHOOK_TOLERANCE"]
+    )
+    return json.loads(payload)

@@ -1,0 +1,50 @@
+"""Stripe state we keep: received webhook events and subscriptions."""
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from saas.extensions import db
+from saas.users.models import utcnow
+
+
+class StripeEvent(db.Model):
+    """A webhook event; the primary key on Stripe's id is what makes delivery exactly-once."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(255), nullable=False, index=True)
+    payload: Mapped[dict] = mapped_column(sa.JSON, nullable=False)
+    stripe_created: Mapped[int | None] = mapped_column(sa.BigInteger)
+    received_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), nullable=False, default=utcnow, server_default=sa.func.now()
+    )
+    processed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0, server_default="0")
+    processing_error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class Subscription(db.Model):
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    stripe_subscription_id: Mapped[str] = mapped_column(sa.String(255), unique=True, nullable=False)
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    stripe_customer_id: Mapped[str] = mapped_column(sa.String(255), index=True, nullable=False)
+    status: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    price_id: Mapped[str | None] = mapped_column(sa.String(255))
+    plan: Mapped[str | None] = mapped_column(sa.String(64))
+    current_period_end: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    cancel_at_period_end: Mapped[bool] = mapped_column(
+        sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    )
+    trial_end: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # Stripe's `created` of the newest event applied; an older event never overwrites a newer one.
+    stripe_event_created: Mapped[int | None] = mapped_column(sa.BigInteger)
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), nullable=False, default=utcnow, server_default=sa.func.now()
+    )
+    updated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), onupdate=utcnow)

@@ -1,0 +1,95 @@
+"""Billing rules: which customer, which price, which redirect targets are allowed."""
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_smorest import abort
+
+from saas.billing import gateway
+from saas.extensions import db
+from saas.users.models import User
+
+
+def ensure_customer(user):
+    """The user's Stripe customer id, creating the customer if the signup job has not yet.
+
+    The idempotency key is the signup job's, so a race between the two yields one customer;
+    the conditional UPDATE keeps whichever id was stored first.
+    """
+    if user.stripe_customer_id:
+        return user.stripe_customer_id
+    customer_id = gateway.create_customer(user)
+    db.session.execute(
+        sa.update(User)
+        .where(User.id == user.id, User.stripe_customer_id.is_(None))
+        .values(stripe_customer_id=customer_id)
+    )
+    db.session.commit()
+    db.session.refresh(user)
+    return user.stripe_customer_id
+
+
+def configured_plans():
+    """``{plan_name: price_id}`` from STRIPE_PLANS."""
+    return current_app.config["STRIPE_PLANS"]
+
+
+def resolve_price(*, price_id=None, plan=None):
+    plans = configured_plans()
+    if plan is not None:
+        if plan not in plans:
+            abort(422, message="Unknown plan.", errors={"json": {"plan": [f"Choose one of: {', '.join(plans) or 'none configured'}."]}})
+        resolved = plans[plan]
+        if price_id is not None and price_id != resolved:
+            abort(422, message="price_id and plan disagree.", errors={"json": {"price_id": ["Does not match plan."]}})
+        return resolved
+    if price_id not in plans.values():
+        abort(422, message="Unknown price.", errors={"json": {"price_id": ["Not one of the configured plans' prices."]}})
+    return price_id
+
+
+def allowed_origins():
+    origins = {_origin(url) for url in current_app.config["ALLOWED_ORIGINS"]}
+    origins.add(_origin(current_app.config["FRONTEND_URL"]))
+    return origins - {None}
+
+
+def safe_redirect_url(url, *, field, default_path):
+    """``url`` if it points at an allowed origin, the FRONTEND_URL default if it is None."""
+    if url is None:
+        return current_app.config["FRONTEND_URL"].rstrip("/") + default_path
+    if _origin(url) not in allowed_origins():
+        abort(
+            422,
+            message="Redirect URL not allowed.",
+            errors={"json": {field: ["Must point at one of the allowed origins (ALLOWED_ORIGINS, FRONTEND_URL)."]}},
+        )
+    return url
+
+
+def _origin(url):
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{parts.hostname.lower()}:{port}"
+
+
+def start_checkout(user, *, price_id=None, plan=None, success_url=None, cancel_url=None):
+    price = resolve_price(price_id=price_id, plan=plan)
+    success = safe_redirect_url(success_url, field="success_url", default_path="/billing/success?session_id={CHECKOUT_SESSION_ID}")
+    cancel = safe_redirect_url(cancel_url, field="cancel_url", default_path="/billing/cancel")
+    session = gateway.create_checkout_session(
+        customer_id=ensure_customer(user),
+        price_id=price,
+        success_url=success,
+        cancel_url=cancel,
+        user_id=user.id,
+    )
+    return {"checkout_url": session.url, "session_id": session.id}
+
+
+def open_portal(user, *, return_url=None):
+    target = safe_redirect_url(return_url, field="return_url", default_path="/account")
+    session = gateway.create_portal_session(customer_id=ensure_customer(user), return_url=target)
+    return {"portal_url": session.url}

@@ -1,0 +1,41 @@
+"""Marshmallow fields shared by several features."""
+import marshmallow as ma
+from email_validator import EmailNotValidError, validate_email
+
+from saas.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+
+
+class Email(ma.fields.String):
+    """An email address, trimmed, lower-cased and checked for syntax (no DNS lookup)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("metadata", {}).setdefault("format", "email")
+        kwargs.setdefault("validate", ma.validate.Length(max=320))
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        email = super()._deserialize(value, attr, data, **kwargs).strip().lower()
+        try:
+            validate_email(email, check_deliverability=False, test_environment=True)
+        except EmailNotValidError as error:
+            raise ma.ValidationError(f"Not a valid email address: {error}") from error
+        return email
+
+
+def NewPassword(**kwargs):
+    """A password being set: 8 to 1024 characters, no composition rules (NIST SP 800-63B)."""
+    return _password_field(MIN_PASSWORD_LENGTH, **kwargs)
+
+
+def GivenPassword(**kwargs):
+    """A password being checked: any length the app could have stored."""
+    return _password_field(1, **kwargs)
+
+
+def _password_field(min_length, metadata=None, **kwargs):
+    return ma.fields.String(
+        validate=ma.validate.Length(min=min_length, max=MAX_PASSWORD_LENGTH),
+        load_only=True,
+        metadata={"format": "password", **(metadata or {})},
+        **kwargs,
+    )

@@ -1,0 +1,51 @@
+"""Dependency checks shared by the health endpoints."""
+import logging
+
+import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import current_app
+
+from saas.extensions import db
+from saas.redis_client import get_redis
+
+log = logging.getLogger(__name__)
+
+
+def check_dependencies(*, include_migrations):
+    report = {"status": "healthy", "database": _check_database(), "redis": _check_redis()}
+    if include_migrations and report["database"] == "ok":
+        report["migrations"] = _check_migrations()
+    failing = [part for part, state in report.items() if part != "status" and state not in ("ok", "not configured")]
+    if failing:
+        report["status"] = "unhealthy"
+    return report
+
+
+def _check_database():
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+        return "ok"
+    except Exception as error:
+        log.warning("health: database check failed: %s", error.__class__.__name__)
+        db.session.rollback()
+        return "unavailable"
+
+
+def _check_redis():
+    client = get_redis()
+    if client is None:
+        return "not configured"
+    try:
+        client.ping()
+        return "ok"
+    except Exception as error:
+        log.warning("health: redis check failed: %s", error.__class__.__name__)
+        return "unavailable"
+
+
+def _check_migrations():
+    script = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config())
+    with db.engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    return "ok" if current == set(script.get_heads()) else "pending"

@@ -1,0 +1,35 @@
+"""The current user's own account."""
+from flask_jwt_extended import current_user, get_jwt, jwt_required
+from flask_smorest import Blueprint
+
+from saas.api import BEARER_SCHEME
+from saas.users.schemas import UserSchema, UserUpdateSchema
+from saas.users.service import update_user
+
+blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="The current user.")
+
+
+@blp.route("/me", methods=["GET"])
+@blp.response(200, UserSchema)
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.doc(security=[{BEARER_SCHEME: []}])
+@jwt_required()
+def get_me():
+    """The user the access token belongs to."""
+    return current_user
+
+
+@blp.route("/me", methods=["PATCH"])
+@blp.arguments(UserUpdateSchema)
+@blp.response(200, UserSchema)
+@blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.doc(security=[{BEARER_SCHEME: []}])
+@jwt_required()
+def update_me(changes):
+    """Change `full_name`, or the password.
+
+    A password change needs `current_password` and ends every other session of the user;
+    the session making the change stays open. Other fields cannot be changed here.
+    """
+    return update_user(current_user, changes, current_session_id=get_jwt()["sid"])

@@ -1,0 +1,29 @@
+import marshmallow as ma
+
+from saas.fields import GivenPassword, NewPassword
+
+
+class UserSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    email = ma.fields.String(required=True, metadata={"format": "email"})
+    full_name = ma.fields.String(allow_none=True, required=True)
+    is_active = ma.fields.Boolean(required=True)
+    is_superuser = ma.fields.Boolean(required=True)
+    stripe_customer_id = ma.fields.String(allow_none=True, required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    updated_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+
+
+class UserUpdateSchema(ma.Schema):
+    """Only these fields can change; anything else (email, is_superuser...) is a 422."""
+
+    full_name = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=255))
+    password = NewPassword(metadata={"description": "The new password; needs current_password."})
+    current_password = GivenPassword()
+
+    @ma.validates_schema
+    def password_change_needs_current_password(self, data, **kwargs):
+        if "password" in data and "current_password" not in data:
+            raise ma.ValidationError(
+                "current_password is required to change the password.", "current_password"
+            )
