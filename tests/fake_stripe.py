@@ -417,6 +417,8 @@ class FakeStripe:
 
     @staticmethod
     def _customer_object(params: dict, customer_id: str | None = None) -> dict:
+        # An empty string means "unset" to Stripe, so it comes back as null.
+        params = {k: v for k, v in params.items() if v != ""}
         return {
             "id": customer_id or new_id("cus", 14),
             "object": "customer",

@@ -64,6 +64,7 @@ def test_customer_create_and_retrieve(fake, client):
     assert created.metadata["user_id"] == "42"
     assert created.livemode is False
     assert created.last_response.request_id.startswith("req_")
+    assert client.v1.customers.create(params={"name": ""}).name is None  # "" unsets, as in Stripe
 
     fetched = client.v1.customers.retrieve(created.id)
     assert fetched.id == created.id and fetched.name == "Ada"
@@ -213,6 +214,18 @@ def test_subscription_list_and_retrieve(fake, client, customer):
     assert client.v1.subscriptions.retrieve(old["id"]).status == "canceled"
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.subscriptions.retrieve("sub_missing")
+
+
+def test_subscription_auto_paging(fake, client, customer):
+    subs = [fake.add_subscription(customer.id, "price_pro") for _ in range(3)]
+
+    listed = client.v1.subscriptions.list(params={"customer": customer.id, "status": "all", "limit": 1})
+
+    assert [s.id for s in listed.auto_paging_iter()] == [s["id"] for s in reversed(subs)]
+    pages = fake.requests_to("GET", "/v1/subscriptions")
+    assert len(pages) == 3
+    assert pages[1].params["starting_after"] == subs[2]["id"]
+    assert pages[1].params["customer"] == customer.id
 
 
 def test_update_subscription_and_trial(fake, client, customer):
