@@ -49,7 +49,7 @@ def _init_extensions(app):
 
     init_logging(app)
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     jwt.init_app(app)
     register_token_callbacks(jwt)
     cors.init_app(

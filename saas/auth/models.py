@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from saas.extensions import db
+from saas.types import UTCDateTime
 from saas.users.models import User, utcnow
 
 
@@ -29,11 +30,11 @@ class AuthSession(db.Model):
     )
     refresh_jti: Mapped[str] = mapped_column(sa.String(36), nullable=False)
     created_at: Mapped[datetime] = mapped_column(
-        sa.DateTime(timezone=True), nullable=False, default=utcnow, server_default=sa.func.now()
+        UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
     )
-    last_refreshed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
-    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    last_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_reason: Mapped[str | None] = mapped_column(sa.String(32))
     user_agent: Mapped[str | None] = mapped_column(sa.String(256))
     ip_address: Mapped[str | None] = mapped_column(sa.String(64))

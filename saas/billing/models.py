@@ -26,6 +26,8 @@ class StripeEvent(db.Model):
 
 
 class Subscription(db.Model):
+    """Our copy of a Stripe subscription, always written from what Stripe says now."""
+
     __tablename__ = "subscriptions"
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
@@ -36,14 +38,16 @@ class Subscription(db.Model):
     stripe_customer_id: Mapped[str] = mapped_column(sa.String(255), index=True, nullable=False)
     status: Mapped[str] = mapped_column(sa.String(32), nullable=False)
     price_id: Mapped[str | None] = mapped_column(sa.String(255))
+    # The STRIPE_PLANS name of price_id when it was written; None for a price not configured.
     plan: Mapped[str | None] = mapped_column(sa.String(64))
     current_period_end: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     cancel_at_period_end: Mapped[bool] = mapped_column(
         sa.Boolean, nullable=False, default=False, server_default=sa.false()
     )
     trial_end: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    # Stripe's `created` of the newest event applied; an older event never overwrites a newer one.
-    stripe_event_created: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # Stripe has no "past due since"; the grace period (BILLING_PAST_DUE_GRACE_DAYS) counts from
+    # when this server first saw the subscription past_due.
+    past_due_since: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), nullable=False, default=utcnow, server_default=sa.func.now()
     )

@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saas.extensions import db
+from saas.types import UTCDateTime
 
 
 def utcnow():
@@ -26,9 +27,9 @@ class User(db.Model):
     )
     stripe_customer_id: Mapped[str | None] = mapped_column(sa.String, unique=True, index=True)
     created_at: Mapped[datetime] = mapped_column(
-        sa.DateTime(timezone=True), nullable=False, default=utcnow, server_default=sa.func.now()
+        UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
     )
-    updated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), onupdate=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, onupdate=utcnow)
 
     def __repr__(self):
         return f"<User {self.id}>"
