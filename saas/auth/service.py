@@ -72,7 +72,9 @@ def rotate_refresh_token(raw_token):
     claims = decode_token(raw_token)
     if claims.get("type") != "refresh":
         raise TokenError("Only refresh tokens are allowed.")
-    session_id, jti = claims.get("sid"), claims.get("jti")
+    session_id, jti = _claim(claims, "sid"), _claim(claims, "jti")
+    if session_id is None or jti is None:
+        raise TokenError("The refresh token has been revoked.")
     new_jti = new_id()
     now = datetime.now(timezone.utc)
     swapped = db.session.execute(
@@ -127,8 +129,15 @@ def end_all_sessions(user_id, *, except_session_id=None, reason="logout-all"):
 
 def session_is_usable(claims):
     """Whether a verified token's session is still open and belongs to its subject."""
-    session = db.session.get(AuthSession, claims.get("sid")) if claims.get("sid") else None
+    session_id = _claim(claims, "sid")
+    session = db.session.get(AuthSession, session_id) if session_id else None
     return session is not None and not session.is_revoked and str(session.user_id) == claims.get("sub")
+
+
+def _claim(claims, name):
+    """A string claim, or None: a correctly signed token may still carry any JSON in it."""
+    value = claims.get(name)
+    return value if isinstance(value, str) and value else None
 
 
 def _token_pair(user_id, session_id, refresh_jti):
