@@ -1,7 +1,8 @@
 """Every extension instance, created once and bound to the app in ``create_app``."""
+import flask_limiter
+from flask import current_app
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
-from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -22,6 +23,25 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Limiter(flask_limiter.Limiter):
+    """flask-limiter keeps its switch and storage on the instance, which every app shares.
+
+    So that one process can hold several apps (tests, scripts): an app with RATELIMIT_ENABLED
+    off is never limited and leaves the shared state alone, and each limited app starts on its
+    own storage instead of inheriting a "storage is down" verdict from an earlier app.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.request_filter(lambda: not current_app.config.get("RATELIMIT_ENABLED", True))
+
+    def init_app(self, app):
+        if not app.config.setdefault("RATELIMIT_ENABLED", True):
+            return
+        self._storage_dead = False
+        super().init_app(app)
 
 
 db = SQLAlchemy(model_class=Base)

@@ -4,9 +4,10 @@ Failed logins count per IP and per account, so neither one address nor a botnet 
 many addresses can guess one account's password at speed. Only failures are counted.
 """
 from flask import current_app, request
+from werkzeug.exceptions import HTTPException
 
-from saas.request_identity import client_ip
 from saas.extensions import limiter
+from saas.request_identity import client_ip, user_or_ip_key
 
 
 def _configured(name):
@@ -17,13 +18,24 @@ def _failed(response):
     return response.status_code == 401
 
 
+def _wrong_current_password(response):
+    return response.status_code == 400
+
+
 def login_account_key():
-    """The account a login attempt targets, read leniently (validation happens later)."""
-    if request.mimetype == "application/json":
-        body = request.get_json(silent=True)
-        email = body.get("email") if isinstance(body, dict) else None
-    else:
-        email = request.form.get("username")
+    """The account a login attempt targets, read leniently (validation happens later).
+
+    Never raises: flask-limiter takes any error here for a storage outage and would drop to
+    per-process memory. An unreadable body (too large, say) is rejected by the view anyway.
+    """
+    try:
+        if request.mimetype == "application/json":
+            body = request.get_json(silent=True)
+            email = body.get("email") if isinstance(body, dict) else None
+        else:
+            email = request.form.get("username")
+    except HTTPException:
+        email = None
     return f"login-account:{str(email or '').strip().lower()}"
 
 
@@ -35,6 +47,15 @@ login_account_limit = limiter.limit(
     key_func=login_account_key,
     deduct_when=_failed,
     scope="login-account",
+)
+# A stolen access token must not become a fast password oracle through PATCH /users/me:
+# wrong current passwords share the per-account budget's rate, per user.
+password_check_limit = limiter.limit(
+    _configured("RATELIMIT_LOGIN_ACCOUNT"),
+    key_func=user_or_ip_key,
+    deduct_when=_wrong_current_password,
+    scope="password-check",
+    override_defaults=False,
 )
 register_ip_limit = limiter.limit(_configured("RATELIMIT_REGISTER_IP"), key_func=client_ip)
 refresh_ip_limit = limiter.limit(_configured("RATELIMIT_REFRESH_IP"), key_func=client_ip)

@@ -3,6 +3,7 @@ from flask_jwt_extended import current_user, get_jwt, jwt_required
 from flask_smorest import Blueprint
 
 from saas.api import BEARER_SCHEME
+from saas.auth.limits import password_check_limit
 from saas.users.schemas import UserSchema, UserUpdateSchema
 from saas.users.service import update_user
 
@@ -20,10 +21,12 @@ def get_me():
 
 
 @blp.route("/me", methods=["PATCH"])
+@password_check_limit
 @blp.arguments(UserUpdateSchema)
 @blp.response(200, UserSchema)
 @blp.alt_response(400, response="BAD_REQUEST")
 @blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 @blp.doc(security=[{BEARER_SCHEME: []}])
 @jwt_required()
 def update_me(changes):

@@ -1,0 +1,384 @@
+"""Rate limits, body size, security headers, proxy handling and CORS.
+
+Rate-limited apps are built per test with tiny limits; Redis (the limit storage) is flushed
+after every test by conftest.
+"""
+import pytest
+
+from saas.extensions import db
+from tests.conftest import PASSWORD, bearer, make_app
+
+LOGIN = "/api/v1/auth/login"
+REGISTER = "/api/v1/auth/register"
+REFRESH = "/api/v1/auth/refresh"
+ME = "/api/v1/users/me"
+CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
+EMAIL = "user@example.com"
+
+
+@pytest.fixture
+def limited_app(database):
+    """Build rate-limited apps (env overrides as keywords); their connections are closed after."""
+    apps = []
+
+    def build(**overrides):
+        settings = {
+            "RATELIMIT_ENABLED": "true",
+            "RATELIMIT_LOGIN_IP": "100 per minute",
+            "RATELIMIT_LOGIN_ACCOUNT": "100 per minute",
+            "RATELIMIT_REGISTER_IP": "100 per minute",
+            "RATELIMIT_REFRESH_IP": "100 per minute",
+            **overrides,
+        }
+        apps.append(make_app(**settings))
+        return apps[-1]
+
+    yield build
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def client_from(app, address="198.51.100.7"):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def create_account(client, email=EMAIL):
+    response = client.post(REGISTER, json={"email": email, "password": PASSWORD})
+    assert response.status_code == 201, response.get_json()
+
+
+def fail_login(client, email=EMAIL, **kwargs):
+    return client.post(LOGIN, json={"email": email, "password": "wrong password"}, **kwargs)
+
+
+def assert_throttled(response):
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) > 0
+    body = response.get_json()
+    assert body["code"] == 429
+    assert body["status"] == "Too Many Requests"
+    assert body["message"]
+
+
+# Login throttling
+
+
+def test_failed_logins_per_account_are_throttled(limited_app):
+    client = client_from(limited_app(RATELIMIT_LOGIN_ACCOUNT="3 per minute"))
+    create_account(client)
+    for _ in range(3):
+        assert fail_login(client).status_code == 401
+    assert_throttled(fail_login(client))
+
+
+def test_a_throttled_account_refuses_even_the_right_password(limited_app):
+    client = client_from(limited_app(RATELIMIT_LOGIN_ACCOUNT="3 per minute"))
+    create_account(client)
+    for _ in range(3):
+        fail_login(client)
+    assert client.post(LOGIN, json={"email": EMAIL, "password": PASSWORD}).status_code == 429
+
+
+def test_account_throttling_spans_addresses(limited_app):
+    app = limited_app(RATELIMIT_LOGIN_ACCOUNT="3 per minute")
+    create_account(client_from(app))
+    for address in ("203.0.113.1", "203.0.113.2", "203.0.113.3"):
+        assert fail_login(client_from(app, address)).status_code == 401
+    assert_throttled(fail_login(client_from(app, "203.0.113.4")))
+
+
+def test_account_throttling_ignores_the_emails_case_and_spaces(limited_app):
+    client = client_from(limited_app(RATELIMIT_LOGIN_ACCOUNT="3 per minute"))
+    create_account(client)
+    for email in (EMAIL, EMAIL.upper(), f"  {EMAIL} "):
+        assert fail_login(client, email=email).status_code == 401
+    assert_throttled(fail_login(client, email="User@Example.com"))
+
+
+def test_account_throttling_counts_oauth2_form_logins(limited_app):
+    client = client_from(limited_app(RATELIMIT_LOGIN_ACCOUNT="3 per minute"))
+    create_account(client)
+    for _ in range(3):
+        response = client.post(LOGIN, data={"username": EMAIL, "password": "wrong password"})
+        assert response.status_code == 401
+    assert_throttled(fail_login(client))
+
+
+def test_throttling_one_account_leaves_other_accounts_alone(limited_app):
+    client = client_from(limited_app(RATELIMIT_LOGIN_ACCOUNT="3 per minute"))
+    create_account(client)
+    create_account(client, email="other@example.com")
+    for _ in range(4):
+        fail_login(client)
+    response = client.post(LOGIN, json={"email": "other@example.com", "password": PASSWORD})
+    assert response.status_code == 200
+
+
+def test_failed_logins_of_unknown_emails_are_throttled_too(limited_app):
+    client = client_from(limited_app(RATELIMIT_LOGIN_ACCOUNT="3 per minute"))
+    for _ in range(3):
+        assert fail_login(client, email="nobody@example.com").status_code == 401
+    assert_throttled(fail_login(client, email="nobody@example.com"))
+
+
+def test_failed_logins_per_address_are_throttled(limited_app):
+    app = limited_app(RATELIMIT_LOGIN_IP="3 per minute")
+    client = client_from(app, "203.0.113.9")
+    for number in range(3):
+        assert fail_login(client, email=f"guess{number}@example.com").status_code == 401
+    assert_throttled(fail_login(client, email="guess3@example.com"))
+
+
+def test_address_throttling_leaves_other_addresses_alone(limited_app):
+    app = limited_app(RATELIMIT_LOGIN_IP="3 per minute")
+    for number in range(4):
+        fail_login(client_from(app, "203.0.113.9"), email=f"guess{number}@example.com")
+    assert fail_login(client_from(app, "203.0.113.10"), email="guess9@example.com").status_code == 401
+
+
+def test_successful_logins_are_not_counted(limited_app):
+    client = client_from(limited_app(RATELIMIT_LOGIN_ACCOUNT="3 per minute", RATELIMIT_LOGIN_IP="3 per minute"))
+    create_account(client)
+    for _ in range(6):
+        assert client.post(LOGIN, json={"email": EMAIL, "password": PASSWORD}).status_code == 200
+    assert fail_login(client).status_code == 401
+
+
+def test_invalid_login_bodies_are_not_counted_against_the_account(limited_app):
+    client = client_from(limited_app(RATELIMIT_LOGIN_ACCOUNT="3 per minute"))
+    create_account(client)
+    for _ in range(5):
+        assert client.post(LOGIN, json={"email": EMAIL}).status_code == 422
+    assert fail_login(client).status_code == 401
+
+
+def test_login_responses_carry_rate_limit_headers(limited_app):
+    client = client_from(limited_app(RATELIMIT_LOGIN_ACCOUNT="3 per minute"))
+    create_account(client)
+    response = fail_login(client)
+    assert "X-RateLimit-Limit" in response.headers
+    assert "X-RateLimit-Remaining" in response.headers
+
+
+# Password guessing through the password change
+
+
+def test_wrong_current_passwords_are_throttled_per_account(limited_app):
+    client = client_from(limited_app(RATELIMIT_LOGIN_ACCOUNT="3 per minute"))
+    create_account(client)
+    access = client.post(LOGIN, json={"email": EMAIL, "password": PASSWORD}).get_json()["access_token"]
+    change = {"password": "a brand new passphrase", "current_password": "a wrong guess"}
+    for _ in range(3):
+        assert client.patch(ME, json=change, headers=bearer(access)).status_code == 400
+    assert_throttled(client.patch(ME, json=change, headers=bearer(access)))
+
+
+def test_profile_changes_are_not_counted_as_password_guesses(limited_app):
+    client = client_from(limited_app(RATELIMIT_LOGIN_ACCOUNT="3 per minute"))
+    create_account(client)
+    access = client.post(LOGIN, json={"email": EMAIL, "password": PASSWORD}).get_json()["access_token"]
+    for number in range(5):
+        response = client.patch(ME, json={"full_name": f"Name {number}"}, headers=bearer(access))
+        assert response.status_code == 200
+
+
+# Registration and refresh
+
+
+def test_registrations_per_address_are_throttled(limited_app):
+    client = client_from(limited_app(RATELIMIT_REGISTER_IP="2 per minute"))
+    create_account(client, email="one@example.com")
+    create_account(client, email="two@example.com")
+    assert_throttled(client.post(REGISTER, json={"email": "three@example.com", "password": PASSWORD}))
+
+
+def test_registration_throttling_leaves_other_addresses_alone(limited_app):
+    app = limited_app(RATELIMIT_REGISTER_IP="2 per minute")
+    for number in range(3):
+        client_from(app, "203.0.113.20").post(
+            REGISTER, json={"email": f"u{number}@example.com", "password": PASSWORD}
+        )
+    create_account(client_from(app, "203.0.113.21"), email="elsewhere@example.com")
+
+
+def test_refreshes_per_address_are_throttled(limited_app):
+    client = client_from(limited_app(RATELIMIT_REFRESH_IP="2 per minute"))
+    for _ in range(2):
+        assert client.post(REFRESH, json={"refresh_token": "not-a-token"}).status_code == 401
+    assert_throttled(client.post(REFRESH, json={"refresh_token": "not-a-token"}))
+
+
+def test_limits_are_off_when_ratelimit_enabled_is_false(limited_app):
+    client = client_from(limited_app(RATELIMIT_ENABLED="false", RATELIMIT_REFRESH_IP="1 per minute"))
+    for _ in range(3):
+        assert client.post(REFRESH, json={"refresh_token": "not-a-token"}).status_code == 401
+
+
+def test_an_app_with_limits_off_stays_unlimited_after_a_limited_app_is_built(limited_app):
+    # flask-limiter keeps its state on the one Limiter instance every app shares.
+    unlimited = client_from(limited_app(RATELIMIT_ENABLED="false", RATELIMIT_REFRESH_IP="1 per minute"))
+    limited_app(RATELIMIT_REFRESH_IP="1 per minute")
+    for _ in range(3):
+        assert unlimited.post(REFRESH, json={"refresh_token": "not-a-token"}).status_code == 401
+
+
+# Redis down: the limiter fails open to per-process memory
+
+
+def test_requests_are_served_when_the_limit_storage_is_down(limited_app):
+    client = client_from(limited_app(RATELIMIT_STORAGE_URI=CLOSED_PORT_REDIS))
+    create_account(client)
+    assert client.post(LOGIN, json={"email": EMAIL, "password": PASSWORD}).status_code == 200
+    assert fail_login(client).status_code == 401
+
+
+def test_limits_still_hold_in_memory_when_the_limit_storage_is_down(limited_app):
+    client = client_from(
+        limited_app(RATELIMIT_STORAGE_URI=CLOSED_PORT_REDIS, RATELIMIT_LOGIN_ACCOUNT="3 per minute")
+    )
+    create_account(client)
+    for _ in range(3):
+        assert fail_login(client).status_code == 401
+    assert_throttled(fail_login(client))
+
+
+def test_a_new_app_uses_its_own_limit_storage_after_another_lost_redis(limited_app, redis_client):
+    broken = client_from(limited_app(RATELIMIT_STORAGE_URI=CLOSED_PORT_REDIS))
+    broken.post(REFRESH, json={"refresh_token": "not-a-token"})
+    client = client_from(limited_app(RATELIMIT_REFRESH_IP="5 per minute"))
+    client.post(REFRESH, json={"refresh_token": "not-a-token"})
+    assert redis_client.keys("LIMITS*")
+
+
+def test_an_oversized_login_body_does_not_knock_the_limiter_off_redis(limited_app, redis_client):
+    client = client_from(limited_app(MAX_CONTENT_LENGTH="1024"))
+    assert client.post(LOGIN, data="x" * 2048, content_type="application/json").status_code == 413
+    redis_client.flushdb()
+    fail_login(client)
+    assert redis_client.keys("LIMITS*")
+
+
+# Body size
+
+
+def test_a_json_body_over_max_content_length_is_a_json_413(client):
+    limit = client.application.config["MAX_CONTENT_LENGTH"]
+    response = client.post(REGISTER, data="x" * (limit + 1), content_type="application/json")
+    assert response.status_code == 413
+    assert response.get_json()["code"] == 413
+    assert response.get_json()["status"] == "Request Entity Too Large"
+
+
+def test_a_form_body_over_max_content_length_is_a_json_413(client):
+    limit = client.application.config["MAX_CONTENT_LENGTH"]
+    response = client.post(LOGIN, data={"username": "u" * limit, "password": PASSWORD})
+    assert response.status_code == 413
+    assert response.get_json()["code"] == 413
+
+
+def test_max_content_length_comes_from_the_environment(database):
+    client = make_app(MAX_CONTENT_LENGTH="100").test_client()
+    response = client.post(REGISTER, json={"email": "a@example.com", "password": "p" * 200})
+    assert response.status_code == 413
+
+
+# Security headers
+
+
+def test_responses_forbid_sniffing_and_framing(client):
+    response = client.get("/")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_error_responses_carry_the_security_headers(client):
+    response = client.get("/no/such/path")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_json_responses_get_a_deny_all_content_security_policy(client):
+    assert "default-src 'none'" in client.get("/").headers["Content-Security-Policy"]
+
+
+def test_token_responses_must_not_be_cached(client, user):
+    response = client.post(LOGIN, json={"email": EMAIL, "password": PASSWORD})
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_hsts_is_not_sent_outside_production(client):
+    assert "Strict-Transport-Security" not in client.get("/").headers
+
+
+def test_hsts_is_sent_in_production():
+    app = make_app(APP_ENV="production", SECRET_KEY="p" * 40, DEBUG="false", RATELIMIT_ENABLED="false")
+    response = app.test_client().get("/health/live")
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+# ProxyFix
+
+
+def fail_logins_through_proxy(app, forwarded_for_values):
+    """Failed logins from one proxy address, one per X-Forwarded-For value; the last response."""
+    for number, forwarded_for in enumerate(forwarded_for_values):
+        response = fail_login(
+            client_from(app, "10.0.0.1"),
+            email=f"guess{number}@example.com",
+            headers={"X-Forwarded-For": forwarded_for},
+        )
+    return response
+
+
+def test_behind_one_proxy_the_forwarded_address_is_the_rate_limit_key(limited_app):
+    app = limited_app(PROXY_FIX_HOPS="1", RATELIMIT_LOGIN_IP="2 per minute")
+    assert_throttled(fail_logins_through_proxy(app, ["203.0.113.50"] * 3))
+    assert fail_logins_through_proxy(app, ["203.0.113.51"]).status_code == 401
+
+
+def test_behind_one_proxy_only_the_last_forwarded_address_counts(limited_app):
+    # A client can prepend anything to X-Forwarded-For; the proxy appends the real address.
+    app = limited_app(PROXY_FIX_HOPS="1", RATELIMIT_LOGIN_IP="2 per minute")
+    spoofed = [f"{fake}, 203.0.113.60" for fake in ("1.1.1.1", "2.2.2.2", "3.3.3.3")]
+    assert_throttled(fail_logins_through_proxy(app, spoofed))
+
+
+def test_without_proxy_fix_the_forwarded_address_is_ignored(limited_app):
+    app = limited_app(PROXY_FIX_HOPS="0", RATELIMIT_LOGIN_IP="2 per minute")
+    assert_throttled(fail_logins_through_proxy(app, ["203.0.113.70", "203.0.113.71", "203.0.113.72"]))
+
+
+# CORS
+
+
+def preflight(client, origin):
+    return client.options(
+        LOGIN,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Authorization, Content-Type",
+        },
+    )
+
+
+def test_cors_preflight_is_answered_for_an_allowed_origin(client):
+    response = preflight(client, "https://app.example.com")
+    assert response.status_code in (200, 204)
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    assert "authorization" in response.headers["Access-Control-Allow-Headers"].lower()
+
+
+def test_cors_preflight_is_not_answered_for_a_foreign_origin(client):
+    response = preflight(client, "https://evil.example.net")
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert "Access-Control-Allow-Methods" not in response.headers
+
+
+def test_cors_never_allows_credentials(client):
+    response = preflight(client, "https://app.example.com")
+    assert "Access-Control-Allow-Credentials" not in response.headers
