@@ -124,6 +124,20 @@ class Config:
         self.STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
         self.STRIPE_PLANS = parse_plans(env_str("STRIPE_PLANS", ""))
         self.BILLING_PAST_DUE_GRACE_DAYS = env_int("BILLING_PAST_DUE_GRACE_DAYS", 7)
+        # Token usage is reported to this Stripe Billing meter; unset means usage is not billed.
+        self.STRIPE_METER_EVENT_NAME = env_str("STRIPE_METER_EVENT_NAME")
+
+        # Any OpenAI-compatible /v1/chat/completions provider: OpenAI, OpenRouter, vLLM, Ollama.
+        self.AI_API_BASE = env_str("AI_API_BASE", "https://api.openai.com/v1")
+        self.AI_API_KEY = env_str("AI_API_KEY")
+        self.AI_MODEL = env_str("AI_MODEL", "gpt-4o-mini")
+        # Models a caller may ask for besides AI_MODEL; others are refused (they cost more).
+        self.AI_ALLOWED_MODELS = env_list("AI_ALLOWED_MODELS")
+        self.AI_TIMEOUT = env_float("AI_TIMEOUT", 60.0)
+        self.AI_MAX_RETRIES = env_int("AI_MAX_RETRIES", 2)
+        # The default and the ceiling of max_tokens; it is also what a call reserves of the quota.
+        self.AI_MAX_TOKENS = env_int("AI_MAX_TOKENS", 1024)
+        self.PLAN_QUOTAS = parse_quotas(env_str("PLAN_QUOTAS", "free:20000,pro:2000000"))
 
         self.FRONTEND_URL = env_str("FRONTEND_URL", "http://localhost:3000")
         self.ALLOWED_ORIGINS = env_list("ALLOWED_ORIGINS", "http://localhost:3000,http://localhost:8000")
@@ -139,6 +153,9 @@ class Config:
         self.PROXY_FIX_HOPS = env_int("PROXY_FIX_HOPS", 0)
         self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
         self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+        self.METRICS_TOKEN = env_str("METRICS_TOKEN")
+        self.SENTRY_DSN = env_str("SENTRY_DSN")
+        self.SENTRY_TRACES_SAMPLE_RATE = env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0)
 
         self.API_TITLE = self.APP_NAME
         self.API_VERSION = self.APP_VERSION

@@ -44,10 +44,13 @@ def _init_extensions(app):
     from saas.auth.callbacks import register_token_callbacks
     from saas.errors import register_error_handlers
     from saas.logging import init_logging
+    from saas.metrics import init_metrics
+    from saas.observability import init_sentry
     from saas.redis_client import init_redis
     from saas.security_headers import init_security_headers
 
     init_logging(app)
+    init_sentry(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     jwt.init_app(app)
@@ -62,6 +65,7 @@ def _init_extensions(app):
     init_redis(app)
     api.init_app(app)
     init_security_headers(app)
+    init_metrics(app)
     register_error_handlers(app)
 
 

@@ -35,6 +35,8 @@ def configure_json_logging(level="INFO"):
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Alembic announces its plugins at import; that is noise in a service's log.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _valid_request_id(value):

@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,45 +22,84 @@ def free_port():
         return sock.getsockname()[1]
 
 
+class Server:
+    def __init__(self, url, process):
+        self.url = url
+        self.process = process
+
+    def __str__(self):
+        return self.url
+
+
 @contextlib.contextmanager
 def gunicorn(**env):
-    """Serve wsgi:app under gunicorn with gunicorn.conf.py; yields the base URL."""
+    """Serve wsgi:app under gunicorn with gunicorn.conf.py; yields a Server (str() is its URL)."""
     port = free_port()
+    log_file = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
         cwd=ROOT,
-        env=child_env(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="2", GUNICORN_THREADS="4", **env),
-        stdout=subprocess.PIPE,
+        env=child_env(**{"GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4", **env, "GUNICORN_BIND": f"127.0.0.1:{port}"}),
+        # A file, not a pipe: nobody drains a pipe while the test runs, and a full one blocks gunicorn.
+        stdout=log_file,
         stderr=subprocess.STDOUT,
     )
+    process.log_file = log_file
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_serving(base_url, process)
-        yield base_url
+        yield Server(base_url, process)
     finally:
+        stop_process(process)
+
+
+def process_output(process):
+    process.log_file.seek(0)
+    return process.log_file.read().decode(errors="replace")
+
+
+def stop_process(process, timeout=30):
+    if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_until_serving(base_url, process, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {process.stdout.read().decode(errors='replace')[-4000:]}")
-        with contextlib.suppress(requests.ConnectionError):
-            if requests.get(f"{base_url}/health/live", timeout=2).status_code == 200:
+            raise RuntimeError(f"gunicorn exited: {process_output(process)[-4000:]}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{base_url}/health/live", timeout=5).status_code == 200:
                 return
         time.sleep(0.2)
     raise RuntimeError("gunicorn did not start serving in time")
 
 
+def rq_worker_command(*extra, redis_url=None):
+    """The plain `rq worker` CLI, as the README runs it."""
+    url = redis_url or os.environ["REDIS_URL"]
+    return [str(BIN / "rq"), "worker", "--with-scheduler", "--url", url, *extra, "default"]
+
+
+def start_rq_worker(**env):
+    log_file = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        rq_worker_command(redis_url=env.get("REDIS_URL")), cwd=ROOT, env=child_env(**env),
+        stdout=log_file, stderr=subprocess.STDOUT,
+    )
+    process.log_file = log_file
+    return process
+
+
 def run_rq_worker_burst(**env):
     """Run the plain `rq worker` CLI (as the README says) until the queue is empty."""
     return subprocess.run(
-        [str(BIN / "rq"), "worker", "--burst", "--with-scheduler", "--url", env.get("REDIS_URL") or os.environ["REDIS_URL"], "default"],
+        rq_worker_command("--burst", redis_url=env.get("REDIS_URL")),
         cwd=ROOT,
         env=child_env(**env),
         capture_output=True,

@@ -8,7 +8,8 @@ PRODUCTION_SECRET = "production-grade-secret-key-of-more-than-32-bytes"
 
 
 def test_seed_manual_flow_under_gunicorn_in_production(database, fake_stripe):
-    with gunicorn(APP_ENV="production", SECRET_KEY=PRODUCTION_SECRET, DEBUG="false") as base:
+    with gunicorn(APP_ENV="production", SECRET_KEY=PRODUCTION_SECRET, DEBUG="false") as server:
+        base = server.url
         health = requests.get(f"{base}/health", timeout=10)
         assert health.status_code == 200
         assert health.json() == {"status": "healthy", "database": "ok", "redis": "ok"}
@@ -47,7 +48,8 @@ def test_seed_manual_flow_under_gunicorn_in_production(database, fake_stripe):
 
 
 def test_production_serves_json_errors_without_stack_traces(database):
-    with gunicorn(APP_ENV="production", SECRET_KEY=PRODUCTION_SECRET) as base:
+    with gunicorn(APP_ENV="production", SECRET_KEY=PRODUCTION_SECRET) as server:
+        base = server.url
         response = requests.post(
             f"{base}/api/v1/auth/login", data=b"{not json", headers={"Content-Type": "application/json"}, timeout=10
         )

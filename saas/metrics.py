@@ -1,0 +1,74 @@
+"""Prometheus metrics at /metrics: request counts and latency by endpoint and status, RQ depth.
+
+Under gunicorn with PROMETHEUS_MULTIPROC_DIR set (gunicorn.conf.py sets it), every worker
+writes to that directory and a scrape sums them. /metrics is closed unless METRICS_TOKEN is
+set, and then needs `Authorization: Bearer <METRICS_TOKEN>`.
+"""
+import functools
+import hmac
+import logging
+import os
+
+from flask import current_app, request
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_flask_exporter import PrometheusMetrics
+from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+from redis import Redis
+from rq import Queue
+
+from saas.api import error_payload
+
+log = logging.getLogger(__name__)
+
+
+def require_metrics_token(view):
+    @functools.wraps(view)
+    def guarded(*args, **kwargs):
+        expected = current_app.config["METRICS_TOKEN"]
+        if not expected:
+            return error_payload(404, "Metrics are disabled: set METRICS_TOKEN to expose them."), 404
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+            return error_payload(401, "A valid metrics token is required."), 401, {"WWW-Authenticate": "Bearer"}
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+class QueueDepthCollector:
+    """Reads the RQ queue length at scrape time, so the figure is never stale."""
+
+    def __init__(self, redis_url, queue_name, socket_timeout):
+        self.redis_url = redis_url
+        self.queue_name = queue_name
+        self.socket_timeout = socket_timeout
+
+    def collect(self):
+        gauge = GaugeMetricFamily("saas_rq_queue_depth", "Jobs waiting in the RQ queue.", labels=["queue"])
+        try:
+            connection = Redis.from_url(self.redis_url, socket_timeout=self.socket_timeout, socket_connect_timeout=self.socket_timeout)
+            gauge.add_metric([self.queue_name], Queue(self.queue_name, connection=connection).count)
+        except Exception as error:  # a scrape must not fail because Redis is down
+            log.warning("metrics: queue depth unavailable: %s", error.__class__.__name__)
+        yield gauge
+
+
+def init_metrics(app):
+    options = dict(
+        path="/metrics",
+        group_by="endpoint",
+        defaults_prefix="saas",
+        metrics_decorator=require_metrics_token,
+    )
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics = GunicornInternalPrometheusMetrics(app, **options)
+    else:
+        # One registry per app, so several apps in one process (tests) never collide.
+        metrics = PrometheusMetrics(app, registry=CollectorRegistry(auto_describe=True), **options)
+    if app.config["REDIS_URL"]:
+        metrics.registry.register(
+            QueueDepthCollector(app.config["REDIS_URL"], app.config["RQ_QUEUE"], app.config["REDIS_SOCKET_TIMEOUT"])
+        )
+    metrics.info("saas_app_info", "Application version.", version=app.config["APP_VERSION"])
+    return metrics
