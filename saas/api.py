@@ -5,6 +5,7 @@ import flask_smorest
 from werkzeug.exceptions import HTTPException
 
 BEARER_SCHEME = "BearerAuth"
+API_KEY_SCHEME = "ApiKeyAuth"
 
 # Headers of an HTTP error that a client needs to act on it.
 FORWARDED_ERROR_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
@@ -27,6 +28,9 @@ class Api(flask_smorest.Api):
         super().init_app(app, *args, **kwargs)
         self.spec.components.security_scheme(
             BEARER_SCHEME, {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        )
+        self.spec.components.security_scheme(
+            API_KEY_SCHEME, {"type": "apiKey", "in": "header", "name": "X-API-Key"}
         )
 
     def handle_http_exception(self, error):

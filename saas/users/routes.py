@@ -3,6 +3,7 @@ from flask_jwt_extended import current_user, get_jwt, jwt_required
 from flask_smorest import Blueprint
 
 from saas.api import BEARER_SCHEME
+from saas.apikeys.auth import TOKEN_OR_API_KEY, jwt_or_api_key_required
 from saas.auth.limits import password_check_limit
 from saas.users.schemas import UserSchema, UserUpdateSchema
 from saas.users.service import update_user
@@ -13,10 +14,10 @@ blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="The 
 @blp.route("/me", methods=["GET"])
 @blp.response(200, UserSchema)
 @blp.alt_response(401, response="UNAUTHORIZED")
-@blp.doc(security=[{BEARER_SCHEME: []}])
-@jwt_required()
+@blp.doc(security=TOKEN_OR_API_KEY)
+@jwt_or_api_key_required()
 def get_me():
-    """The user the access token belongs to."""
+    """The user the access token (or API key) belongs to."""
     return current_user
 
 

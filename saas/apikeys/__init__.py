@@ -1,0 +1,1 @@
+"""API keys: long-lived credentials for scripts, accepted where an access token is."""

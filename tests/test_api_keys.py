@@ -1,0 +1,139 @@
+"""API keys: shown once, stored as a hash, accepted where an access token is, owner only."""
+import hashlib
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from saas.apikeys.models import ApiKey
+from saas.extensions import db
+from saas.users.models import User
+from saas.users.service import set_user_active
+from tests.ai_support import API_KEYS, create_api_key, signed_up
+from tests.conftest import bearer, login, register
+
+ME = "/api/v1/users/me"
+
+
+def test_a_new_key_is_shown_once_with_a_recognisable_prefix(client, tokens):
+    response = client.post(API_KEYS, json={"name": "ci"}, headers=bearer(tokens["access_token"]))
+    assert response.status_code == 201
+    assert response.headers["Cache-Control"] == "no-store"
+    created = response.get_json()
+    assert set(created) == {"id", "name", "prefix", "key", "created_at", "last_used_at", "expires_at"}
+    key = created["key"]
+    assert key.startswith("sk_") and key.startswith(created["prefix"] + "_")
+    secret = key[len(created["prefix"]) + 1:]
+    assert len(secret) >= 43  # 32 random bytes, base64url
+
+    listed = client.get(API_KEYS, headers=bearer(tokens["access_token"])).get_json()
+    assert listed == [{name: value for name, value in created.items() if name != "key"}]
+
+
+def test_only_the_hash_of_a_key_is_stored(client, tokens):
+    key = create_api_key(client, tokens["access_token"])["key"]
+    row = db.session.scalar(sa.select(ApiKey))
+    assert row.key_hash == hashlib.sha256(key.encode()).hexdigest()
+    stored = db.session.execute(sa.text("SELECT * FROM api_keys")).one()
+    assert key not in " ".join(str(value) for value in stored)
+
+
+def test_a_key_works_as_bearer_and_as_x_api_key(client, tokens, user):
+    key = create_api_key(client, tokens["access_token"])["key"]
+    for headers in (bearer(key), {"X-API-Key": key}):
+        response = client.get(ME, headers=headers)
+        assert response.status_code == 200
+        assert response.get_json()["id"] == user["id"]
+
+
+def test_using_a_key_records_when_it_was_last_used(client, tokens):
+    created = create_api_key(client, tokens["access_token"])
+    client.get(ME, headers={"X-API-Key": created["key"]})
+    listed = client.get(API_KEYS, headers=bearer(tokens["access_token"])).get_json()
+    last_used = datetime.fromisoformat(listed[0]["last_used_at"])
+    assert datetime.now(timezone.utc) - last_used < timedelta(minutes=1)
+
+
+def test_a_revoked_key_stops_working_at_once(client, tokens):
+    created = create_api_key(client, tokens["access_token"])
+    assert client.get(ME, headers=bearer(created["key"])).status_code == 200
+
+    revoked = client.delete(f"{API_KEYS}/{created['id']}", headers=bearer(tokens["access_token"]))
+    assert revoked.status_code == 204
+
+    refused = client.get(ME, headers=bearer(created["key"]))
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"] == "Bearer"
+    assert refused.get_json()["code"] == 401
+    assert client.get(API_KEYS, headers=bearer(tokens["access_token"])).get_json() == []
+
+
+def test_another_users_key_is_a_404_and_stays_valid(client, tokens):
+    owners_key = create_api_key(client, tokens["access_token"], name="owner's")
+    intruder = signed_up(client, "intruder@example.com")
+
+    assert client.delete(f"{API_KEYS}/{owners_key['id']}", headers=bearer(intruder)).status_code == 404
+    assert client.delete(f"{API_KEYS}/999999", headers=bearer(intruder)).status_code == 404
+    assert client.get(API_KEYS, headers=bearer(intruder)).get_json() == []
+    assert client.get(ME, headers=bearer(owners_key["key"])).status_code == 200
+
+
+def test_a_wrong_secret_behind_a_real_prefix_is_refused(client, tokens):
+    key = create_api_key(client, tokens["access_token"])["key"]
+    forged = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
+    for headers in (bearer(forged), {"X-API-Key": forged}, {"X-API-Key": key[:15]}, {"X-API-Key": "sk_nope"}):
+        response = client.get(ME, headers=headers)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_an_expired_key_is_refused(client, tokens):
+    soon = datetime.now(timezone.utc) + timedelta(hours=1)
+    created = create_api_key(client, tokens["access_token"], expires_at=soon.isoformat())
+    assert datetime.fromisoformat(created["expires_at"]) == soon
+    assert client.get(ME, headers=bearer(created["key"])).status_code == 200
+
+    db.session.execute(
+        sa.update(ApiKey).values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+    )
+    db.session.commit()
+    assert client.get(ME, headers=bearer(created["key"])).status_code == 401
+
+
+def test_expiry_must_be_in_the_future_and_unknown_fields_are_refused(client, tokens):
+    past = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
+    for body in ({"name": "x", "expires_at": past}, {"name": "x", "scopes": ["all"]}, {"name": ""}, {}):
+        response = client.post(API_KEYS, json=body, headers=bearer(tokens["access_token"]))
+        assert response.status_code == 422, body
+
+
+def test_the_key_of_a_disabled_account_is_refused(client, tokens, user):
+    key = create_api_key(client, tokens["access_token"])["key"]
+    set_user_active(db.session.get(User, user["id"]), False)
+    assert client.get(ME, headers=bearer(key)).status_code == 401
+
+
+def test_key_management_and_account_changes_need_a_login_session(client, tokens):
+    created = create_api_key(client, tokens["access_token"])
+    for headers in (bearer(created["key"]), {"X-API-Key": created["key"]}):
+        assert client.post(API_KEYS, json={"name": "more"}, headers=headers).status_code == 401
+        assert client.get(API_KEYS, headers=headers).status_code == 401
+        assert client.delete(f"{API_KEYS}/{created['id']}", headers=headers).status_code == 401
+        assert client.patch(ME, json={"full_name": "Mallory"}, headers=headers).status_code == 401
+        assert client.post("/api/v1/auth/logout", headers=headers).status_code == 401
+    assert client.get(ME, headers=bearer(created["key"])).get_json()["full_name"] is None
+
+
+def test_an_access_token_still_wins_when_no_key_is_sent(client):
+    register(client, "plain@example.com")
+    token = login(client, "plain@example.com")["access_token"]
+    assert client.get(ME, headers=bearer(token)).status_code == 200
+    assert client.get(ME).status_code == 401
+
+
+def test_openapi_declares_the_api_key_scheme_where_keys_are_accepted(client):
+    spec = client.get("/openapi.json").get_json()
+    assert spec["components"]["securitySchemes"]["ApiKeyAuth"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    both = [{"BearerAuth": []}, {"ApiKeyAuth": []}]
+    assert spec["paths"]["/api/v1/ai/chat"]["post"]["security"] == both
+    assert spec["paths"]["/api/v1/users/me"]["get"]["security"] == both
+    assert spec["paths"]["/api/v1/api-keys"]["post"]["security"] == [{"BearerAuth": []}]
