@@ -5,7 +5,7 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt.exceptions import PyJWTError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from saas.api import error_payload
 from saas.extensions import db
@@ -13,6 +13,13 @@ from saas.extensions import db
 log = logging.getLogger(__name__)
 
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+class PaymentRequired(HTTPException):
+    """Werkzeug has no class for 402, so ``abort(402)`` would otherwise be a LookupError (500)."""
+
+    code = 402
+    description = "A paid plan is required for this."
 
 
 def token_error(error):
@@ -47,6 +54,7 @@ def _rollback_quietly():
 
 def register_error_handlers(app):
     """Call after the JWT manager is bound: its per-class handlers are replaced here."""
+    app.aborter.mapping.setdefault(402, PaymentRequired)
     jwt_classes = {
         exc_class
         for exc_class in app.error_handler_spec[None][None]

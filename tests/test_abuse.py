@@ -285,6 +285,16 @@ def test_max_content_length_comes_from_the_environment(database):
     assert response.status_code == 413
 
 
+def test_abort_with_402_is_a_json_402(database):
+    from flask_smorest import abort
+
+    app = make_app()
+    app.add_url_rule("/needs-a-plan", "needs_a_plan", lambda: abort(402, message="Upgrade."))
+    response = app.test_client().get("/needs-a-plan")
+    assert response.status_code == 402
+    assert response.get_json() == {"code": 402, "status": "Payment Required", "message": "Upgrade."}
+
+
 # Security headers
 
 
@@ -377,6 +387,19 @@ def test_cors_preflight_is_not_answered_for_a_foreign_origin(client):
     response = preflight(client, "https://evil.example.net")
     assert "Access-Control-Allow-Origin" not in response.headers
     assert "Access-Control-Allow-Methods" not in response.headers
+
+
+def test_cors_preflight_of_a_protected_endpoint_needs_no_token(client):
+    response = client.options(
+        ME,
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "Authorization, Content-Type",
+        },
+    )
+    assert response.status_code in (200, 204)
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
 
 
 def test_cors_never_allows_credentials(client):

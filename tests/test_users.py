@@ -212,3 +212,9 @@ def test_cli_activate_lets_the_user_log_in_again(app, client, user):
     result = runner.invoke(args=["users", "activate", user["email"]])
     assert result.exit_code == 0, result.output
     assert login(client)["access_token"]
+
+
+def test_patch_without_a_token_is_401_even_with_an_invalid_body(client, user):
+    response = client.patch(ME, json={"is_superuser": True, "full_name": 5})
+    assert response.status_code == 401
+    assert "errors" not in response.get_json()

@@ -1,4 +1,8 @@
 """flask-jwt-extended hooks: a token is honoured only while its session is open and its user active."""
+from flask import current_app, request
+from flask_jwt_extended import verify_jwt_in_request
+
+from saas.api import BEARER_SCHEME
 from saas.auth.service import session_is_usable
 from saas.extensions import db
 from saas.users.models import User
@@ -13,3 +17,19 @@ def register_token_callbacks(jwt):
     def load_active_user(jwt_header, jwt_payload):
         user = db.session.get(User, int(jwt_payload["sub"]))
         return user if user is not None and user.is_active else None
+
+
+def require_documented_bearer_token():
+    """Demand the access token of an endpoint documented as ``security: [{BearerAuth: []}]``
+    before anything else runs.
+
+    ``@jwt_required()`` sits under flask-smorest's decorators, which parse and validate the
+    body first: a caller without a token would get a 422 describing the body instead of the
+    401. Checking here also means no endpoint can document a token and forget to demand one.
+    """
+    if request.method == "OPTIONS" or request.endpoint is None:
+        return  # CORS preflights carry no credentials; unrouted requests 404/405 anyway
+    view = current_app.view_functions.get(request.endpoint)
+    security = getattr(view, "_apidoc", {}).get("manual_doc", {}).get("security")
+    if security == [{BEARER_SCHEME: []}]:
+        verify_jwt_in_request()

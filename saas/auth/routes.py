@@ -5,6 +5,7 @@ from flask_smorest import Blueprint
 
 from saas.api import BEARER_SCHEME
 from saas.auth import service
+from saas.auth.callbacks import require_documented_bearer_token
 from saas.auth.limits import login_account_limit, login_ip_limit, refresh_ip_limit, register_ip_limit
 from saas.auth.schemas import (
     LoginSchema,
@@ -19,6 +20,8 @@ from saas.users.service import create_user
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+blp.before_app_request(require_documented_bearer_token)
 
 
 @blp.route("/register", methods=["POST"])
