@@ -9,23 +9,30 @@ from saas.users.models import User
 billing_cli = AppGroup("billing", help="Stripe billing operations.")
 
 
+def _report(summary, failures, label):
+    """Print each failure and the summary; exit 1 if anything failed, for cron and scripts."""
+    for key, error in failures:
+        click.echo(f"{label} {key}: {error}", err=True)
+    click.echo(f"{summary}, {len(failures)} failed")
+    if failures:
+        raise SystemExit(1)
+
+
 @billing_cli.command("ensure-customers")
 def ensure_customers():
     """Create the Stripe customer of every user who has none (after a Redis or Stripe outage)."""
     from saas.billing.service import ensure_customer
 
     users = db.session.scalars(sa.select(User).where(User.stripe_customer_id.is_(None))).all()
-    created = failed = 0
+    created, failures = 0, []
     for user in users:
         try:
             ensure_customer(user)
             created += 1
         except Exception as error:  # keep going; report the count at the end
-            failed += 1
-            click.echo(f"user {user.id}: {error}", err=True)
-    click.echo(f"created {created} customers, {failed} failed")
-    if failed:
-        raise SystemExit(1)
+            failures.append((user.id, error))
+            db.session.rollback()
+    _report(f"created {created} customers", failures, "user")
 
 
 @billing_cli.command("replay-events")
@@ -33,4 +40,14 @@ def replay_events():
     """Apply again every stored webhook event that failed or was never applied."""
     from saas.billing.webhooks import replay_failed_events
 
-    click.echo(f"applied {replay_failed_events()} events")
+    applied, failures = replay_failed_events()
+    _report(f"applied {applied} events", failures, "event")
+
+
+@billing_cli.command("sync")
+def sync():
+    """Make every stored subscription match Stripe, for every user with a Stripe customer."""
+    from saas.billing.subscriptions import sync_all_customers
+
+    synced, failures = sync_all_customers()
+    _report(f"synced {synced} customers", failures, "user")

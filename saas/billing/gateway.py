@@ -106,26 +106,47 @@ def create_portal_session(*, customer_id, return_url):
 
 
 def list_subscriptions(customer_id):
+    """Every subscription of the customer, ended ones included, as plain dicts."""
     with translated_stripe_errors():
-        return list(
-            stripe_client()
-            .v1.subscriptions.list(params={"customer": customer_id, "status": "all", "limit": 100})
-            .auto_paging_iter()
+        listed = stripe_client().v1.subscriptions.list(
+            params={"customer": customer_id, "status": "all", "limit": 100}
         )
+        return [subscription.to_dict() for subscription in listed.auto_paging_iter()]
 
 
 def retrieve_subscription(subscription_id):
-    with translated_stripe_errors():
-        return stripe_client().v1.subscriptions.retrieve(subscription_id)
+    """The subscription as Stripe has it now, as a plain dict; None if Stripe has no such one."""
+    try:
+        with translated_stripe_errors():
+            return stripe_client().v1.subscriptions.retrieve(subscription_id).to_dict()
+    except StripeRejected as error:
+        if getattr(error.__cause__, "code", None) == "resource_missing":
+            return None
+        raise
+
+
+def webhook_secrets():
+    """STRIPE_WEBHOOK_SECRET, which may list several secrets (comma-separated) while rotating."""
+    raw = current_app.config["STRIPE_WEBHOOK_SECRET"] or ""
+    return [secret.strip() for secret in raw.split(",") if secret.strip()]
 
 
 def verify_webhook(payload, signature_header):
-    """The verified event as a dict; raises ``stripe.SignatureVerificationError`` or ValueError."""
-    config = current_app.config
-    secret = config["STRIPE_WEBHOOK_SECRET"]
-    if not secret:
+    """The verified event as a dict; raises ``stripe.SignatureVerificationError`` or ValueError.
+
+    The header may carry several ``v1=`` signatures (Stripe signs with the old and the new secret
+    while an endpoint secret is being rolled); one matching any of our secrets is enough.
+    """
+    secrets = webhook_secrets()
+    if not secrets:
         raise BillingNotConfigured("Webhooks are not configured (STRIPE_WEBHOOK_SECRET is not set).")
-    stripe.WebhookSignature.verify_header(
-        payload.decode("utf-8"), signature_header, secret, tolerance=config["STRIPE_WEBHOOK_TOLERANCE"]
-    )
-    return json.loads(payload)
+    body = payload.decode("utf-8")
+    tolerance = current_app.config["STRIPE_WEBHOOK_TOLERANCE"]
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(body, signature_header, secret, tolerance=tolerance)
+        except stripe.SignatureVerificationError as error:
+            failure = error
+            continue
+        return json.loads(body)
+    raise failure

@@ -2,7 +2,9 @@
 
 The row insert on the event's primary key is the exactly-once gate: of several deliveries of
 the same event, even simultaneous ones, one inserts and the others see a duplicate. Applying
-runs in a job (inline without Redis); a failure is recorded on the row and retried.
+runs in a job (inline without Redis) that locks the event row, so it happens once however many
+jobs ask for it; a failure is recorded on the row and retried by RQ, then by
+``flask billing replay-events``.
 """
 import logging
 from datetime import datetime, timezone
@@ -13,56 +15,78 @@ from flask_smorest import abort
 from sqlalchemy.exc import IntegrityError
 
 from saas.billing import gateway
+from saas.billing.handlers import EVENT_HANDLERS
 from saas.billing.models import StripeEvent
 from saas.extensions import db
 from saas.jobs import enqueue, job_app_context
 
 log = logging.getLogger(__name__)
 
-# event type -> function(event_object, event) ; filled by saas.billing.handlers
-EVENT_HANDLERS = {}
-
-
-def handles(*event_types):
-    def register(func):
-        for event_type in event_types:
-            EVENT_HANDLERS[event_type] = func
-        return func
-
-    return register
-
 
 def receive_event(payload, signature_header):
-    """Verify and store a delivery; returns (event id, whether it was a duplicate)."""
+    """Verify and store a delivery and have it applied; returns (event id, whether a duplicate).
+
+    If queueing fails (Redis down) the request fails too, so Stripe delivers the event again;
+    a duplicate of an event that is stored but not yet applied is queued again for that reason.
+    """
+    event = _verified_event(payload, signature_header)
+    handled = event["type"] in EVENT_HANDLERS
+    db.session.add(
+        StripeEvent(
+            id=event["id"],
+            type=event["type"],
+            payload=event,
+            stripe_created=event["created"] if isinstance(event.get("created"), int) else None,
+            # Nothing to apply for a type we do not handle: it is kept only as a record.
+            processed_at=None if handled else datetime.now(timezone.utc),
+        )
+    )
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        stored = db.session.get(StripeEvent, event["id"])
+        if stored is not None and stored.processed_at is None:
+            enqueue(apply_stripe_event, event["id"])
+        log.info("stripe event %s delivered again", event["id"])
+        return event["id"], True
+    if handled:
+        enqueue(apply_stripe_event, event["id"])
+    return event["id"], False
+
+
+def _verified_event(payload, signature_header):
     if not signature_header:
         abort(400, message="Missing Stripe-Signature header.")
     try:
         event = gateway.verify_webhook(payload, signature_header)
     except stripe.SignatureVerificationError:
         abort(400, message="Invalid or stale Stripe signature.")
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:  # also UnicodeDecodeError
         abort(400, message="The webhook body is not valid JSON.")
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+    if (
+        not isinstance(event, dict)
+        or not isinstance(event.get("id"), str)
+        or not 0 < len(event["id"]) <= 255
+        or not isinstance(event.get("type"), str)
+        or not 0 < len(event["type"]) <= 255
+        or not isinstance(event.get("data"), dict)
+        or not isinstance(event["data"].get("object"), dict)
+    ):
         abort(400, message="The webhook body is not a Stripe event.")
-
-    db.session.add(
-        StripeEvent(id=event["id"], type=event["type"], payload=event, stripe_created=event.get("created"))
-    )
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        log.info("stripe event %s delivered again; ignored", event["id"])
-        return event["id"], True
-    enqueue(apply_stripe_event, event["id"])
-    return event["id"], False
+    return event
 
 
 @job_app_context
 def apply_stripe_event(event_id):
     """Apply a stored event once. Raises after recording the error, so RQ retries."""
+    # populate_existing: a copy of the row already in the session must not hide another
+    # delivery's processed_at, which is only visible once this lock is granted.
     event_row = db.session.execute(
-        sa.select(StripeEvent).where(StripeEvent.id == event_id).with_for_update()
+        sa.select(StripeEvent)
+        .where(StripeEvent.id == event_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if event_row is None or event_row.processed_at is not None:
         db.session.rollback()
@@ -96,14 +120,17 @@ def _record_failure(event_id, error):
 
 
 def replay_failed_events():
-    """Apply again every stored event that has not been applied; returns how many succeeded."""
+    """Apply again, oldest first, every stored event not applied yet.
+
+    Returns (how many were applied, [(event id, error), ...] for those that failed again).
+    """
     pending = db.session.scalars(
         sa.select(StripeEvent.id).where(StripeEvent.processed_at.is_(None)).order_by(StripeEvent.received_at)
     ).all()
-    applied = 0
+    applied, failures = 0, []
     for event_id in pending:
         try:
             applied += bool(apply_stripe_event(event_id))
-        except Exception:
-            continue
-    return applied
+        except Exception as error:  # recorded on the row by apply_stripe_event; keep going
+            failures.append((event_id, error))
+    return applied, failures
