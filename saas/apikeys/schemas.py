@@ -1,18 +1,35 @@
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import marshmallow as ma
 
+MAX_KEY_LIFETIME = timedelta(days=3660)
+
 
 class ApiKeyCreateSchema(ma.Schema):
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
+    name = ma.fields.String(
+        required=True,
+        # PostgreSQL text cannot hold NUL characters.
+        validate=[ma.validate.Length(min=1, max=100), ma.validate.ContainsNoneOf("\x00")],
+    )
     expires_at = ma.fields.AwareDateTime(
-        allow_none=True, metadata={"description": "When the key stops working; never when omitted."}
+        allow_none=True,
+        metadata={"description": "When the key stops working, within ten years; never when omitted."},
     )
 
     @ma.validates("expires_at")
     def in_the_future(self, value, **kwargs):
-        if value is not None and value <= datetime.now(timezone.utc):
+        now = datetime.now(timezone.utc)
+        if value is not None and value <= now:
             raise ma.ValidationError("Must be in the future.")
+        if value is not None and value > now + MAX_KEY_LIFETIME:
+            raise ma.ValidationError("Must be within ten years.")
+
+    @ma.post_load
+    def expires_at_in_utc(self, data, **kwargs):
+        # PostgreSQL refuses offsets beyond +-15:59 (a 500 before), and SQLite drops the offset.
+        if data.get("expires_at") is not None:
+            data["expires_at"] = data["expires_at"].astimezone(timezone.utc)
+        return data
 
 
 class ApiKeySchema(ma.Schema):
