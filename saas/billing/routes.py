@@ -1,21 +1,46 @@
-"""Stripe Checkout, the customer portal and the webhook endpoint."""
+"""Plans, subscriptions, Stripe Checkout, the customer portal and the webhook endpoint."""
 from flask import request
 from flask_jwt_extended import current_user, jwt_required
 from flask_smorest import Blueprint
 
 from saas.api import BEARER_SCHEME
 from saas.billing import service
+from saas.billing.entitlements import effective_plan, plan_required, subscription_summary
 from saas.billing.schemas import (
     CheckoutRequestSchema,
     CheckoutSessionSchema,
+    PlanSchema,
     PortalQuerySchema,
     PortalSessionSchema,
+    ProFeatureSchema,
+    SubscriptionSchema,
     WebhookAckSchema,
 )
 from saas.billing.webhooks import receive_event
 from saas.extensions import limiter
 
 blp = Blueprint("billing", __name__, url_prefix="/api/v1/billing", description="Stripe billing.")
+
+
+@blp.route("/plans", methods=["GET"])
+@blp.response(200, PlanSchema(many=True))
+def list_plans():
+    """The plans one can subscribe to (STRIPE_PLANS), in their configured order. Public."""
+    return service.plan_list()
+
+
+@blp.route("/subscription", methods=["GET"])
+@blp.response(200, SubscriptionSchema)
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.doc(security=[{BEARER_SCHEME: []}])
+@jwt_required()
+def get_subscription():
+    """The caller's current subscription, as last reported by Stripe.
+
+    Without one: plan "free" and status "none". A user with several subscriptions sees the one
+    that grants access (the newest if several do); ended subscriptions are not shown.
+    """
+    return subscription_summary(current_user)
 
 
 @blp.route("/create-checkout-session", methods=["POST"])
@@ -29,7 +54,7 @@ blp = Blueprint("billing", __name__, url_prefix="/api/v1/billing", description="
 def create_checkout_session(fields):
     """Open a Stripe Checkout session for a subscription to one of the configured plans.
 
-    Give `price_id` or `plan` (see STRIPE_PLANS). `success_url` and `cancel_url` must point at an
+    Give `price_id` or `plan` (see GET /plans). `success_url` and `cancel_url` must point at an
     allowed origin (ALLOWED_ORIGINS or FRONTEND_URL) and default to pages under FRONTEND_URL.
     """
     return service.start_checkout(current_user, **fields)
@@ -56,11 +81,33 @@ def customer_portal(query):
 )
 @blp.response(200, WebhookAckSchema)
 @blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def stripe_webhook():
     """Stripe's webhook endpoint, verified with STRIPE_WEBHOOK_SECRET.
 
+    A missing, wrong or stale (over 300 s) signature, or a body that is not a JSON event, is a
+    400 and nothing is stored; any one of several `v1=` signatures may match, and
+    STRIPE_WEBHOOK_SECRET may list several comma-separated secrets while one is rolled.
     Each event is stored and applied once, however often and however concurrently it is
-    delivered. Unknown event types are acknowledged and ignored.
+    delivered; applying runs in an RQ job, and a failure is recorded and retried. A 503 (the
+    queue is unreachable) makes Stripe deliver the event again. Handled: checkout.session.completed,
+    customer.subscription.created/updated/deleted/paused/resumed/trial_will_end, invoice.paid,
+    invoice.payment_failed, customer.deleted; other types are acknowledged and ignored.
     """
     _, duplicate = receive_event(request.get_data(cache=False), request.headers.get("Stripe-Signature"))
     return {"received": True, "duplicate": duplicate}
+
+
+@blp.route("/pro-feature", methods=["GET"])
+@blp.response(200, ProFeatureSchema)
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(402, response="PAYMENT_REQUIRED")
+@blp.doc(security=[{BEARER_SCHEME: []}])
+@plan_required("pro", "team")
+def pro_feature():
+    """Example of an endpoint for paying users only: copy its `@plan_required(...)`.
+
+    Users on the pro or team plan get 200; others get 402 with `errors.required_plans` and
+    `errors.current_plan`. A past_due subscription keeps access for BILLING_PAST_DUE_GRACE_DAYS.
+    """
+    return {"message": "Welcome to the paid feature.", "plan": effective_plan(current_user)}

@@ -38,3 +38,39 @@ class PortalSessionSchema(ma.Schema):
 class WebhookAckSchema(ma.Schema):
     received = ma.fields.Boolean(required=True)
     duplicate = ma.fields.Boolean(required=True)
+
+
+class PlanSchema(ma.Schema):
+    plan = ma.fields.String(required=True, metadata={"description": "The plan name, e.g. `pro`."})
+    price_id = ma.fields.String(required=True, metadata={"description": "Its Stripe price."})
+
+
+class SubscriptionSchema(ma.Schema):
+    plan = ma.fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": '"free" without a subscription; null for a price not in STRIPE_PLANS.'},
+    )
+    status = ma.fields.String(
+        required=True,
+        metadata={"description": 'Stripe\'s status (active, trialing, past_due, unpaid, ...), or "none".'},
+    )
+    price_id = ma.fields.String(required=True, allow_none=True)
+    current_period_end = ma.fields.AwareDateTime(required=True, allow_none=True)
+    cancel_at_period_end = ma.fields.Boolean(required=True)
+    trial_end = ma.fields.AwareDateTime(required=True, allow_none=True)
+    has_access = ma.fields.Boolean(
+        required=True,
+        metadata={"description": "Whether the plan's features are available now (active, trialing, or "
+                  "past_due within the grace period)."},
+    )
+    grace_period_end = ma.fields.AwareDateTime(
+        required=True,
+        allow_none=True,
+        metadata={"description": "For past_due: when access ends unless the payment succeeds."},
+    )
+
+
+class ProFeatureSchema(ma.Schema):
+    message = ma.fields.String(required=True)
+    plan = ma.fields.String(required=True)

@@ -34,6 +34,10 @@ def configured_plans():
     return current_app.config["STRIPE_PLANS"]
 
 
+def plan_list():
+    return [{"plan": plan, "price_id": price_id} for plan, price_id in configured_plans().items()]
+
+
 def resolve_price(*, price_id=None, plan=None):
     plans = configured_plans()
     if plan is not None:
