@@ -47,6 +47,7 @@ def get_subscription():
 @blp.arguments(CheckoutRequestSchema)
 @blp.response(200, CheckoutSessionSchema)
 @blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(502, response="BAD_GATEWAY")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 @blp.doc(security=[{BEARER_SCHEME: []}])
@@ -56,6 +57,8 @@ def create_checkout_session(fields):
 
     Give `price_id` or `plan` (see GET /plans). `success_url` and `cancel_url` must point at an
     allowed origin (ALLOWED_ORIGINS or FRONTEND_URL) and default to pages under FRONTEND_URL.
+    A user whose subscription is active, trialing or past_due gets 409: plan changes and
+    payment fixes go through the customer portal, so nobody pays for two subscriptions.
     """
     return service.start_checkout(current_user, **fields)
 

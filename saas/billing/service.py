@@ -6,6 +6,7 @@ from flask import current_app
 from flask_smorest import abort
 
 from saas.billing import gateway
+from saas.billing.entitlements import current_subscription
 from saas.extensions import db
 from saas.users.models import User
 
@@ -58,7 +59,7 @@ def allowed_origins():
     return origins - {None}
 
 
-def safe_redirect_url(url, *, field, default_path):
+def safe_redirect_url(url, *, field, default_path, location="json"):
     """``url`` if it points at an allowed origin, the FRONTEND_URL default if it is None."""
     if url is None:
         return current_app.config["FRONTEND_URL"].rstrip("/") + default_path
@@ -66,21 +67,34 @@ def safe_redirect_url(url, *, field, default_path):
         abort(
             422,
             message="Redirect URL not allowed.",
-            errors={"json": {field: ["Must point at one of the allowed origins (ALLOWED_ORIGINS, FRONTEND_URL)."]}},
+            errors={location: {field: ["Must point at one of the allowed origins (ALLOWED_ORIGINS, FRONTEND_URL)."]}},
         )
     return url
 
 
 def _origin(url):
-    parts = urlsplit(url or "")
+    # urlsplit silently drops tabs and newlines and trims spaces; a URL that needs that is refused.
+    if any(char.isspace() or ord(char) < 32 for char in url or ""):
+        return None
+    try:
+        parts = urlsplit(url or "")
+        port = parts.port  # raises for `https://localhost:3000.evil.com`
+    except ValueError:
+        return None
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
         return None
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = port or (443 if parts.scheme == "https" else 80)
     return f"{parts.scheme}://{parts.hostname.lower()}:{port}"
 
 
 def start_checkout(user, *, price_id=None, plan=None, success_url=None, cancel_url=None):
     price = resolve_price(price_id=price_id, plan=plan)
+    existing = current_subscription(user)
+    if existing is not None and existing.status in ("active", "trialing", "past_due"):
+        abort(
+            409,
+            message="You already have a subscription; change plans or payment details in the customer portal.",
+        )
     success = safe_redirect_url(success_url, field="success_url", default_path="/billing/success?session_id={CHECKOUT_SESSION_ID}")
     cancel = safe_redirect_url(cancel_url, field="cancel_url", default_path="/billing/cancel")
     session = gateway.create_checkout_session(
@@ -94,6 +108,6 @@ def start_checkout(user, *, price_id=None, plan=None, success_url=None, cancel_u
 
 
 def open_portal(user, *, return_url=None):
-    target = safe_redirect_url(return_url, field="return_url", default_path="/account")
+    target = safe_redirect_url(return_url, field="return_url", default_path="/account", location="query")
     session = gateway.create_portal_session(customer_id=ensure_customer(user), return_url=target)
     return {"portal_url": session.url}
