@@ -135,6 +135,16 @@ def test_several_configured_secrets_are_each_accepted_while_rotating(database):
     assert (new.status_code, old.status_code, neither.status_code, stale.status_code) == (200, 200, 400, 400)
 
 
+def test_without_a_webhook_secret_configured_the_endpoint_is_503_and_stores_nothing(inline_client):
+    client = make_app(REDIS_URL="", STRIPE_WEBHOOK_SECRET="").test_client()
+
+    response = deliver(client, make_event("customer.deleted", {"id": "cus_x"}))
+
+    assert response.status_code == 503
+    assert "STRIPE_WEBHOOK_SECRET" in response.get_json()["message"]
+    assert stored_events() == []
+
+
 @pytest.mark.parametrize(
     "body",
     [b"not json", b'{"id": "evt_1", "type": ', "[]".encode(), b'{"id": "evt_1"}', b'{"id": 1, "type": "x", "data": {"object": {}}}',
