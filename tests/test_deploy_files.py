@@ -105,9 +105,12 @@ def test_gunicorn_conf_reads_overrides_from_env():
     assert (conf["worker_class"], conf["workers"], conf["threads"]) == ("gthread", 3, 7)
 
 
-def test_gunicorn_conf_uses_only_known_settings():
+def test_gunicorn_conf_uses_only_known_settings(monkeypatch):
     # gunicorn silently ignores unknown names, so a typo would go unnoticed.
     from gunicorn.config import Config
+
+    # The file sets PROMETHEUS_MULTIPROC_DIR for its workers; keep it out of this process.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/nonexistent/not-used")
 
     namespace = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     names = {k for k, v in namespace.items() if not k.startswith("_") and not isinstance(v, ModuleType)}

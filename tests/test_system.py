@@ -80,7 +80,8 @@ def test_openapi_document_declares_bearer_security_and_every_endpoint(client):
         "/api/v1/billing/webhook",
     ):
         assert path in spec["paths"], path
-    assert spec["paths"]["/api/v1/users/me"]["get"]["security"] == [{"BearerAuth": []}]
+    assert {"BearerAuth": []} in spec["paths"]["/api/v1/users/me"]["get"]["security"]
+    assert spec["paths"]["/api/v1/users/me"]["patch"]["security"] == [{"BearerAuth": []}]
 
 
 def test_login_documents_json_and_oauth2_form_bodies(client):
