@@ -54,22 +54,30 @@ def normalize_database_url(url):
     return url
 
 
-def parse_plans(raw):
-    """``pro:price_123,team:price_456`` -> ``{"pro": "price_123", "team": "price_456"}``."""
-    plans = {}
+def _parse_pairs(raw, setting, value_name):
+    pairs = {}
     for pair in (raw or "").split(","):
         if not pair.strip():
             continue
-        name, sep, price_id = pair.partition(":")
-        if not sep or not name.strip() or not price_id.strip():
-            raise ValueError(f"STRIPE_PLANS entry {pair!r} is not of the form plan:price_id")
-        plans[name.strip()] = price_id.strip()
-    return plans
+        name, sep, value = pair.partition(":")
+        if not sep or not name.strip() or not value.strip():
+            raise ValueError(f"{setting} entry {pair!r} is not of the form plan:{value_name}")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def parse_plans(raw):
+    """``pro:price_123,team:price_456`` -> ``{"pro": "price_123", "team": "price_456"}``."""
+    return _parse_pairs(raw, "STRIPE_PLANS", "price_id")
 
 
 def parse_quotas(raw):
     """``free:20000,pro:2000000`` -> ``{"free": 20000, "pro": 2000000}``."""
-    return {name: int(value) for name, value in parse_plans(raw).items()}
+    quotas = _parse_pairs(raw, "PLAN_QUOTAS", "tokens")
+    for name, tokens in quotas.items():
+        if not tokens.isdigit():
+            raise ValueError(f"PLAN_QUOTAS entry {name}:{tokens} needs a whole number of tokens")
+    return {name: int(tokens) for name, tokens in quotas.items()}
 
 
 class Config:

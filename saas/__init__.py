@@ -70,13 +70,15 @@ def _init_extensions(app):
 
 
 def _register_blueprints(app):
+    from saas.ai.routes import blp as ai_blp
     from saas.apikeys.routes import blp as api_keys_blp
     from saas.auth.routes import blp as auth_blp
     from saas.billing.routes import blp as billing_blp
     from saas.system.routes import blp as system_blp
+    from saas.usage.routes import blp as usage_blp
     from saas.users.routes import blp as users_blp
 
-    for blueprint in (system_blp, auth_blp, users_blp, api_keys_blp, billing_blp):
+    for blueprint in (system_blp, auth_blp, users_blp, api_keys_blp, billing_blp, ai_blp, usage_blp):
         api.register_blueprint(blueprint)
 
 

@@ -1,7 +1,23 @@
-"""Helpers for the API key tests."""
-from tests.conftest import bearer, login, register
+"""Helpers for the API key, AI and usage tests."""
+import json
 
+import pytest
+import sqlalchemy as sa
+
+from saas.extensions import db
+from saas.usage.models import UsageRecord
+from tests.conftest import bearer, login, make_app, register
+
+CHAT = "/api/v1/ai/chat"
+JOBS = "/api/v1/ai/jobs"
+USAGE = "/api/v1/usage"
 API_KEYS = "/api/v1/api-keys"
+# A long answer, so a call uses all of its max_tokens (AI_MAX_TOKENS is 100 in the suite).
+LONG_REPLY = " ".join(f"word{number}" for number in range(300))
+
+
+def messages(text="Say hello"):
+    return [{"role": "user", "content": text}]
 
 
 def create_api_key(client, access_token, name="script", **fields):
@@ -14,3 +30,35 @@ def signed_up(client, email="user@example.com"):
     """Register and log in; the user's access token."""
     register(client, email)
     return login(client, email)["access_token"]
+
+
+def usage_records():
+    db.session.expire_all()
+    return db.session.scalars(sa.select(UsageRecord).order_by(UsageRecord.id)).all()
+
+
+def server_sent_events(text):
+    """``[(event, data), ...]`` from a text/event-stream body."""
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        events.append((fields.get("event"), json.loads(fields["data"])))
+    return events
+
+
+@pytest.fixture
+def app_with(database):
+    """Build an app with settings overridden (env var names); its client comes with a context."""
+    contexts = []
+
+    def build(**overrides):
+        app = make_app(**overrides)
+        context = app.app_context()
+        context.push()
+        contexts.append(context)
+        return app.test_client()
+
+    yield build
+    db.session.remove()
+    for context in reversed(contexts):
+        context.pop()

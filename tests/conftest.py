@@ -12,6 +12,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from tests.fake_openai import API_KEY as FAKE_OPENAI_API_KEY, FakeOpenAI
 from tests.fake_stripe import FakeStripe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,7 @@ DATABASE_URL = _required_env("TEST_DATABASE_URL")
 REDIS_URL = _required_env("TEST_REDIS_URL")
 
 FAKE_STRIPE = FakeStripe().start()
+FAKE_OPENAI = FakeOpenAI().start()
 
 BASE_ENV = {
     "APP_ENV": "testing",
@@ -43,6 +45,13 @@ BASE_ENV = {
     "STRIPE_PLANS": "pro:price_pro,team:price_team",
     "STRIPE_MAX_NETWORK_RETRIES": "0",
     "STRIPE_TIMEOUT": "2",
+    "STRIPE_METER_EVENT_NAME": "ai_tokens",
+    "AI_API_BASE": FAKE_OPENAI.url,
+    "AI_API_KEY": FAKE_OPENAI_API_KEY,
+    "AI_MODEL": "fake-model",
+    "AI_MAX_RETRIES": "0",
+    "AI_TIMEOUT": "2",
+    "AI_MAX_TOKENS": "100",
     "FRONTEND_URL": "http://localhost:3000",
     "ALLOWED_ORIGINS": "http://localhost:3000,https://app.example.com",
     "RATELIMIT_ENABLED": "false",
@@ -98,6 +107,7 @@ def app(database):
 def clean_state(request):
     """Every test starts with empty tables, an empty Redis and a fresh fake Stripe."""
     FAKE_STRIPE.reset()
+    FAKE_OPENAI.reset()
     yield
     if "database" in request.fixturenames:
         _truncate_all()
@@ -128,6 +138,11 @@ def client(app):
 @pytest.fixture
 def fake_stripe():
     return FAKE_STRIPE
+
+
+@pytest.fixture
+def fake_openai():
+    return FAKE_OPENAI
 
 
 @pytest.fixture

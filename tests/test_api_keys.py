@@ -101,7 +101,7 @@ def test_an_expired_key_is_refused(client, tokens):
 
 def test_expiry_must_be_in_the_future_and_unknown_fields_are_refused(client, tokens):
     past = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
-    for body in ({"name": "x", "expires_at": past}, {"name": "x", "scopes": ["all"]}, {"name": ""}, {}):
+    for body in ({"name": "x", "expires_at": past}, {"name": "x", "scopes": ["all"]}, {"name": ""}, {"name": "a\x00"}, {}):
         response = client.post(API_KEYS, json=body, headers=bearer(tokens["access_token"]))
         assert response.status_code == 422, body
 

@@ -105,6 +105,30 @@ def create_portal_session(*, customer_id, return_url):
         )
 
 
+def create_meter_event(*, event_name, customer_id, value, identifier, timestamp):
+    """Report ``value`` units of usage to a Stripe Billing meter, once per ``identifier``.
+
+    Returns False when Stripe already has an event with this identifier (a retry after an
+    answer that was lost): that usage is counted already.
+    """
+    try:
+        with translated_stripe_errors():
+            stripe_client().v1.billing.meter_events.create(
+                params={
+                    "event_name": event_name,
+                    "payload": {"stripe_customer_id": customer_id, "value": str(value)},
+                    "identifier": identifier,
+                    "timestamp": int(timestamp),
+                },
+                options={"idempotency_key": identifier},
+            )
+    except StripeRejected as error:
+        if getattr(error.__cause__, "param", None) == "identifier":
+            return False
+        raise
+    return True
+
+
 def list_subscriptions(customer_id):
     """Every subscription of the customer, ended ones included, as plain dicts."""
     with translated_stripe_errors():

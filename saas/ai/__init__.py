@@ -1,0 +1,1 @@
+"""Model calls through an OpenAI-compatible provider: chat, streaming, background jobs."""

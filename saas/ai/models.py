@@ -1,0 +1,39 @@
+"""Chat completions run in the background: the request, its state and its outcome."""
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from saas.extensions import db
+from saas.types import UTCDateTime
+from saas.users.models import utcnow
+
+QUEUED = "queued"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+
+
+class AiJob(db.Model):
+    """Kept in the database, so a job and its result outlive restarts of the app and of Redis."""
+
+    __tablename__ = "ai_jobs"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default=QUEUED)
+    model: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    max_tokens: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    messages: Mapped[list] = mapped_column(sa.JSON, nullable=False)
+    result: Mapped[dict | None] = mapped_column(sa.JSON)
+    error: Mapped[dict | None] = mapped_column(sa.JSON)
+    # The id of the request that submitted the job; its usage record carries it too.
+    request_id: Mapped[str | None] = mapped_column(sa.String(128))
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
+    )
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

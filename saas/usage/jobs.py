@@ -1,0 +1,54 @@
+"""Usage reporting to Stripe Billing meters, run by ``rq worker``."""
+import logging
+from datetime import datetime, timezone
+
+from flask import current_app
+from redis.exceptions import RedisError
+
+from saas.billing import gateway
+from saas.extensions import db
+from saas.jobs import enqueue, job_app_context
+from saas.usage.models import SETTLED, UsageRecord
+from saas.users.models import User
+
+log = logging.getLogger(__name__)
+
+
+def meter_event_identifier(record):
+    """Derived from the record, so every retry of its report is the same event to Stripe."""
+    return f"saas-usage-{record.id}-{int(record.created_at.timestamp())}"
+
+
+@job_app_context
+def report_usage_to_stripe(record_id):
+    """Send one settled usage record to the STRIPE_METER_EVENT_NAME meter. Raises so RQ retries."""
+    from saas.billing.service import ensure_customer
+
+    record = db.session.get(UsageRecord, record_id)
+    if record is None or record.status != SETTLED or record.reported_at is not None:
+        return None
+    user = db.session.get(User, record.user_id)
+    sent = gateway.create_meter_event(
+        event_name=current_app.config["STRIPE_METER_EVENT_NAME"],
+        customer_id=ensure_customer(user),
+        value=record.total_tokens,
+        identifier=meter_event_identifier(record),
+        timestamp=record.created_at.timestamp(),
+    )
+    if not sent:
+        log.info("usage record %s was already reported to Stripe", record_id)
+    record.reported_at = datetime.now(timezone.utc)
+    db.session.commit()
+    return sent
+
+
+def report_usage_later(record_id):
+    """Queue the report (inline without Redis); a no-op when usage is not billed through Stripe."""
+    config = current_app.config
+    if not (config["STRIPE_METER_EVENT_NAME"] and config["STRIPE_SECRET_KEY"]):
+        return None
+    try:
+        return enqueue(report_usage_to_stripe, record_id)
+    except RedisError:
+        log.warning("could not queue the Stripe report of usage record %s", record_id)
+        return None

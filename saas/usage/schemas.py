@@ -1,0 +1,15 @@
+import marshmallow as ma
+
+
+class UsageSchema(ma.Schema):
+    plan = ma.fields.String(required=True, metadata={"example": "free"})
+    quota = ma.fields.Integer(required=True, metadata={"description": "Tokens allowed this month."})
+    used = ma.fields.Integer(required=True, metadata={"description": "Tokens used this month."})
+    reserved = ma.fields.Integer(
+        required=True, metadata={"description": "Tokens held by calls still in progress."}
+    )
+    remaining = ma.fields.Integer(required=True)
+    period_start = ma.fields.AwareDateTime(required=True)
+    resets_at = ma.fields.AwareDateTime(
+        required=True, metadata={"description": "Start of the next month (UTC), when `used` is back to 0."}
+    )

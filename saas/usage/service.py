@@ -1,0 +1,170 @@
+"""Monthly token quotas: reserve before a model call, settle after, and what is left.
+
+A call first reserves the most it may use (its prompt estimate plus max_tokens) and is refused
+if that would pass the quota; reservations of one user are taken one at a time, so concurrent
+calls cannot all see the same remaining tokens. Settling replaces the reservation by the tokens
+the provider reports, so a user ends at most one call's estimate error past the quota.
+"""
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_smorest import abort
+
+from saas.billing.entitlements import FREE_PLAN, effective_plan
+from saas.extensions import db
+from saas.usage.jobs import report_usage_later
+from saas.usage.models import RESERVED, SETTLED, UsageRecord
+from saas.users.models import User
+
+# A reservation whose call never settled (its process died) stops counting after this.
+RESERVATION_TTL = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A held share of the quota, as plain values: no database connection is kept during the call."""
+
+    record_id: int
+    tokens: int
+    model: str
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    plan: str
+    quota: int
+    used: int
+    reserved: int
+    period_start: datetime
+    resets_at: datetime
+
+    @property
+    def remaining(self):
+        return max(self.quota - self.used - self.reserved, 0)
+
+    def allows(self, tokens):
+        return self.used + self.reserved + tokens <= self.quota
+
+
+def plan_quota(plan):
+    """PLAN_QUOTAS for ``plan``; a plan missing there gets the free quota, never an unlimited one."""
+    quotas = current_app.config["PLAN_QUOTAS"]
+    return quotas.get(plan, quotas.get(FREE_PLAN, 0))
+
+
+def quota_period(now):
+    """The calendar month (UTC) holding ``now``: its start and the start of the next."""
+    start = now.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start, (start + timedelta(days=32)).replace(day=1)
+
+
+def quota_status(user):
+    now = datetime.now(timezone.utc)
+    start, resets_at = quota_period(now)
+    plan = effective_plan(user)
+    counts_as_held = sa.and_(
+        UsageRecord.status == RESERVED, UsageRecord.created_at > now - RESERVATION_TTL
+    )
+    used, reserved = db.session.execute(
+        sa.select(
+            sa.func.coalesce(
+                sa.func.sum(
+                    sa.case(
+                        (UsageRecord.status == SETTLED, UsageRecord.input_tokens + UsageRecord.output_tokens),
+                        else_=0,
+                    )
+                ),
+                0,
+            ),
+            sa.func.coalesce(sa.func.sum(sa.case((counts_as_held, UsageRecord.reserved_tokens), else_=0)), 0),
+        ).where(UsageRecord.user_id == user.id, UsageRecord.created_at >= start)
+    ).one()
+    return QuotaStatus(plan, plan_quota(plan), int(used), int(reserved), start, resets_at)
+
+
+def check_quota(user, tokens):
+    """Refuse with 429 now if a call of ``tokens`` would not fit; reserves nothing."""
+    status = quota_status(user)
+    if not status.allows(tokens):
+        _refuse(status, tokens)
+
+
+def reserve(user, *, model, tokens, request_id=None):
+    """Hold ``tokens`` of the user's quota for a call, or refuse with 429."""
+    # Serialise the user's reservations on their row: the second of two concurrent calls
+    # counts only after the first one's reservation is committed.
+    db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update())
+    status = quota_status(user)
+    if not status.allows(tokens):
+        db.session.rollback()
+        _refuse(status, tokens)
+    record = UsageRecord(
+        user_id=user.id, model=model, status=RESERVED, reserved_tokens=tokens, request_id=request_id
+    )
+    db.session.add(record)
+    db.session.flush()
+    reservation = Reservation(record.id, tokens, model)
+    db.session.commit()
+    return reservation
+
+
+@contextlib.contextmanager
+def reserved(user, *, model, tokens, request_id=None):
+    """``reserve`` for the block; the reservation is given back if the block raises."""
+    reservation = reserve(user, model=model, tokens=tokens, request_id=request_id)
+    try:
+        yield reservation
+    except Exception:
+        release(reservation)
+        raise
+
+
+def settle(reservation, *, input_tokens, output_tokens, model=None):
+    """Replace the reservation by what the call used, and have it billed."""
+    db.session.execute(
+        sa.update(UsageRecord)
+        .where(UsageRecord.id == reservation.record_id)
+        .values(
+            status=SETTLED,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            model=(model or reservation.model)[:255],
+            settled_at=datetime.now(timezone.utc),
+        )
+    )
+    db.session.commit()
+    if input_tokens + output_tokens > 0:
+        report_usage_later(reservation.record_id)
+
+
+def release(reservation):
+    """Give the reservation back: the call failed before the provider used anything."""
+    db.session.execute(sa.delete(UsageRecord).where(UsageRecord.id == reservation.record_id))
+    db.session.commit()
+
+
+def _refuse(status, tokens):
+    resets_at = status.resets_at.isoformat().replace("+00:00", "Z")
+    retry_after = int((status.resets_at - datetime.now(timezone.utc)).total_seconds()) + 1
+    abort(
+        429,
+        message=(
+            f"Monthly token quota exceeded: the {status.plan} plan allows {status.quota} tokens a "
+            f"month, {status.used + status.reserved} are used or held and this call needs up to "
+            f"{tokens}. The quota resets at {resets_at}."
+        ),
+        errors={
+            "quota": {
+                "plan": status.plan,
+                "limit": status.quota,
+                "used": status.used,
+                "reserved": status.reserved,
+                "requested": tokens,
+                "resets_at": resets_at,
+            }
+        },
+        headers={"Retry-After": str(retry_after)},
+    )

@@ -1,0 +1,229 @@
+"""A small fake of an OpenAI-compatible model provider for tests.
+
+The app's provider client (``saas.ai.provider``, plain ``requests``) is pointed at this server
+through ``AI_API_BASE``, so request encoding, retries, timeouts and streaming are all exercised
+for real; only the network peer is fake.
+
+``POST /v1/chat/completions`` answers with ``reply`` split into word pieces, one per token:
+as one JSON completion, or with ``"stream": true`` as Server-Sent Events (``data: {chunk}``
+lines, a final usage chunk when ``stream_options.include_usage`` is set, then
+``data: [DONE]``), sent chunked over HTTP/1.1 as real providers do. Usage is deterministic:
+a prompt token per word of the messages, a completion token per piece.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+from typing import NamedTuple
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+API_KEY = "sk-fake-openai-test-key"
+DEFAULT_REPLY = "Hello from the fake model, one token at a time."
+
+
+class RecordedRequest(NamedTuple):
+    method: str
+    path: str
+    body: dict | None
+    headers: dict
+
+
+class _StreamingRequestHandler(WSGIRequestHandler):
+    # HTTP/1.1 makes werkzeug send a body of unknown length chunked, flushing every chunk.
+    protocol_version = "HTTP/1.1"
+
+    def log_request(self, code="-", size="-"):
+        pass
+
+
+def pieces_of(text: str) -> list[str]:
+    """The reply as the model's tokens: each word with the space before it."""
+    return re.findall(r"\s*\S+", text)
+
+
+def prompt_tokens_of(messages) -> int:
+    return sum(len(str(message.get("content", "")).split()) for message in messages)
+
+
+class FakeOpenAI:
+    """Fake provider server; see the module docstring.
+
+    ``mode`` simulates outages: "ok"; "down" (500 error); "unavailable" (connection closed
+    without an answer); "slow" (wait ``delay`` seconds, then answer); "midway" (a stream that
+    sends two pieces and then an error chunk). ``stream_gate``, when set to a
+    ``threading.Event``, holds a stream after its first piece until the event is set, so a
+    test can see that the first token reached the client before the answer was complete.
+    ``models``, when not None, is the set of model names that exist.
+    """
+
+    def __init__(self):
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._generation = 0
+        self._server = None
+        self._thread = None
+        self.url = ""
+        self.requests: list[RecordedRequest] = []
+        self.reset()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> "FakeOpenAI":
+        """Serve on 127.0.0.1 on a free port in a daemon thread; ``url`` ends in /v1."""
+        self._server = make_server(
+            "127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_StreamingRequestHandler
+        )
+        self.url = f"http://127.0.0.1:{self._server.server_port}/v1"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._bump_generation()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> "FakeOpenAI":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Forget recorded requests; every setting back to its default."""
+        with self._lock:
+            self._bump_generation()
+            self.mode = "ok"
+            self.delay = 10.0
+            self.reply = DEFAULT_REPLY
+            self.models = None
+            self.stream_gate = None
+            self.requests.clear()
+
+    def _bump_generation(self) -> None:
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    # -- test helpers --------------------------------------------------------
+
+    def completions(self) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    # -- WSGI plumbing -------------------------------------------------------
+
+    def _wsgi(self, environ, start_response):
+        request = Request(environ)
+        try:
+            body = json.loads(request.get_data(as_text=True) or "null")
+        except ValueError:
+            body = None
+        with self._lock:
+            self.requests.append(RecordedRequest(request.method, request.path, body, dict(request.headers)))
+            generation, mode = self._generation, self.mode
+
+        if mode == "unavailable":
+            self._drop_connection(environ)
+        if mode == "slow":
+            with self._changed:
+                self._changed.wait_for(lambda: self._generation != generation, timeout=self.delay)
+            if self._generation != generation:
+                self._drop_connection(environ)  # reset meanwhile: no late answer into the next test
+        if mode == "down":
+            return self._error(500, "The server had an error while processing your request.", "server_error")(
+                environ, start_response
+            )
+        return self._answer(request, body, mode)(environ, start_response)
+
+    @staticmethod
+    def _drop_connection(environ):
+        environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+        raise ConnectionAbortedError("FakeOpenAI dropped the connection on purpose")
+
+    @staticmethod
+    def _error(status, message, type_, code=None):
+        body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+        return Response(json.dumps(body), status=status, content_type="application/json")
+
+    def _answer(self, request: Request, body, mode: str) -> Response:
+        if request.headers.get("Authorization") != f"Bearer {API_KEY}":
+            return self._error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        if request.method != "POST" or request.path != "/v1/chat/completions":
+            return self._error(404, f"Unknown request URL: {request.method} {request.path}.", "invalid_request_error")
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body.get("model"):
+            return self._error(400, "'messages' and 'model' are required.", "invalid_request_error")
+        if self.models is not None and body["model"] not in self.models:
+            return self._error(
+                404, f"The model `{body['model']}` does not exist.", "invalid_request_error", "model_not_found"
+            )
+
+        pieces = pieces_of(self.reply)
+        finish_reason = "stop"
+        if body.get("max_tokens") is not None and len(pieces) > int(body["max_tokens"]):
+            pieces, finish_reason = pieces[: int(body["max_tokens"])], "length"
+        usage = {
+            "prompt_tokens": prompt_tokens_of(body["messages"]),
+            "completion_tokens": len(pieces),
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        completion_id = "chatcmpl-" + secrets.token_hex(12)
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            chunks = self._chunks(completion_id, body["model"], pieces, finish_reason, usage if include_usage else None, mode)
+            return Response(chunks, status=200, content_type="text/event-stream")
+        completion = {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(pieces)},
+                    "finish_reason": finish_reason,
+                }
+            ],
+            "usage": usage,
+        }
+        return Response(json.dumps(completion), status=200, content_type="application/json")
+
+    def _chunks(self, completion_id, model, pieces, finish_reason, usage, mode):
+        def chunk(choices, **extra):
+            return "data: " + json.dumps(
+                {
+                    "id": completion_id,
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": choices,
+                    **extra,
+                }
+            ) + "\n\n"
+
+        yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+        gate = self.stream_gate
+        for number, piece in enumerate(pieces):
+            if mode == "midway" and number == 2:
+                yield "data: " + json.dumps({"error": {"message": "The model crashed.", "type": "server_error"}}) + "\n\n"
+                return
+            yield chunk([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+            if number == 0 and gate is not None:
+                gate.wait(timeout=10)
+        yield chunk([{"index": 0, "delta": {}, "finish_reason": finish_reason}])
+        if usage is not None:
+            yield chunk([], usage=usage)
+        yield "data: [DONE]\n\n"

@@ -1,0 +1,100 @@
+"""Background chat jobs: queued by the API, run by a real `rq worker`, read back by their owner."""
+from rq import Queue
+
+from saas.extensions import db
+from tests.ai_support import (  # noqa: F401 (app_with is a fixture)
+    JOBS,
+    app_with,
+    create_api_key,
+    messages,
+    signed_up,
+    usage_records,
+)
+from tests.conftest import bearer, make_app
+from tests.servers import run_rq_worker_burst
+
+
+def _submit(client, token, **fields):
+    response = client.post(JOBS, json={"messages": messages("Summarise the news"), **fields}, headers=bearer(token))
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()
+
+
+def _run_worker():
+    result = run_rq_worker_burst()
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_job_is_queued_then_run_by_a_real_worker(client, tokens, fake_openai, redis_client):
+    job = _submit(client, tokens["access_token"])
+    assert job["status"] == "queued"
+    assert job["result"] is None and job["error"] is None
+    assert f"ai-chat-{job['id']}" in Queue("default", connection=redis_client).job_ids
+    assert fake_openai.completions() == []
+
+    _run_worker()
+
+    done = client.get(f"{JOBS}/{job['id']}", headers=bearer(tokens["access_token"])).get_json()
+    assert done["status"] == "succeeded"
+    assert done["started_at"] and done["finished_at"]
+    assert done["result"]["content"] == fake_openai.reply
+    assert done["result"]["usage"] == {"input_tokens": 3, "output_tokens": 10, "total_tokens": 13}
+    assert done["error"] is None
+    [record] = usage_records()
+    assert (record.input_tokens, record.output_tokens) == (3, 10)
+
+
+def test_a_job_survives_a_restart_of_the_app(database, fake_openai):
+    before = make_app()
+    with before.app_context():
+        first = before.test_client()
+        token = signed_up(first)
+        key = create_api_key(first, token)["key"]
+        job = _submit(first, key, max_tokens=4)
+        db.session.remove()
+
+    _run_worker()
+
+    after = make_app()  # a new process would build exactly this
+    with after.app_context():
+        response = after.test_client().get(f"{JOBS}/{job['id']}", headers={"X-API-Key": key})
+        db.session.remove()
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "succeeded"
+    assert response.get_json()["result"]["finish_reason"] == "length"
+
+
+def test_only_the_owner_can_read_a_job(client, tokens):
+    job = _submit(client, tokens["access_token"])
+    intruder = signed_up(client, "intruder@example.com")
+    assert client.get(f"{JOBS}/{job['id']}", headers=bearer(intruder)).status_code == 404
+    for unknown in ("00000000-0000-0000-0000-000000000000", "not-a-job", "a%00b"):
+        assert client.get(f"{JOBS}/{unknown}", headers=bearer(intruder)).status_code == 404
+    assert client.get(f"{JOBS}/{job['id']}").status_code == 401
+
+
+def test_a_provider_failure_is_kept_as_the_jobs_error(client, tokens, fake_openai):
+    fake_openai.mode = "down"
+    job = _submit(client, tokens["access_token"])
+    _run_worker()
+
+    failed = client.get(f"{JOBS}/{job['id']}", headers=bearer(tokens["access_token"])).get_json()
+    assert failed["status"] == "failed"
+    assert failed["result"] is None
+    assert failed["error"]["code"] == 502 and failed["error"]["status"] == "Bad Gateway"
+    assert usage_records() == []
+
+
+def test_a_job_over_the_quota_is_refused_when_submitted(app_with, fake_openai):
+    client = app_with(PLAN_QUOTAS="free:50")
+    response = client.post(JOBS, json={"messages": messages()}, headers=bearer(signed_up(client)))
+    assert response.status_code == 429
+    assert response.get_json()["errors"]["quota"]["limit"] == 50
+
+
+def test_without_redis_a_job_runs_inline(app_with, fake_openai):
+    client = app_with(REDIS_URL="")
+    token = signed_up(client)
+    response = client.post(JOBS, json={"messages": messages()}, headers=bearer(token))
+    assert response.status_code == 202
+    assert response.get_json()["status"] == "succeeded"
