@@ -188,6 +188,23 @@ def test_a_report_stripe_already_has_under_its_identifier_is_not_sent_again(clie
     assert response.status_code == 200
 
 
+def test_the_sweeper_reports_usage_whose_job_never_ran(app_with, fake_stripe):
+    client = app_with(STRIPE_METER_EVENT_NAME="")  # as if the report could not be queued
+    _chat(client, signed_up(client))
+    _chat(client, signed_up(client, "second@example.com"), max_tokens=2)
+
+    billed = app_with()
+    runner = billed.application.test_cli_runner()
+    result = runner.invoke(args=["billing", "report-usage"])
+    assert result.exit_code == 0, result.output
+    assert "reported 2 usage records, 0 failed" in result.output
+    assert sorted(int(event["payload"]["value"]) for event in fake_stripe.meter_events) == [4, 12]
+
+    again = runner.invoke(args=["billing", "report-usage"])
+    assert "reported 0 usage records" in again.output
+    assert len(fake_stripe.meter_events) == 2
+
+
 def test_nothing_is_reported_without_a_meter(app_with, fake_stripe, redis_client):
     client = app_with(STRIPE_METER_EVENT_NAME="")
     _chat(client, signed_up(client))

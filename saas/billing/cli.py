@@ -1,6 +1,7 @@
 """``flask billing ...``: operational billing commands."""
 import click
 import sqlalchemy as sa
+from flask import current_app
 from flask.cli import AppGroup
 
 from saas.extensions import db
@@ -51,3 +52,14 @@ def sync():
 
     synced, failures = sync_all_customers()
     _report(f"synced {synced} customers", failures, "user")
+
+
+@billing_cli.command("report-usage")
+def report_usage():
+    """Send Stripe every token usage record not reported yet (after a Redis or Stripe outage)."""
+    from saas.usage.jobs import report_pending_usage
+
+    if not current_app.config["STRIPE_METER_EVENT_NAME"]:
+        raise click.ClickException("STRIPE_METER_EVENT_NAME is not set: usage is not billed through Stripe.")
+    reported, failures = report_pending_usage()
+    _report(f"reported {reported} usage records", failures, "usage record")

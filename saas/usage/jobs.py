@@ -1,7 +1,8 @@
 """Usage reporting to Stripe Billing meters, run by ``rq worker``."""
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
+import sqlalchemy as sa
 from flask import current_app
 from redis.exceptions import RedisError
 
@@ -12,6 +13,9 @@ from saas.usage.models import SETTLED, UsageRecord
 from saas.users.models import User
 
 log = logging.getLogger(__name__)
+
+# Stripe refuses meter events more than 35 days old.
+REPORTABLE_AGE = timedelta(days=35)
 
 
 def meter_event_identifier(record):
@@ -52,3 +56,28 @@ def report_usage_later(record_id):
     except RedisError:
         log.warning("could not queue the Stripe report of usage record %s", record_id)
         return None
+
+
+def report_pending_usage():
+    """Report every settled record Stripe has not confirmed yet (its job could not be queued,
+    or gave up). Returns the count reported and ``[(record_id, error), ...]``."""
+    since = datetime.now(timezone.utc) - REPORTABLE_AGE
+    record_ids = db.session.scalars(
+        sa.select(UsageRecord.id)
+        .where(
+            UsageRecord.status == SETTLED,
+            UsageRecord.reported_at.is_(None),
+            UsageRecord.created_at > since,
+            UsageRecord.input_tokens + UsageRecord.output_tokens > 0,
+        )
+        .order_by(UsageRecord.id)
+    ).all()
+    reported, failures = 0, []
+    for record_id in record_ids:
+        try:
+            report_usage_to_stripe(record_id)
+            reported += 1
+        except Exception as error:  # keep going; the caller reports the failures
+            failures.append((record_id, error))
+            db.session.rollback()
+    return reported, failures
