@@ -57,7 +57,7 @@ class FakeOpenAI:
 
     ``mode`` simulates outages: "ok"; "down" (500 error); "unavailable" (connection closed
     without an answer); "slow" (wait ``delay`` seconds, then answer); "midway" (a stream that
-    sends two pieces and then an error chunk). ``stream_gate``, when set to a
+    sends two pieces and then an error chunk); "malformed" (200 with no choices). ``stream_gate``, when set to a
     ``threading.Event``, holds a stream after its first piece until the event is set, so a
     test can see that the first token reached the client before the answer was complete.
     ``models``, when not None, is the set of model names that exist.
@@ -143,6 +143,10 @@ class FakeOpenAI:
                 self._changed.wait_for(lambda: self._generation != generation, timeout=self.delay)
             if self._generation != generation:
                 self._drop_connection(environ)  # reset meanwhile: no late answer into the next test
+        if mode == "malformed":
+            return Response('{"object": "chat.completion", "choices": []}', content_type="application/json")(
+                environ, start_response
+            )
         if mode == "down":
             return self._error(500, "The server had an error while processing your request.", "server_error")(
                 environ, start_response

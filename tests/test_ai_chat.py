@@ -120,6 +120,14 @@ def test_a_dropped_connection_is_a_json_502(client, tokens, fake_openai):
     assert response.status_code == 502
 
 
+def test_an_answer_that_cannot_be_read_is_a_json_502(client, tokens, fake_openai):
+    fake_openai.mode = "malformed"
+    response = client.post(CHAT, json={"messages": messages()}, headers=bearer(tokens["access_token"]))
+    assert response.status_code == 502
+    assert "could not be read" in response.get_json()["message"]
+    assert usage_records() == []
+
+
 def test_failed_calls_are_retried_as_configured(app_with, fake_openai):
     client = app_with(AI_MAX_RETRIES="2")
     fake_openai.mode = "down"

@@ -82,7 +82,7 @@ def translated_provider_errors():
             raise ProviderTimeout() from error
         log.warning("model provider unreachable: %s", error.__class__.__name__)
         raise ProviderError("The model provider could not be reached; try again shortly.") from error
-    except (requests.RequestException, ValueError, KeyError, TypeError) as error:
+    except (requests.RequestException, ValueError, LookupError, TypeError, AttributeError) as error:
         log.error("unreadable answer from the model provider: %r", error)
         raise ProviderError("The model provider sent an answer that could not be read.") from error
 

@@ -5,6 +5,7 @@ to find the row, the whole key only as its SHA-256 hash, compared in constant ti
 """
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import datetime, timedelta, timezone
 
@@ -19,6 +20,7 @@ from saas.users.models import User
 KEY_PREFIX = "sk_"
 PREFIX_LENGTH = len(KEY_PREFIX) + 12
 SECRET_BYTES = 32
+KEY_FORMAT = re.compile(r"sk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 # last_used_at is a hint for the owner, not an audit log: one write a minute per key is enough.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -64,7 +66,7 @@ def revoke_key(user, key_id):
 def authenticate(raw_key):
     """The active user owning ``raw_key``, or a 401 for any unknown, expired or revoked key."""
     key = None
-    if len(raw_key) > PREFIX_LENGTH:
+    if KEY_FORMAT.fullmatch(raw_key):  # anything else cannot be a key: no query for it
         key = db.session.scalar(sa.select(ApiKey).where(ApiKey.prefix == raw_key[:PREFIX_LENGTH]))
     if key is None or not hmac.compare_digest(key.key_hash, _hash(raw_key)):
         raise TokenError(INVALID_KEY)
