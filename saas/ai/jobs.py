@@ -38,9 +38,10 @@ def run_chat_job(job_id):
         result = complete(
             user, job.messages, model=job.model, max_tokens=job.max_tokens, request_id=job.request_id
         )
-    except HTTPException as error:
+    except HTTPException as error:  # quota, provider: the answer the API would have given
         data = getattr(error, "data", None) or {}
-        _finish(job_id, FAILED, error=error_payload(error.code, data.get("message") or error.description, data.get("errors")))
+        message = data.get("message") or error.description
+        _finish(job_id, FAILED, error=error_payload(error.code, message, data.get("errors")))
         return None
     except Exception:
         log.exception("chat job %s failed", job_id)

@@ -47,7 +47,11 @@ class Completion:
 
 
 def provider_session():
-    """The app's session to the provider, built on first use from AI_* settings."""
+    """The app's session to the provider, built on first use from AI_* settings.
+
+    One per app, so a worker's threads share its keep-alive connections (urllib3's pool is
+    thread-safe; the session's cookie jar is never used by these APIs).
+    """
     session = current_app.extensions.get("ai_provider_session")
     if session is None:
         config = current_app.config
