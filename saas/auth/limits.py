@@ -2,6 +2,11 @@
 
 Failed logins count per IP and per account, so neither one address nor a botnet spread over
 many addresses can guess one account's password at speed. Only failures are counted.
+
+Counters live in RATELIMIT_STORAGE_URI (Redis). When it cannot be reached the limiter fails
+open to per-process memory (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED, RATELIMIT_SWALLOW_ERRORS in
+create_app): requests are still served and still limited, but per process rather than for the
+whole deployment, until Redis answers again (flask-limiter re-checks with backoff).
 """
 from flask import current_app, request
 from werkzeug.exceptions import HTTPException
