@@ -75,6 +75,17 @@ def test_token_with_extra_words_is_401(client, tokens):
     assert_token_rejected(client.get(ME, headers={"Authorization": f"Bearer {tokens['access_token']} x"}))
 
 
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER"])
+def test_the_bearer_scheme_is_case_insensitive(client, tokens, scheme):
+    # OAuth2 clients send the login's token_type, "bearer", as the scheme.
+    response = client.get(ME, headers={"Authorization": f"{scheme} {tokens['access_token']}"})
+    assert response.status_code == 200
+
+
+def test_another_scheme_with_a_valid_token_is_401(client, tokens):
+    assert_token_rejected(client.get(ME, headers={"Authorization": f"JWT {tokens['access_token']}"}))
+
+
 # Forged signatures and algorithms
 
 

@@ -19,6 +19,15 @@ def register_token_callbacks(jwt):
         return user if user is not None and user.is_active else None
 
 
+def accept_bearer_scheme_in_any_case():
+    """Treat ``bearer``/``BEARER`` as ``Bearer``: the scheme is case-insensitive (RFC 7235), and
+    OAuth2 clients send the login's ``token_type`` ("bearer") as the scheme; flask-jwt-extended
+    only matches "Bearer" exactly. ``request.headers`` reads the environ, so this reaches it."""
+    scheme, space, credentials = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if space and scheme != "Bearer" and scheme.lower() == "bearer":
+        request.environ["HTTP_AUTHORIZATION"] = f"Bearer {credentials}"
+
+
 def require_documented_bearer_token():
     """Demand the access token of an endpoint documented as ``security: [{BearerAuth: []}]``
     before anything else runs.

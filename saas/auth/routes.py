@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 
 from saas.api import BEARER_SCHEME
 from saas.auth import service
-from saas.auth.callbacks import require_documented_bearer_token
+from saas.auth.callbacks import accept_bearer_scheme_in_any_case, require_documented_bearer_token
 from saas.auth.limits import login_account_limit, login_ip_limit, refresh_ip_limit, register_ip_limit
 from saas.auth.schemas import (
     LoginSchema,
@@ -21,6 +21,7 @@ blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accoun
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
+blp.before_app_request(accept_bearer_scheme_in_any_case)
 blp.before_app_request(require_documented_bearer_token)
 
 
