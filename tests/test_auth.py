@@ -308,7 +308,7 @@ def test_reuse_in_one_session_leaves_the_users_other_sessions_alone(client, toke
 
 def test_concurrent_refreshes_with_one_token_give_at_most_one_new_pair(app, client, tokens):
     attempts = 8
-    barrier = threading.Barrier(attempts)
+    barrier = threading.Barrier(attempts, timeout=30)  # a thread that dies fails the test, not hangs it
     statuses = []
 
     def attempt():
