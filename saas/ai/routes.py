@@ -27,7 +27,17 @@ blp = Blueprint("ai", __name__, url_prefix="/api/v1/ai", description="Model call
             "description": "The completion, or with `stream` a `text/event-stream`.",
             "content": {
                 "application/json": {"schema": CompletionSchema},
-                "text/event-stream": {"schema": {"type": "string"}},
+                # One schema per event, the way SSE-aware tools (schemathesis) read a stream.
+                "text/event-stream": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["data"],
+                        "properties": {
+                            "event": {"type": "string", "enum": ["delta", "usage", "error"]},
+                            "data": {"type": "string", "description": "JSON text of the event"},
+                        },
+                    }
+                },
             },
         }
     },
