@@ -1,9 +1,9 @@
 """flask-jwt-extended hooks: a token is honoured only while its session is open and its user active."""
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_jwt_extended import verify_jwt_in_request
 
 from saas.api import BEARER_SCHEME
-from saas.auth.service import session_is_usable
+from saas.auth.service import open_session_of
 from saas.extensions import db
 from saas.users.models import User
 
@@ -11,7 +11,10 @@ from saas.users.models import User
 def register_token_callbacks(jwt):
     @jwt.token_in_blocklist_loader
     def token_is_revoked(jwt_header, jwt_payload):
-        return not session_is_usable(jwt_payload)
+        # Held on g for the request: the identity map keeps objects only weakly, and the user
+        # loaded with the session saves the user lookup below a second query.
+        g.auth_session = open_session_of(jwt_payload)
+        return g.auth_session is None
 
     @jwt.user_lookup_loader
     def load_active_user(jwt_header, jwt_payload):

@@ -127,11 +127,13 @@ def end_all_sessions(user_id, *, except_session_id=None, reason="logout-all"):
     revoke_sessions(user_id=user_id, except_session_id=except_session_id, reason=reason)
 
 
-def session_is_usable(claims):
-    """Whether a verified token's session is still open and belongs to its subject."""
+def open_session_of(claims):
+    """The open session a verified token belongs to (its user loaded with it), else None."""
     session_id = _claim(claims, "sid")
     session = db.session.get(AuthSession, session_id) if session_id else None
-    return session is not None and not session.is_revoked and str(session.user_id) == claims.get("sub")
+    if session is None or session.is_revoked or str(session.user_id) != claims.get("sub"):
+        return None
+    return session
 
 
 def _claim(claims, name):
