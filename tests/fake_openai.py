@@ -17,12 +17,12 @@ import json
 import re
 import secrets
 import socket
-import threading
 import time
 from typing import NamedTuple
 
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.fake_server import LoopbackServer, QuietRequestHandler
 
 API_KEY = "sk-fake-openai-test-key"
 DEFAULT_REPLY = "Hello from the fake model, one token at a time."
@@ -35,12 +35,9 @@ class RecordedRequest(NamedTuple):
     headers: dict
 
 
-class _StreamingRequestHandler(WSGIRequestHandler):
+class _StreamingRequestHandler(QuietRequestHandler):
     # HTTP/1.1 makes werkzeug send a body of unknown length chunked, flushing every chunk.
     protocol_version = "HTTP/1.1"
-
-    def log_request(self, code="-", size="-"):
-        pass
 
 
 def pieces_of(text: str) -> list[str]:
@@ -52,7 +49,7 @@ def prompt_tokens_of(messages) -> int:
     return sum(len(str(message.get("content", "")).split()) for message in messages)
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """Fake provider server; see the module docstring.
 
     ``mode`` simulates outages: "ok"; "down" (500 error); "unavailable" (connection closed
@@ -63,44 +60,14 @@ class FakeOpenAI:
     ``models``, when not None, is the set of model names that exist.
     """
 
+    NAME = "fake-openai"
+    URL_SUFFIX = "/v1"
+    REQUEST_HANDLER = _StreamingRequestHandler
+
     def __init__(self):
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
-        self._generation = 0
-        self._server = None
-        self._thread = None
-        self.url = ""
+        super().__init__()
         self.requests: list[RecordedRequest] = []
         self.reset()
-
-    # -- lifecycle ---------------------------------------------------------
-
-    def start(self) -> "FakeOpenAI":
-        """Serve on 127.0.0.1 on a free port in a daemon thread; ``url`` ends in /v1."""
-        self._server = make_server(
-            "127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_StreamingRequestHandler
-        )
-        self.url = f"http://127.0.0.1:{self._server.server_port}/v1"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._bump_generation()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> "FakeOpenAI":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def reset(self) -> None:
         """Forget recorded requests; every setting back to its default."""
@@ -112,11 +79,6 @@ class FakeOpenAI:
             self.models = None
             self.stream_gate = None
             self.requests.clear()
-
-    def _bump_generation(self) -> None:
-        with self._changed:
-            self._generation += 1
-            self._changed.notify_all()
 
     # -- test helpers --------------------------------------------------------
 

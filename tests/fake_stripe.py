@@ -21,15 +21,15 @@ import re
 import secrets
 import socket
 import string
-import threading
 import time
 import uuid
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 import stripe
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.fake_server import LoopbackServer
 
 API_VERSION = stripe.api_version
 DAY = 24 * 60 * 60
@@ -120,12 +120,7 @@ def make_event(event_type: str, data_object: dict, event_id: str | None = None, 
     }
 
 
-class _QuietRequestHandler(WSGIRequestHandler):
-    def log_request(self, code="-", size="-"):
-        pass  # one access-log line per SDK call drowns test output; errors still log
-
-
-class FakeStripe:
+class FakeStripe(LoopbackServer):
     """Fake Stripe API server; see the module docstring.
 
     Mutable state (``customers``, ``subscriptions``, ...) is the live data the
@@ -134,6 +129,7 @@ class FakeStripe:
     without an answer) or "slow" (sleep ``delay`` seconds, then answer).
     """
 
+    NAME = "fake-stripe"
     ROUTES = [
         ("POST", r"/v1/customers", "_create_customer"),
         ("GET", r"/v1/customers/(?P<id>[^/]+)", "_retrieve_customer"),
@@ -147,14 +143,8 @@ class FakeStripe:
     ]
 
     def __init__(self, prices=("price_pro", "price_team")):
+        super().__init__()
         self._default_prices = tuple(prices)
-        self._lock = threading.RLock()
-        # Notified on reset()/stop() so "slow" requests stop waiting and drop.
-        self._changed = threading.Condition(self._lock)
-        self._generation = 0
-        self._server = None
-        self._thread = None
-        self.url = ""
         self.requests: list[RecordedRequest] = []
         self.customers: dict[str, dict] = {}
         self.subscriptions: dict[str, dict] = {}
@@ -163,33 +153,6 @@ class FakeStripe:
         self.meter_events: list[dict] = []
         self._idempotent: dict[str, tuple] = {}
         self.reset()
-
-    # -- lifecycle ---------------------------------------------------------
-
-    def start(self) -> "FakeStripe":
-        """Serve on 127.0.0.1 on a free port in a daemon thread."""
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietRequestHandler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-stripe", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._bump_generation()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> "FakeStripe":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def reset(self) -> None:
         """Forget all data and recorded requests; mode back to "ok", delay to 10 s."""
@@ -209,11 +172,6 @@ class FakeStripe:
                 self._idempotent,
             ):
                 container.clear()
-
-    def _bump_generation(self) -> None:
-        with self._changed:
-            self._generation += 1
-            self._changed.notify_all()
 
     # -- test helpers --------------------------------------------------------
 
