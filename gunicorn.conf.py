@@ -19,9 +19,11 @@ bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT') or 8
 
 # Threads let one worker overlap I/O waits (DB, Redis, Stripe) without an async stack.
 worker_class = "gthread"
-# Classic 2*cores+1, capped: each worker holds its own DB connection pool.
-workers = _int("GUNICORN_WORKERS", min(_cpus() * 2 + 1, 8))
-threads = _int("GUNICORN_THREADS", 4)
+# One worker per core, each with 8 threads: measured best for this app on PostgreSQL (see
+# bench/RESULTS.md); the classic 2*cores+1 is advice for sync workers, and more processes here
+# only add context switches and idle DB pools.
+workers = _int("GUNICORN_WORKERS", max(2, _cpus()))
+threads = _int("GUNICORN_THREADS", 8)
 
 timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)

@@ -90,8 +90,8 @@ def post_json(url, body, headers=None):
         return json.loads(response.read())
 
 
-def wrk(url, *, headers=(), script=None, env=None):
-    command = ["wrk", f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency"]
+def wrk(url, *, headers=(), script=None, env=None, connections=CONNECTIONS):
+    command = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{DURATION}s", "--timeout", "30s", "--latency"]
     for header in headers:
         command += ["-H", header]
     if script:
@@ -147,6 +147,8 @@ def main():
         results["login"] = wrk(
             f"{app_url}/api/v1/auth/login", script=ROOT / "bench" / "login.lua",
             env={**os.environ, "BENCH_EMAIL": EMAIL, "BENCH_PASSWORD": PASSWORD},
+            # bcrypt-bound: a few connections saturate the cores; more would only queue.
+            connections=max(2, os.cpu_count() or 1) * 2,
         )
         app.terminate()
         app.wait()
