@@ -36,7 +36,7 @@ serve: venv
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
 
 worker: venv
-	$(VENV)/bin/rq worker --with-scheduler --url "$${REDIS_URL:?set REDIS_URL}" default
+	$(VENV)/bin/rq worker --with-scheduler --worker-class saas.jobs.JsonLogWorker --url "$${REDIS_URL:?set REDIS_URL}" default
 
 # One shell, so the trap stops the services whatever happens and pytest's status is kept.
 test: dev-deps

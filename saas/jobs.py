@@ -5,9 +5,10 @@ Workers are the plain ``rq worker`` command; a job builds its own app context wi
 """
 import functools
 import logging
+import os
 
 from flask import current_app, has_app_context
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 
 from saas.redis_client import get_redis
 
@@ -55,3 +56,17 @@ def enqueue(func, *args, backoff=DEFAULT_BACKOFF, job_id=None):
         return None
     retry = Retry(max=len(backoff), interval=backoff) if backoff else None
     return get_queue().enqueue(func, *args, retry=retry, job_id=job_id)
+
+
+class JsonLogWorker(Worker):
+    """``rq worker --worker-class saas.jobs.JsonLogWorker``: the worker's own lines (job started,
+    finished, failed) in the same JSON as the app's, instead of RQ's coloured text."""
+
+    def __init__(self, *args, **kwargs):
+        from saas.logging import configure_json_logging
+
+        configure_json_logging(os.environ.get("LOG_LEVEL") or "INFO")
+        for name in ("rq.worker", "rq.scheduler"):
+            logging.getLogger(name).handlers.clear()  # the CLI installed text handlers here
+            logging.getLogger(name).propagate = True
+        super().__init__(*args, **kwargs)

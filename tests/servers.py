@@ -83,7 +83,10 @@ def _wait_until_serving(base_url, process, timeout=30):
 def rq_worker_command(*extra, redis_url=None):
     """The plain `rq worker` CLI, as the README runs it."""
     url = redis_url or os.environ["REDIS_URL"]
-    return [str(BIN / "rq"), "worker", "--with-scheduler", "--url", url, *extra, "default"]
+    return [
+        str(BIN / "rq"), "worker", "--with-scheduler", "--worker-class", "saas.jobs.JsonLogWorker",
+        "--url", url, *extra, "default",
+    ]
 
 
 def start_rq_worker(**env):

@@ -1,4 +1,6 @@
 """Stripe customers are created by a background job, never inside the signup request."""
+import json
+
 import sqlalchemy as sa
 from rq import Queue
 from rq.job import Job
@@ -88,3 +90,13 @@ def test_the_sweeper_command_creates_missing_customers(client, fake_stripe):
     assert result.exit_code == 0, result.output
     assert "created 1 customers" in result.output
     assert len(fake_stripe.customers) == 1
+
+
+def test_the_worker_logs_its_own_lines_as_json(client, fake_stripe):
+    client.post("/api/v1/auth/register", json={"email": "jsonlog@example.com", "password": PASSWORD})
+    result = run_rq_worker_burst()
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]
+    worker_lines = [record for record in records if record["logger"] == "rq.worker"]
+    assert any("create_stripe_customer" in record["message"] for record in worker_lines)
+    assert all({"time", "level", "message"} <= set(record) for record in records)
