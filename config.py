@@ -153,9 +153,9 @@ class Config:
         self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
         self.RATELIMIT_STORAGE_URI = env_str("RATELIMIT_STORAGE_URI", self.REDIS_URL or "memory://")
         self.RATELIMIT_DEFAULT = env_str("RATELIMIT_DEFAULT", "600 per minute")
-        self.RATELIMIT_LOGIN_IP = env_str("RATELIMIT_LOGIN_IP", "20 per minute")
+        self.RATELIMIT_LOGIN_IP = env_str("RATELIMIT_LOGIN_IP", "30 per minute")
         self.RATELIMIT_LOGIN_ACCOUNT = env_str("RATELIMIT_LOGIN_ACCOUNT", "10 per 15 minutes")
-        self.RATELIMIT_REGISTER_IP = env_str("RATELIMIT_REGISTER_IP", "10 per hour")
+        self.RATELIMIT_REGISTER_IP = env_str("RATELIMIT_REGISTER_IP", "100 per hour")
         self.RATELIMIT_REFRESH_IP = env_str("RATELIMIT_REFRESH_IP", "60 per minute")
 
         self.PROXY_FIX_HOPS = env_int("PROXY_FIX_HOPS", 0)
