@@ -1,6 +1,6 @@
 """Who may use what: the user's current subscription, their plan, and ``@plan_required``."""
 import functools
-from datetime import timedelta, timezone
+from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -17,16 +17,11 @@ NO_SUBSCRIPTION = "none"
 PAID_STATUSES = ("active", "trialing")
 
 
-def _aware(moment):
-    # SQLite hands timezone-aware columns back naive; they were stored in UTC.
-    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
-
-
 def grace_period_end(subscription):
     """When a past_due subscription stops giving access (None unless it is past_due)."""
     if subscription.status != "past_due" or subscription.past_due_since is None:
         return None
-    return _aware(subscription.past_due_since) + timedelta(days=current_app.config["BILLING_PAST_DUE_GRACE_DAYS"])
+    return subscription.past_due_since + timedelta(days=current_app.config["BILLING_PAST_DUE_GRACE_DAYS"])
 
 
 def grants_access(subscription):
@@ -45,7 +40,7 @@ def current_subscription(user):
     ).all()
     if not subscriptions:
         return None
-    return max(subscriptions, key=lambda subscription: (grants_access(subscription), _aware(subscription.created_at)))
+    return max(subscriptions, key=lambda subscription: (grants_access(subscription), subscription.created_at))
 
 
 def effective_plan(user):
@@ -73,9 +68,9 @@ def subscription_summary(user):
         "plan": subscription.plan,
         "status": subscription.status,
         "price_id": subscription.price_id,
-        "current_period_end": _aware(subscription.current_period_end),
+        "current_period_end": subscription.current_period_end,
         "cancel_at_period_end": subscription.cancel_at_period_end,
-        "trial_end": _aware(subscription.trial_end),
+        "trial_end": subscription.trial_end,
         "has_access": grants_access(subscription),
         "grace_period_end": grace_period_end(subscription),
     }

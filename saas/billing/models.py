@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saas.extensions import db
+from saas.types import UTCDateTime
 from saas.users.models import utcnow
 
 
@@ -18,9 +19,9 @@ class StripeEvent(db.Model):
     payload: Mapped[dict] = mapped_column(sa.JSON, nullable=False)
     stripe_created: Mapped[int | None] = mapped_column(sa.BigInteger)
     received_at: Mapped[datetime] = mapped_column(
-        sa.DateTime(timezone=True), nullable=False, default=utcnow, server_default=sa.func.now()
+        UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
     )
-    processed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0, server_default="0")
     processing_error: Mapped[str | None] = mapped_column(sa.Text)
 
@@ -40,15 +41,15 @@ class Subscription(db.Model):
     price_id: Mapped[str | None] = mapped_column(sa.String(255))
     # The STRIPE_PLANS name of price_id when it was written; None for a price not configured.
     plan: Mapped[str | None] = mapped_column(sa.String(64))
-    current_period_end: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    current_period_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_at_period_end: Mapped[bool] = mapped_column(
         sa.Boolean, nullable=False, default=False, server_default=sa.false()
     )
-    trial_end: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    trial_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Stripe has no "past due since"; the grace period (BILLING_PAST_DUE_GRACE_DAYS) counts from
     # when this server first saw the subscription past_due.
-    past_due_since: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    past_due_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(
-        sa.DateTime(timezone=True), nullable=False, default=utcnow, server_default=sa.func.now()
+        UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
     )
-    updated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), onupdate=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, onupdate=utcnow)
