@@ -201,6 +201,8 @@ class ProductionConfig(Config):
         secret = env_str("SECRET_KEY")
         if not secret:
             raise RuntimeError("SECRET_KEY is not set: production needs a random secret of 32+ bytes")
+        if secret == DEV_SECRET_KEY:
+            raise RuntimeError("SECRET_KEY is the development default: set a random secret of 32+ bytes")
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise RuntimeError(
                 f"SECRET_KEY is {len(secret.encode())} bytes long: production needs at least "

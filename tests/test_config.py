@@ -55,3 +55,11 @@ def test_production_bcrypt_cost_defaults_to_12(monkeypatch):
     monkeypatch.delenv("BCRYPT_ROUNDS")
     monkeypatch.setenv("SECRET_KEY", "x" * 40)
     assert config_for_env("production").BCRYPT_ROUNDS == 12
+
+
+def test_production_refuses_the_published_development_secret(monkeypatch):
+    from config import DEV_SECRET_KEY
+
+    monkeypatch.setenv("SECRET_KEY", DEV_SECRET_KEY)
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        config_for_env("production").validate()
