@@ -83,8 +83,10 @@ def _register_blueprints(app):
 
 
 def _register_cli(app):
+    from saas.auth.cli import auth_cli
     from saas.billing.cli import billing_cli
     from saas.users.cli import users_cli
 
+    app.cli.add_command(auth_cli)
     app.cli.add_command(billing_cli)
     app.cli.add_command(users_cli)
