@@ -1,6 +1,10 @@
 """Background chat jobs: queued by the API, run by a real `rq worker`, read back by their owner."""
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
 from rq import Queue
 
+from saas.ai.models import AiJob
 from saas.extensions import db
 from tests.ai_support import (  # noqa: F401 (app_with is a fixture)
     JOBS,
@@ -98,3 +102,30 @@ def test_without_redis_a_job_runs_inline(app_with, fake_openai):
     response = client.post(JOBS, json={"messages": messages()}, headers=bearer(token))
     assert response.status_code == 202
     assert response.get_json()["status"] == "succeeded"
+
+
+def _set_job_state(job_id, **columns):
+    db.session.execute(sa.update(AiJob).where(AiJob.id == job_id).values(**columns))
+    db.session.commit()
+
+
+def test_a_job_whose_worker_died_is_reported_failed_once_it_cannot_be_running(client, tokens):
+    job = _submit(client, tokens["access_token"])
+    # What a worker killed mid-job leaves behind: claimed, never finished.
+    _set_job_state(job["id"], status="running", started_at=datetime.now(timezone.utc) - timedelta(hours=1))
+
+    read = client.get(f"{JOBS}/{job['id']}", headers=bearer(tokens["access_token"])).get_json()
+
+    assert read["status"] == "failed"
+    assert read["error"]["code"] == 504
+    assert read["finished_at"] is not None
+
+
+def test_a_job_running_within_its_time_is_left_running(client, tokens):
+    job = _submit(client, tokens["access_token"])
+    _set_job_state(job["id"], status="running", started_at=datetime.now(timezone.utc))
+
+    read = client.get(f"{JOBS}/{job['id']}", headers=bearer(tokens["access_token"])).get_json()
+
+    assert read["status"] == "running"
+    assert read["error"] is None

@@ -1,14 +1,16 @@
 """Chat completions metered against the user's quota: at once, streamed, or in the background."""
 import json
 import logging
+from datetime import datetime, timedelta, timezone
 
+import sqlalchemy as sa
 from flask import Response, current_app, g, stream_with_context
 from flask_smorest import abort
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from saas.ai import provider
-from saas.ai.models import AiJob
+from saas.ai.models import FAILED, RUNNING, AiJob
 from saas.api import error_payload
 from saas.extensions import db
 from saas.jobs import enqueue
@@ -156,4 +158,29 @@ def get_job(user, job_id):
     job = db.session.get(AiJob, job_id)
     if job is None or job.user_id != user.id:
         abort(404, message="No such job.")
+    if job.status == RUNNING and job.started_at < datetime.now(timezone.utc) - _longest_run():
+        _mark_interrupted(job)
     return job
+
+
+def _longest_run():
+    """How long a running job can last: every provider attempt timing out, plus a margin."""
+    config = current_app.config
+    return timedelta(seconds=config["AI_TIMEOUT"] * (config["AI_MAX_RETRIES"] + 1) + 60)
+
+
+def _mark_interrupted(job):
+    # A worker killed mid-job (OOM, deploy without graceful stop) never records the outcome;
+    # past any possible run time the job cannot still be running, so say so instead of
+    # leaving the client polling forever.
+    db.session.execute(
+        sa.update(AiJob)
+        .where(AiJob.id == job.id, AiJob.status == RUNNING)
+        .values(
+            status=FAILED,
+            finished_at=datetime.now(timezone.utc),
+            error=error_payload(504, "The job was interrupted before it finished; submit it again."),
+        )
+    )
+    db.session.commit()
+    db.session.refresh(job)
