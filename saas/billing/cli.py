@@ -1,9 +1,12 @@
 """``flask billing ...``: operational billing commands."""
+from datetime import datetime, timedelta, timezone
+
 import click
 import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup
 
+from saas.billing.models import StripeEvent
 from saas.extensions import db
 from saas.users.models import User
 
@@ -63,3 +66,15 @@ def report_usage():
         raise click.ClickException("STRIPE_METER_EVENT_NAME is not set: usage is not billed through Stripe.")
     reported, failures = report_pending_usage()
     _report(f"reported {reported} usage records", failures, "usage record")
+
+
+@billing_cli.command("prune-events")
+@click.option("--keep-days", default=90, show_default=True, help="Keep applied events this long.")
+def prune_events(keep_days):
+    """Delete applied webhook events older than --keep-days; unapplied ones are always kept."""
+    cutoff = datetime.now(timezone.utc) - timedelta(days=keep_days)
+    deleted = db.session.execute(
+        sa.delete(StripeEvent).where(StripeEvent.processed_at.is_not(None), StripeEvent.received_at < cutoff)
+    ).rowcount
+    db.session.commit()
+    click.echo(f"deleted {deleted} events")
