@@ -361,6 +361,8 @@ def test_customer_deleted_cancels_its_subscriptions_and_frees_the_user(inline_cl
     # A late event about the subscription still finds its owner, and Stripe's final state.
     deliver_ok(inline_client, make_event("customer.subscription.updated", subscription))
     assert stored_subscription(subscription["id"]).status == "canceled"
+    db.session.expire_all()
+    assert db.session.get(User, user["id"]).stripe_customer_id is None  # the deleted customer stays unlinked
 
 
 def test_a_subscription_of_a_customer_we_never_linked_is_attributed_through_our_metadata(inline_client, fake_stripe):

@@ -124,7 +124,9 @@ def store_subscription(user, stripe_subscription):
     fields = _fields_from_stripe(stripe_subscription)
     if fields["price_id"] and fields["plan"] is None:
         log.warning("subscription %s has price %s, which is not in STRIPE_PLANS", stripe_subscription["id"], fields["price_id"])
-    if user.stripe_customer_id is None:
+    # An ended subscription may belong to a customer that was deleted since (its
+    # customer.deleted can arrive first): relinking that customer would break billing for good.
+    if user.stripe_customer_id is None and fields["status"] not in ENDED_STATUSES:
         user.stripe_customer_id = fields["stripe_customer_id"]
     row = _local(stripe_subscription["id"])
     if row is None:
