@@ -1,8 +1,25 @@
 """Marshmallow fields shared by several features."""
+import re
+
 import marshmallow as ma
 from email_validator import EmailNotValidError, validate_email
 
 from saas.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+
+
+# PostgreSQL text cannot hold NUL, and a lone UTF-16 surrogate cannot be encoded as UTF-8 (for
+# the database or the password hash): such input is a 422, never a 500.
+UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value):
+    if UNSTORABLE_CHARACTERS.search(value):
+        raise ma.ValidationError("Contains a NUL character or an unpaired surrogate.")
+
+
+def Text(*, max_length, min_length=None, **kwargs):
+    """A free-text string that PostgreSQL can store."""
+    return ma.fields.String(validate=[ma.validate.Length(min=min_length, max=max_length), storable], **kwargs)
 
 
 class Email(ma.fields.String):
@@ -34,7 +51,7 @@ def GivenPassword(**kwargs):
 
 def _password_field(min_length, metadata=None, **kwargs):
     return ma.fields.String(
-        validate=ma.validate.Length(min=min_length, max=MAX_PASSWORD_LENGTH),
+        validate=[ma.validate.Length(min=min_length, max=MAX_PASSWORD_LENGTH), storable],
         load_only=True,
         metadata={"format": "password", **(metadata or {})},
         **kwargs,

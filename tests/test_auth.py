@@ -410,3 +410,20 @@ def test_logout_all_leaves_other_users_logged_in(client, tokens):
 def test_the_user_can_log_in_again_after_logout_all(client, tokens):
     client.post(LOGOUT_ALL, headers=bearer(tokens["access_token"]))
     assert client.get(ME, headers=bearer(login(client)["access_token"])).status_code == 200
+
+
+@pytest.mark.parametrize("bad_text", ["Ada\x00Lovelace", "Ada\ud800"])
+def test_unstorable_characters_in_full_name_are_a_422_and_store_nothing(client, bad_text):
+    response = client.post(
+        "/api/v1/auth/register", json={"email": "nul@example.com", "password": PASSWORD, "full_name": bad_text}
+    )
+    assert response.status_code == 422
+    assert "full_name" in response.get_json()["errors"]["json"]
+    assert client.post("/api/v1/auth/login", json={"email": "nul@example.com", "password": PASSWORD}).status_code == 401
+
+
+def test_a_lone_surrogate_in_a_password_is_a_422_not_a_crash(client):
+    response = client.post("/api/v1/auth/register", json={"email": "sur@example.com", "password": "password\ud800"})
+    assert response.status_code == 422
+    login = client.post("/api/v1/auth/login", json={"email": "sur@example.com", "password": "password\ud800"})
+    assert login.status_code == 422

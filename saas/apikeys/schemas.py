@@ -2,15 +2,13 @@ from datetime import datetime, timedelta, timezone
 
 import marshmallow as ma
 
+from saas.fields import Text
+
 MAX_KEY_LIFETIME = timedelta(days=3660)
 
 
 class ApiKeyCreateSchema(ma.Schema):
-    name = ma.fields.String(
-        required=True,
-        # PostgreSQL text cannot hold NUL characters.
-        validate=[ma.validate.Length(min=1, max=100), ma.validate.ContainsNoneOf("\x00")],
-    )
+    name = Text(min_length=1, max_length=100, required=True)
     expires_at = ma.fields.AwareDateTime(
         allow_none=True,
         metadata={"description": "When the key stops working, within ten years; never when omitted."},

@@ -1,12 +1,12 @@
 import marshmallow as ma
 
-from saas.fields import Email, GivenPassword, NewPassword
+from saas.fields import Email, GivenPassword, NewPassword, Text
 
 
 class RegisterSchema(ma.Schema):
     email = Email(required=True)
     password = NewPassword(required=True)
-    full_name = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=255))
+    full_name = Text(max_length=255, allow_none=True)
 
 
 class LoginSchema(ma.Schema):

@@ -1,7 +1,7 @@
 import marshmallow as ma
 
 from saas.billing.entitlements import effective_plan
-from saas.fields import GivenPassword, NewPassword
+from saas.fields import GivenPassword, NewPassword, Text
 
 
 class UserSchema(ma.Schema):
@@ -24,7 +24,7 @@ class UserSchema(ma.Schema):
 class UserUpdateSchema(ma.Schema):
     """Only these fields can change; anything else (email, is_superuser...) is a 422."""
 
-    full_name = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=255))
+    full_name = Text(max_length=255, allow_none=True)
     password = NewPassword(metadata={"description": "The new password; needs current_password."})
     current_password = GivenPassword()
 
