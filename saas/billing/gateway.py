@@ -9,7 +9,7 @@ import logging
 
 import stripe
 from flask import current_app
-from werkzeug.exceptions import BadGateway, GatewayTimeout, ServiceUnavailable
+from werkzeug.exceptions import BadGateway, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,8 @@ class StripeUnavailable(ServiceUnavailable):
     description = "Stripe could not be reached; try again shortly."
 
 
-class StripeTimeout(GatewayTimeout):
+class StripeTimeout(ServiceUnavailable):
+    # 503 like any Stripe outage (the contract maps Stripe failures to 502/503), worth retrying.
     description = "Stripe did not answer in time; try again shortly."
 
 
