@@ -9,7 +9,7 @@ from saas.extensions import db
 from saas.users.models import User
 from saas.users.service import set_user_active
 from tests.ai_support import API_KEYS, create_api_key, signed_up
-from tests.conftest import bearer, login, register
+from tests.conftest import PASSWORD, bearer, login, register
 
 ME = "/api/v1/users/me"
 
@@ -64,6 +64,18 @@ def test_a_revoked_key_stops_working_at_once(client, tokens):
     assert refused.status_code == 401
     assert refused.headers["WWW-Authenticate"] == "Bearer"
     assert refused.get_json()["code"] == 401
+    assert client.get(API_KEYS, headers=bearer(tokens["access_token"])).get_json() == []
+
+
+def test_a_password_change_revokes_every_key(client, tokens):
+    key = create_api_key(client, tokens["access_token"])["key"]
+    changed = client.patch(
+        ME,
+        json={"password": "a brand new passphrase", "current_password": PASSWORD},
+        headers=bearer(tokens["access_token"]),
+    )
+    assert changed.status_code == 200
+    assert client.get(ME, headers={"X-API-Key": key}).status_code == 401
     assert client.get(API_KEYS, headers=bearer(tokens["access_token"])).get_json() == []
 
 

@@ -63,6 +63,12 @@ def revoke_key(user, key_id):
         abort(404, message="No such API key.")
 
 
+def revoke_all_keys(user_id):
+    """Delete every API key of the user (a password change: any key may have been minted by a thief)."""
+    db.session.execute(sa.delete(ApiKey).where(ApiKey.user_id == user_id))
+    db.session.commit()
+
+
 def authenticate(raw_key):
     """The active user owning ``raw_key``, or a 401 for any unknown, expired or revoked key."""
     key = None

@@ -5,6 +5,7 @@ from flask_smorest import abort
 from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 
+from saas.apikeys.service import revoke_all_keys
 from saas.auth.passwords import hash_password, verify_password
 from saas.auth.service import end_all_sessions
 from saas.extensions import db
@@ -36,7 +37,8 @@ def create_user(email, password, full_name=None):
 
 
 def update_user(user, changes, *, current_session_id):
-    """Apply a profile change; a new password ends every other session of the user."""
+    """Apply a profile change; a new password ends every other session of the user and revokes
+    their API keys, since whoever stole the old password or a token may have minted some."""
     if "password" in changes:
         if not verify_password(changes["current_password"], user.hashed_password):
             abort(
@@ -50,6 +52,7 @@ def update_user(user, changes, *, current_session_id):
     db.session.commit()
     if "password" in changes:
         end_all_sessions(user.id, except_session_id=current_session_id, reason="password-change")
+        revoke_all_keys(user.id)
     return user
 
 
