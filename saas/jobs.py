@@ -42,7 +42,7 @@ def get_queue():
     return Queue(current_app.config["RQ_QUEUE"], connection=get_redis())
 
 
-def enqueue(func, *args, backoff=DEFAULT_BACKOFF, job_id=None):
+def enqueue(func, *args, backoff=DEFAULT_BACKOFF, job_id=None, job_timeout=None):
     """Queue ``func(*args)`` with retries; run it now when there is no Redis.
 
     Returns the RQ job, or None when it ran inline. An inline failure is logged, not raised:
@@ -55,7 +55,7 @@ def enqueue(func, *args, backoff=DEFAULT_BACKOFF, job_id=None):
             log.exception("inline job %s failed", func.__qualname__)
         return None
     retry = Retry(max=len(backoff), interval=backoff) if backoff else None
-    return get_queue().enqueue(func, *args, retry=retry, job_id=job_id)
+    return get_queue().enqueue(func, *args, retry=retry, job_id=job_id, job_timeout=job_timeout)
 
 
 class JsonLogWorker(Worker):

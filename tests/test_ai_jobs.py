@@ -3,6 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from rq import Queue
+from rq.job import Job
 
 from saas.ai.models import AiJob
 from saas.extensions import db
@@ -34,6 +35,9 @@ def test_a_job_is_queued_then_run_by_a_real_worker(client, tokens, fake_openai, 
     assert job["status"] == "queued"
     assert job["result"] is None and job["error"] is None
     assert f"ai-chat-{job['id']}" in Queue("default", connection=redis_client).job_ids
+    config = client.application.config
+    longest_call = config["AI_TIMEOUT"] * (config["AI_MAX_RETRIES"] + 1) + 60
+    assert Job.fetch(f"ai-chat-{job['id']}", connection=redis_client).timeout == longest_call
     assert fake_openai.completions() == []
 
     _run_worker()

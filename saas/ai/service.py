@@ -145,7 +145,11 @@ def submit_job(user, *, messages, model=None, max_tokens=None):
     db.session.commit()
     job_id = job.id
     try:
-        enqueue(run_chat_job, job_id, backoff=None, job_id=f"ai-chat-{job_id}")
+        # RQ's default 180 s limit could kill a slow but healthy call and lose its usage.
+        enqueue(
+            run_chat_job, job_id, backoff=None, job_id=f"ai-chat-{job_id}",
+            job_timeout=int(_longest_run().total_seconds()),
+        )
     except RedisError:
         db.session.delete(job)
         db.session.commit()
