@@ -2,6 +2,13 @@
 import sentry_sdk
 from sentry_sdk.integrations.flask import FlaskIntegration
 from sentry_sdk.integrations.rq import RqIntegration
+from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+
+# Our own names for secrets, beyond Sentry's defaults (which match whole key names only).
+SECRET_NAMES = [
+    "access_token", "refresh_token", "current_password", "hashed_password", "raw_token", "raw_key",
+    "key_hash", "stripe_signature", "messages",
+]
 
 
 def init_sentry(app):
@@ -14,5 +21,9 @@ def init_sentry(app):
         integrations=[FlaskIntegration(), RqIntegration()],
         traces_sample_rate=app.config["SENTRY_TRACES_SAMPLE_RATE"],
         send_default_pii=False,  # no emails, IPs or headers (tokens) leave the service
+        # Request bodies (passwords, prompts) and frame locals (tokens) are never sent.
+        max_request_body_size="never",
+        include_local_variables=False,
+        event_scrubber=EventScrubber(denylist=DEFAULT_DENYLIST + SECRET_NAMES, recursive=True),
     )
     return True

@@ -75,5 +75,7 @@ def test_sentry_is_off_without_dsn_and_on_with_one(database):
     try:
         assert sentry_sdk.get_client().is_active()
         assert sentry_sdk.get_client().options["send_default_pii"] is False
+        assert sentry_sdk.get_client().options["max_request_body_size"] == "never"
+        assert sentry_sdk.get_client().options["include_local_variables"] is False
     finally:
         sentry_sdk.init(dsn=None)
