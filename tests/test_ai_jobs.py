@@ -133,3 +133,19 @@ def test_a_job_running_within_its_time_is_left_running(client, tokens):
 
     assert read["status"] == "running"
     assert read["error"] is None
+
+
+def test_a_queued_job_that_redis_lost_is_reported_failed(client, tokens, redis_client):
+    job = _submit(client, tokens["access_token"])
+    Job.fetch(f"ai-chat-{job['id']}", connection=redis_client).delete()
+
+    read = client.get(f"{JOBS}/{job['id']}", headers=bearer(tokens["access_token"])).get_json()
+
+    assert read["status"] == "failed"
+    assert "lost" in read["error"]["message"]
+
+
+def test_a_queued_job_still_in_the_queue_stays_queued(client, tokens):
+    job = _submit(client, tokens["access_token"])
+    read = client.get(f"{JOBS}/{job['id']}", headers=bearer(tokens["access_token"])).get_json()
+    assert read["status"] == "queued"

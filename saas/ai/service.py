@@ -7,16 +7,22 @@ import sqlalchemy as sa
 from flask import Response, current_app, g, stream_with_context
 from flask_smorest import abort
 from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from werkzeug.exceptions import HTTPException
 
 from saas.ai import provider
-from saas.ai.models import FAILED, RUNNING, AiJob
+from saas.ai.models import FAILED, QUEUED, RUNNING, AiJob
 from saas.api import error_payload
 from saas.extensions import db
 from saas.jobs import enqueue
+from saas.redis_client import get_redis
 from saas.usage.service import check_quota, reserved, settle
 
 log = logging.getLogger(__name__)
+
+# RQ states in which a job will never run our function again.
+LOST_STATUSES = (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
 
 # Providers tokenise differently and we ship no tokenizer; about 4 characters make a token in
 # English, so counting 3 errs on the side of reserving too much.
@@ -163,8 +169,24 @@ def get_job(user, job_id):
     if job is None or job.user_id != user.id:
         abort(404, message="No such job.")
     if job.status == RUNNING and job.started_at < datetime.now(timezone.utc) - _longest_run():
-        _mark_interrupted(job)
+        _mark_failed(job, RUNNING, "The job was interrupted before it finished; submit it again.")
+    elif job.status == QUEUED and _queue_lost(job):
+        _mark_failed(job, QUEUED, "The job was lost before it ran; submit it again.")
     return job
+
+
+def _queue_lost(job):
+    """Whether RQ no longer holds a job that is still queued here (Redis lost it, or it failed
+    before it could claim the row, e.g. a worker whose app would not start)."""
+    connection = get_redis()
+    if connection is None:
+        return False
+    try:
+        return Job.fetch(f"ai-chat-{job.id}", connection=connection).get_status() in LOST_STATUSES
+    except NoSuchJobError:
+        return True
+    except RedisError:  # cannot tell now; the job keeps its state and the next read checks again
+        return False
 
 
 def _longest_run():
@@ -173,18 +195,13 @@ def _longest_run():
     return timedelta(seconds=config["AI_TIMEOUT"] * (config["AI_MAX_RETRIES"] + 1) + 60)
 
 
-def _mark_interrupted(job):
-    # A worker killed mid-job (OOM, deploy without graceful stop) never records the outcome;
-    # past any possible run time the job cannot still be running, so say so instead of
-    # leaving the client polling forever.
+def _mark_failed(job, expected_status, message):
+    # A worker killed mid-job (OOM, deploy without graceful stop) or a queue entry that is gone
+    # never records an outcome; say so instead of leaving the client polling forever.
     db.session.execute(
         sa.update(AiJob)
-        .where(AiJob.id == job.id, AiJob.status == RUNNING)
-        .values(
-            status=FAILED,
-            finished_at=datetime.now(timezone.utc),
-            error=error_payload(504, "The job was interrupted before it finished; submit it again."),
-        )
+        .where(AiJob.id == job.id, AiJob.status == expected_status)
+        .values(status=FAILED, finished_at=datetime.now(timezone.utc), error=error_payload(504, message))
     )
     db.session.commit()
     db.session.refresh(job)
