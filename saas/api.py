@@ -2,7 +2,6 @@
 from http import HTTPStatus
 
 import flask_smorest
-from werkzeug.exceptions import HTTPException
 
 BEARER_SCHEME = "BearerAuth"
 API_KEY_SCHEME = "ApiKeyAuth"
@@ -46,7 +45,7 @@ class Api(flask_smorest.Api):
             if name in FORWARDED_ERROR_HEADERS
         }
         headers.update(data.get("headers") or {})
-        if isinstance(error, HTTPException) and error.response is not None:
+        if error.response is not None:  # e.g. flask-limiter's 429 carries Retry-After here
             headers.update(
                 (name, value)
                 for name, value in error.response.headers.items()
