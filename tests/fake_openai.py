@@ -72,9 +72,7 @@ class FakeOpenAI(LoopbackServer):
     def reset(self) -> None:
         """Forget recorded requests; every setting back to its default."""
         with self._lock:
-            self._bump_generation()
-            self.mode = "ok"
-            self.delay = 10.0
+            super().reset()
             self.reply = DEFAULT_REPLY
             self.models = None
             self.stream_gate = None

@@ -1,6 +1,6 @@
 """What the fake provider servers share: a threaded WSGI server on a free loopback port.
 
-Subclasses implement ``_wsgi`` and ``reset``. ``_bump_generation`` (called on reset and stop)
+Subclasses implement ``_wsgi`` and extend ``reset`` (calling it first, under the lock). ``_bump_generation`` (called on reset and stop)
 wakes requests that wait in a "slow" mode, so a late answer never leaks into the next test.
 """
 from __future__ import annotations
@@ -52,6 +52,13 @@ class LoopbackServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def reset(self) -> None:
+        """Outage simulation off: mode "ok", delay back to 10 s; waiting "slow" requests drop."""
+        with self._lock:
+            self._bump_generation()
+            self.mode = "ok"
+            self.delay = 10.0
 
     def _bump_generation(self) -> None:
         with self._changed:

@@ -157,9 +157,7 @@ class FakeStripe(LoopbackServer):
     def reset(self) -> None:
         """Forget all data and recorded requests; mode back to "ok", delay to 10 s."""
         with self._lock:
-            self._bump_generation()
-            self.mode = "ok"
-            self.delay = 10.0
+            super().reset()
             self.prices = set(self._default_prices)
             # Cleared in place so references held by tests stay valid.
             for container in (
