@@ -9,7 +9,7 @@ import hmac
 import logging
 import os
 
-from flask import current_app, request
+from flask import current_app
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_flask_exporter import PrometheusMetrics
@@ -18,6 +18,7 @@ from redis import Redis
 from rq import Queue
 
 from saas.api import error_payload
+from saas.request_identity import bearer_token
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,8 @@ def require_metrics_token(view):
         expected = current_app.config["METRICS_TOKEN"]
         if not expected:
             return error_payload(404, "Metrics are disabled: set METRICS_TOKEN to expose them."), 404
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        given = bearer_token()
+        if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
             return error_payload(401, "A valid metrics token is required."), 401, {"WWW-Authenticate": "Bearer"}
         return view(*args, **kwargs)
 

@@ -8,12 +8,18 @@ def client_ip():
     return request.remote_addr or "unknown"
 
 
+def bearer_token():
+    """The credentials of an ``Authorization: Bearer ...`` header (scheme in any case), else None."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 def user_or_ip_key():
     """Per user when a valid access token is present, per address otherwise."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token:
+    token = bearer_token()
+    if token:
         try:
-            return f"user:{decode_token(token.strip())['sub']}"
+            return f"user:{decode_token(token)['sub']}"
         except Exception:  # the view rejects a bad token; here it just limits by address
             pass
     return f"ip:{client_ip()}"

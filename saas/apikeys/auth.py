@@ -10,6 +10,7 @@ from flask_jwt_extended import verify_jwt_in_request
 
 from saas.api import API_KEY_SCHEME, BEARER_SCHEME
 from saas.apikeys.service import authenticate, looks_like_api_key
+from saas.request_identity import bearer_token
 
 API_KEY_HEADER = "X-API-Key"
 # OpenAPI security for endpoints with this decorator: either scheme will do.
@@ -21,9 +22,8 @@ def presented_api_key():
     header = request.headers.get(API_KEY_HEADER, "").strip()
     if header:
         return header
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() == "bearer" and looks_like_api_key(token):
+    token = bearer_token()
+    if token and looks_like_api_key(token):
         return token
     return None
 

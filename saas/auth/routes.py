@@ -14,6 +14,7 @@ from saas.auth.schemas import (
     RegisterSchema,
     TokenSchema,
 )
+from saas.request_identity import bearer_token
 from saas.users.schemas import UserSchema
 from saas.users.service import create_user
 
@@ -79,7 +80,7 @@ def refresh(fields):
     Send `{refresh_token}` in the body or the refresh token as `Authorization: Bearer`. The old
     refresh token is retired: presenting it again is treated as theft and ends the session.
     """
-    raw_token = fields.get("refresh_token") or _bearer_token()
+    raw_token = fields.get("refresh_token") or bearer_token()
     if not raw_token:
         raise service.TokenError("Missing refresh token.")
     return service.rotate_refresh_token(raw_token), 200, NO_STORE
@@ -112,8 +113,3 @@ def _login_credentials():
         form = parser.parse(OAuth2PasswordFormSchema(), request, location="form")
         return {"email": form["username"], "password": form["password"]}
     return parser.parse(LoginSchema(), request, location="json")
-
-
-def _bearer_token():
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
