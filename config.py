@@ -1,45 +1,30 @@
-"""Configuration classes, every value read from the environment.
+"""Every setting of the app, grouped by concern, read from a mapping of environment variables.
 
-``APP_ENV`` (development, testing, production) picks the class; a ``.env`` file in the
-project root is read first when present, without overriding the real environment.
+``Config.from_env()`` reads the process environment (with a ``.env`` file in the project root
+underneath it: real variables win); ``Config.from_env({...})`` reads any mapping, which is how
+tests and scripts build an app without touching ``os.environ``. Each group is a
+pydantic-settings class whose field aliases are the variable names; an empty value counts as
+unset. ``APP_ENV`` (development, testing, production) picks the environment's defaults and checks.
+gunicorn.conf.py reads its settings from here too (``ServerSettings``).
 """
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Literal
 
-from dotenv import load_dotenv
+from dotenv import dotenv_values
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BASE_DIR = Path(__file__).resolve().parent
-load_dotenv(BASE_DIR / ".env", override=False)
 
 MIN_SECRET_BYTES = 32
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789"
+APP_ENVS = ("development", "testing", "production")
 
 
-def env_str(name, default=None):
-    value = os.environ.get(name)
-    return default if value is None or value.strip() == "" else value.strip()
-
-
-def env_bool(name, default=False):
-    value = env_str(name)
-    if value is None:
-        return default
-    return value.lower() in ("1", "true", "yes", "on")
-
-
-def env_int(name, default):
-    value = env_str(name)
-    return default if value is None else int(value)
-
-
-def env_float(name, default):
-    value = env_str(name)
-    return default if value is None else float(value)
-
-
-def env_list(name, default=""):
-    return [item.strip() for item in (env_str(name, default) or "").split(",") if item.strip()]
+class ConfigError(RuntimeError):
+    """A setting is missing, malformed or unsafe; the message names the variable."""
 
 
 def normalize_database_url(url):
@@ -54,14 +39,22 @@ def normalize_database_url(url):
     return url
 
 
+def _split_list(raw):
+    if isinstance(raw, str):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
 def _parse_pairs(raw, setting, value_name):
+    if not isinstance(raw, str):
+        return raw
     pairs = {}
-    for pair in (raw or "").split(","):
+    for pair in raw.split(","):
         if not pair.strip():
             continue
         name, sep, value = pair.partition(":")
         if not sep or not name.strip() or not value.strip():
-            raise ValueError(f"{setting} entry {pair!r} is not of the form plan:{value_name}")
+            raise ValueError(f"{setting} entry {pair.strip()!r} is not of the form name:{value_name}")
         pairs[name.strip()] = value.strip()
     return pairs
 
@@ -75,149 +68,310 @@ def parse_quotas(raw):
     """``free:20000,pro:2000000`` -> ``{"free": 20000, "pro": 2000000}``."""
     quotas = _parse_pairs(raw, "PLAN_QUOTAS", "tokens")
     for name, tokens in quotas.items():
-        if not tokens.isdigit():
+        if not str(tokens).isdigit():
             raise ValueError(f"PLAN_QUOTAS entry {name}:{tokens} needs a whole number of tokens")
     return {name: int(tokens) for name, tokens in quotas.items()}
 
 
+CommaList = Annotated[list[str], BeforeValidator(_split_list)]
+Plans = Annotated[dict[str, str], BeforeValidator(parse_plans)]
+Quotas = Annotated[dict[str, int], BeforeValidator(parse_quotas)]
+
+
+class Settings(BaseSettings):
+    """A group of settings read only from the mapping given to it (never from os.environ)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=True)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **other_sources):
+        return (init_settings,)
+
+
+class AppSettings(Settings):
+    env: Literal["development", "testing", "production"] = Field("development", alias="APP_ENV")
+    name: str = Field("saas", alias="APP_NAME")
+    version: str = Field("1.0.0", alias="APP_VERSION")
+    debug: bool = Field(False, alias="DEBUG")
+    secret_key: str | None = Field(None, alias="SECRET_KEY")
+    frontend_url: str = Field("http://localhost:3000", alias="FRONTEND_URL")
+    allowed_origins: CommaList = Field(
+        ["http://localhost:3000", "http://localhost:8000"], alias="ALLOWED_ORIGINS"
+    )
+    max_content_length: int = Field(1024 * 1024, alias="MAX_CONTENT_LENGTH", ge=1)
+    # Trusted proxies in front; the client address is taken from that position of X-Forwarded-For.
+    proxy_fix_hops: int = Field(0, alias="PROXY_FIX_HOPS", ge=0)
+
+
+class DatabaseSettings(Settings):
+    url: str = Field(f"sqlite:///{BASE_DIR / 'instance' / 'saas.db'}", alias="DATABASE_URL")
+    pool_size: int = Field(10, alias="DB_POOL_SIZE", ge=1)
+    max_overflow: int = Field(10, alias="DB_MAX_OVERFLOW", ge=0)
+    pool_timeout: float = Field(10, alias="DB_POOL_TIMEOUT", gt=0)
+    pool_recycle: int = Field(1800, alias="DB_POOL_RECYCLE")
+    connect_timeout: int = Field(5, alias="DB_CONNECT_TIMEOUT", ge=1)
+
+
+class RedisSettings(Settings):
+    # No REDIS_URL means no Redis: jobs run inline and rate limits use process memory.
+    url: str | None = Field(None, alias="REDIS_URL")
+    socket_timeout: float = Field(2.0, alias="REDIS_SOCKET_TIMEOUT", gt=0)
+
+
+class TokenSettings(Settings):
+    access_minutes: int = Field(30, alias="ACCESS_TOKEN_EXPIRE_MINUTES", ge=1)
+    refresh_days: int = Field(7, alias="REFRESH_TOKEN_EXPIRE_DAYS", ge=1)
+    # None: 12, or 4 under APP_ENV=testing (strength is not under test; speed is).
+    bcrypt_rounds: int | None = Field(None, alias="BCRYPT_ROUNDS", ge=4, le=31)
+
+
+class StripeSettings(Settings):
+    secret_key: str | None = Field(None, alias="STRIPE_SECRET_KEY")
+    publishable_key: str | None = Field(None, alias="STRIPE_PUBLISHABLE_KEY")
+    webhook_secret: str | None = Field(None, alias="STRIPE_WEBHOOK_SECRET")
+    webhook_tolerance: int = Field(300, alias="STRIPE_WEBHOOK_TOLERANCE", ge=1)
+    api_base: str = Field("https://api.stripe.com", alias="STRIPE_API_BASE")
+    timeout: float = Field(10.0, alias="STRIPE_TIMEOUT", gt=0)
+    max_network_retries: int = Field(2, alias="STRIPE_MAX_NETWORK_RETRIES", ge=0)
+    plans: Plans = Field({}, alias="STRIPE_PLANS")
+    past_due_grace_days: int = Field(7, alias="BILLING_PAST_DUE_GRACE_DAYS", ge=0)
+    # Token usage is reported to this Stripe Billing meter; unset means usage is not billed.
+    meter_event_name: str | None = Field(None, alias="STRIPE_METER_EVENT_NAME")
+
+
+class AiSettings(Settings):
+    # Any OpenAI-compatible /v1/chat/completions provider: OpenAI, OpenRouter, vLLM, Ollama.
+    api_base: str = Field("https://api.openai.com/v1", alias="AI_API_BASE")
+    api_key: str | None = Field(None, alias="AI_API_KEY")
+    model: str = Field("gpt-4o-mini", alias="AI_MODEL")
+    # Models a caller may ask for besides AI_MODEL; others are refused (they cost more).
+    allowed_models: CommaList = Field([], alias="AI_ALLOWED_MODELS")
+    timeout: float = Field(60.0, alias="AI_TIMEOUT", gt=0)
+    max_retries: int = Field(2, alias="AI_MAX_RETRIES", ge=0)
+    # The default and the ceiling of max_tokens; it is also what a call reserves of the quota.
+    max_tokens: int = Field(1024, alias="AI_MAX_TOKENS", ge=1)
+    plan_quotas: Quotas = Field({"free": 20000, "pro": 2000000}, alias="PLAN_QUOTAS")
+
+
+class RateLimitSettings(Settings):
+    enabled: bool = Field(True, alias="RATELIMIT_ENABLED")
+    # None: REDIS_URL, else process memory.
+    storage_uri: str | None = Field(None, alias="RATELIMIT_STORAGE_URI")
+    default: str = Field("600 per minute", alias="RATELIMIT_DEFAULT")
+    login_ip: str = Field("30 per minute", alias="RATELIMIT_LOGIN_IP")
+    login_account: str = Field("10 per 15 minutes", alias="RATELIMIT_LOGIN_ACCOUNT")
+    register_ip: str = Field("100 per hour", alias="RATELIMIT_REGISTER_IP")
+    refresh_ip: str = Field("60 per minute", alias="RATELIMIT_REFRESH_IP")
+
+
+class ObservabilitySettings(Settings):
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", alias="LOG_LEVEL"
+    )
+    metrics_token: str | None = Field(None, alias="METRICS_TOKEN")
+    sentry_dsn: str | None = Field(None, alias="SENTRY_DSN")
+    sentry_traces_sample_rate: float = Field(0.0, alias="SENTRY_TRACES_SAMPLE_RATE", ge=0, le=1)
+
+
+class DocsSettings(Settings):
+    swagger_ui_url: str = Field("https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/", alias="SWAGGER_UI_URL")
+    redoc_url: str = Field(
+        "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js", alias="REDOC_URL"
+    )
+
+
+def _cpus():
+    # Respect CPU pinning (containers, taskset) instead of the host's core count.
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class ServerSettings(Settings):
+    """gunicorn's settings (gunicorn.conf.py reads them from here)."""
+
+    port: int = Field(8000, alias="PORT")
+    bind: str | None = Field(None, alias="GUNICORN_BIND")
+    # One worker per core, each with 8 threads: measured best for this app (bench/RESULTS.md).
+    workers: int = Field(default_factory=lambda: max(2, _cpus()), alias="GUNICORN_WORKERS", ge=1)
+    threads: int = Field(8, alias="GUNICORN_THREADS", ge=1)
+    timeout: int = Field(30, alias="GUNICORN_TIMEOUT", ge=1)
+    graceful_timeout: int = Field(30, alias="GUNICORN_GRACEFUL_TIMEOUT", ge=1)
+    keepalive: int = Field(5, alias="GUNICORN_KEEPALIVE", ge=0)
+    # Recycling workers bounds slow memory leaks; 0 disables it.
+    max_requests: int = Field(0, alias="GUNICORN_MAX_REQUESTS", ge=0)
+    max_requests_jitter: int = Field(0, alias="GUNICORN_MAX_REQUESTS_JITTER", ge=0)
+    accesslog: str | None = Field(None, alias="GUNICORN_ACCESSLOG")
+    loglevel: str = Field("info", alias="GUNICORN_LOGLEVEL")
+    # Only trust X-Forwarded-* from these proxies.
+    forwarded_allow_ips: str = Field("127.0.0.1", alias="FORWARDED_ALLOW_IPS")
+
+    @property
+    def bind_address(self):
+        return self.bind or f"0.0.0.0:{self.port}"
+
+    @classmethod
+    def from_env(cls, environ=None):
+        return _build(cls, _environment(environ))
+
+
+def _environment(environ):
+    """The mapping to read: ``environ``, or os.environ over the project's ``.env``; blanks dropped."""
+    if environ is None:
+        environ = {**dotenv_values(BASE_DIR / ".env"), **os.environ}
+    return {name: value for name, value in environ.items() if value is not None and str(value).strip()}
+
+
+def _build(settings_class, values):
+    try:
+        return settings_class(**values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}" for issue in error.errors()
+        )
+        raise ConfigError(f"invalid setting: {problems}") from None
+
+
 class Config:
-    """Base settings. Values are read when the class is instantiated, so a test (or a
-    process that changed its environment) always gets what the environment says now."""
+    """The app's settings by concern; ``flask_config()`` is what ``create_app`` loads."""
 
-    APP_ENV = "development"
-    TESTING = False
-    DEFAULT_BCRYPT_ROUNDS = 12
+    def __init__(self, values):
+        self.app = _build(AppSettings, values)
+        self.database = _build(DatabaseSettings, values)
+        self.redis = _build(RedisSettings, values)
+        self.tokens = _build(TokenSettings, values)
+        self.stripe = _build(StripeSettings, values)
+        self.ai = _build(AiSettings, values)
+        self.rate_limits = _build(RateLimitSettings, values)
+        self.observability = _build(ObservabilitySettings, values)
+        self.docs = _build(DocsSettings, values)
 
-    def __init__(self):
-        self.APP_NAME = env_str("APP_NAME", "saas")
-        self.APP_VERSION = env_str("APP_VERSION", "1.0.0")
-        self.DEBUG = env_bool("DEBUG", False)
-        self.SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
+    @classmethod
+    def from_env(cls, environ=None):
+        """Settings from ``environ`` (any mapping of variable names to strings), or from the
+        process environment over ``.env`` when None."""
+        return cls(_environment(environ))
 
-        self.SQLALCHEMY_DATABASE_URI = normalize_database_url(
-            env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'saas.db'}")
-        )
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
-        if self.SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
-            self.SQLALCHEMY_ENGINE_OPTIONS.update(
-                pool_size=env_int("DB_POOL_SIZE", 10),
-                max_overflow=env_int("DB_MAX_OVERFLOW", 10),
-                pool_timeout=env_int("DB_POOL_TIMEOUT", 10),
-                pool_recycle=env_int("DB_POOL_RECYCLE", 1800),
-                connect_args={"connect_timeout": env_int("DB_CONNECT_TIMEOUT", 5)},
-            )
+    @property
+    def env(self):
+        return self.app.env
 
-        # No REDIS_URL means no Redis: jobs run inline and rate limits use process memory.
-        self.REDIS_URL = env_str("REDIS_URL")
-        self.REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 2.0)
-        self.RQ_QUEUE = env_str("RQ_QUEUE", "default")
+    @property
+    def testing(self):
+        return self.app.env == "testing"
 
-        self.JWT_SECRET_KEY = self.SECRET_KEY
-        self.JWT_ALGORITHM = "HS256"
-        self.JWT_DECODE_ALGORITHMS = ["HS256"]
-        self.JWT_TOKEN_LOCATION = ["headers"]
-        self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=env_int("ACCESS_TOKEN_EXPIRE_MINUTES", 30))
-        self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=env_int("REFRESH_TOKEN_EXPIRE_DAYS", 7))
-        self.JWT_ERROR_MESSAGE_KEY = "message"
-        self.JWT_COOKIE_CSRF_PROTECT = False  # tokens travel in headers, never cookies
+    @property
+    def secret_key(self):
+        return self.app.secret_key or DEV_SECRET_KEY
 
-        self.BCRYPT_ROUNDS = env_int("BCRYPT_ROUNDS", self.DEFAULT_BCRYPT_ROUNDS)
-
-        self.STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
-        self.STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
-        self.STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
-        self.STRIPE_WEBHOOK_TOLERANCE = env_int("STRIPE_WEBHOOK_TOLERANCE", 300)
-        self.STRIPE_API_BASE = env_str("STRIPE_API_BASE", "https://api.stripe.com")
-        self.STRIPE_TIMEOUT = env_float("STRIPE_TIMEOUT", 10.0)
-        self.STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
-        self.STRIPE_PLANS = parse_plans(env_str("STRIPE_PLANS", ""))
-        self.BILLING_PAST_DUE_GRACE_DAYS = env_int("BILLING_PAST_DUE_GRACE_DAYS", 7)
-        # Token usage is reported to this Stripe Billing meter; unset means usage is not billed.
-        self.STRIPE_METER_EVENT_NAME = env_str("STRIPE_METER_EVENT_NAME")
-
-        # Any OpenAI-compatible /v1/chat/completions provider: OpenAI, OpenRouter, vLLM, Ollama.
-        self.AI_API_BASE = env_str("AI_API_BASE", "https://api.openai.com/v1")
-        self.AI_API_KEY = env_str("AI_API_KEY")
-        self.AI_MODEL = env_str("AI_MODEL", "gpt-4o-mini")
-        # Models a caller may ask for besides AI_MODEL; others are refused (they cost more).
-        self.AI_ALLOWED_MODELS = env_list("AI_ALLOWED_MODELS")
-        self.AI_TIMEOUT = env_float("AI_TIMEOUT", 60.0)
-        self.AI_MAX_RETRIES = env_int("AI_MAX_RETRIES", 2)
-        # The default and the ceiling of max_tokens; it is also what a call reserves of the quota.
-        self.AI_MAX_TOKENS = env_int("AI_MAX_TOKENS", 1024)
-        self.PLAN_QUOTAS = parse_quotas(env_str("PLAN_QUOTAS", "free:20000,pro:2000000"))
-
-        self.FRONTEND_URL = env_str("FRONTEND_URL", "http://localhost:3000")
-        self.ALLOWED_ORIGINS = env_list("ALLOWED_ORIGINS", "http://localhost:3000,http://localhost:8000")
-
-        self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
-        self.RATELIMIT_STORAGE_URI = env_str("RATELIMIT_STORAGE_URI", self.REDIS_URL or "memory://")
-        self.RATELIMIT_DEFAULT = env_str("RATELIMIT_DEFAULT", "600 per minute")
-        self.RATELIMIT_LOGIN_IP = env_str("RATELIMIT_LOGIN_IP", "30 per minute")
-        self.RATELIMIT_LOGIN_ACCOUNT = env_str("RATELIMIT_LOGIN_ACCOUNT", "10 per 15 minutes")
-        self.RATELIMIT_REGISTER_IP = env_str("RATELIMIT_REGISTER_IP", "100 per hour")
-        self.RATELIMIT_REFRESH_IP = env_str("RATELIMIT_REFRESH_IP", "60 per minute")
-
-        self.PROXY_FIX_HOPS = env_int("PROXY_FIX_HOPS", 0)
-        self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
-        self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
-        self.METRICS_TOKEN = env_str("METRICS_TOKEN")
-        self.SENTRY_DSN = env_str("SENTRY_DSN")
-        self.SENTRY_TRACES_SAMPLE_RATE = env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0)
-
-        self.API_TITLE = self.APP_NAME
-        self.API_VERSION = self.APP_VERSION
-        self.OPENAPI_VERSION = "3.0.3"
-        self.OPENAPI_URL_PREFIX = "/"
-        self.OPENAPI_JSON_PATH = "openapi.json"
-        self.OPENAPI_SWAGGER_UI_PATH = "/docs"
-        self.OPENAPI_SWAGGER_UI_URL = env_str(
-            "SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
-        )
-        self.OPENAPI_REDOC_PATH = "/redoc"
-        self.OPENAPI_REDOC_URL = env_str(
-            "REDOC_URL", "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"
-        )
+    @property
+    def bcrypt_rounds(self):
+        if self.tokens.bcrypt_rounds is not None:
+            return self.tokens.bcrypt_rounds
+        return 4 if self.testing else 12
 
     def validate(self):
-        """Refuse settings that would be unsafe; each message names the variable."""
-
-
-class DevelopmentConfig(Config):
-    APP_ENV = "development"
-
-
-class TestingConfig(Config):
-    APP_ENV = "testing"
-    TESTING = True
-    # bcrypt at cost 12 would make the suite minutes slower; strength is not under test.
-    DEFAULT_BCRYPT_ROUNDS = 4
-
-
-class ProductionConfig(Config):
-    APP_ENV = "production"
-
-    def validate(self):
-        secret = env_str("SECRET_KEY")
+        """Refuse settings that would be unsafe in production; each message names the variable."""
+        if self.env != "production":
+            return
+        secret = self.app.secret_key
         if not secret:
-            raise RuntimeError("SECRET_KEY is not set: production needs a random secret of 32+ bytes")
+            raise ConfigError("SECRET_KEY is not set: production needs a random secret of 32+ bytes")
         if secret == DEV_SECRET_KEY:
-            raise RuntimeError("SECRET_KEY is the development default: set a random secret of 32+ bytes")
+            raise ConfigError("SECRET_KEY is the development default: set a random secret of 32+ bytes")
         if len(secret.encode()) < MIN_SECRET_BYTES:
-            raise RuntimeError(
-                f"SECRET_KEY is {len(secret.encode())} bytes long: production needs at least "
-                f"{MIN_SECRET_BYTES}"
+            raise ConfigError(
+                f"SECRET_KEY is {len(secret.encode())} bytes long: production needs at least {MIN_SECRET_BYTES}"
             )
-        if self.DEBUG:
-            raise RuntimeError("DEBUG is true: production refuses to start with DEBUG on")
+        if self.app.debug:
+            raise ConfigError("DEBUG is true: production refuses to start with DEBUG on")
 
-
-CONFIGS = {"development": DevelopmentConfig, "testing": TestingConfig, "production": ProductionConfig}
-
-
-def config_for_env(app_env=None):
-    """The settings for ``app_env`` (default: ``APP_ENV``), read from the environment now."""
-    name = (app_env or env_str("APP_ENV", "development")).lower()
-    if name not in CONFIGS:
-        raise RuntimeError(f"APP_ENV={name!r} is not one of: {', '.join(CONFIGS)}")
-    return CONFIGS[name]()
+    def flask_config(self):
+        """The flat ``app.config`` mapping: Flask's, the extensions' and ours."""
+        app, database, redis, stripe, ai = self.app, self.database, self.redis, self.stripe, self.ai
+        limits, observability, docs = self.rate_limits, self.observability, self.docs
+        database_uri = normalize_database_url(database.url)
+        engine_options = {"pool_pre_ping": True}
+        if database_uri.startswith("postgresql"):
+            engine_options.update(
+                pool_size=database.pool_size,
+                max_overflow=database.max_overflow,
+                pool_timeout=database.pool_timeout,
+                pool_recycle=database.pool_recycle,
+                connect_args={"connect_timeout": database.connect_timeout},
+            )
+        return {
+            "APP_ENV": app.env,
+            "APP_NAME": app.name,
+            "APP_VERSION": app.version,
+            "DEBUG": app.debug,
+            "TESTING": self.testing,
+            "SECRET_KEY": self.secret_key,
+            "FRONTEND_URL": app.frontend_url,
+            "ALLOWED_ORIGINS": list(app.allowed_origins),
+            "MAX_CONTENT_LENGTH": app.max_content_length,
+            "PROXY_FIX_HOPS": app.proxy_fix_hops,
+            # Database
+            "SQLALCHEMY_DATABASE_URI": database_uri,
+            "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
+            # Redis
+            "REDIS_URL": redis.url,
+            "REDIS_SOCKET_TIMEOUT": redis.socket_timeout,
+            # Tokens and passwords (flask-jwt-extended's names)
+            "JWT_SECRET_KEY": self.secret_key,
+            "JWT_ALGORITHM": "HS256",
+            "JWT_DECODE_ALGORITHMS": ["HS256"],
+            "JWT_TOKEN_LOCATION": ["headers"],
+            "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=self.tokens.access_minutes),
+            "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=self.tokens.refresh_days),
+            "BCRYPT_ROUNDS": self.bcrypt_rounds,
+            # Stripe
+            "STRIPE_SECRET_KEY": stripe.secret_key,
+            "STRIPE_PUBLISHABLE_KEY": stripe.publishable_key,
+            "STRIPE_WEBHOOK_SECRET": stripe.webhook_secret,
+            "STRIPE_WEBHOOK_TOLERANCE": stripe.webhook_tolerance,
+            "STRIPE_API_BASE": stripe.api_base,
+            "STRIPE_TIMEOUT": stripe.timeout,
+            "STRIPE_MAX_NETWORK_RETRIES": stripe.max_network_retries,
+            "STRIPE_PLANS": dict(stripe.plans),
+            "BILLING_PAST_DUE_GRACE_DAYS": stripe.past_due_grace_days,
+            "STRIPE_METER_EVENT_NAME": stripe.meter_event_name,
+            # AI provider and quotas
+            "AI_API_BASE": ai.api_base,
+            "AI_API_KEY": ai.api_key,
+            "AI_MODEL": ai.model,
+            "AI_ALLOWED_MODELS": list(ai.allowed_models),
+            "AI_TIMEOUT": ai.timeout,
+            "AI_MAX_RETRIES": ai.max_retries,
+            "AI_MAX_TOKENS": ai.max_tokens,
+            "PLAN_QUOTAS": dict(ai.plan_quotas),
+            # Rate limits (flask-limiter's names)
+            "RATELIMIT_ENABLED": limits.enabled,
+            "RATELIMIT_STORAGE_URI": limits.storage_uri or redis.url or "memory://",
+            "RATELIMIT_DEFAULT": limits.default,
+            "RATELIMIT_LOGIN_IP": limits.login_ip,
+            "RATELIMIT_LOGIN_ACCOUNT": limits.login_account,
+            "RATELIMIT_REGISTER_IP": limits.register_ip,
+            "RATELIMIT_REFRESH_IP": limits.refresh_ip,
+            "RATELIMIT_HEADERS_ENABLED": True,
+            # Redis trouble must not fail requests: fall back to per-process counting.
+            "RATELIMIT_SWALLOW_ERRORS": True,
+            "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+            "RATELIMIT_STORAGE_OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
+            # Observability
+            "LOG_LEVEL": observability.log_level,
+            "METRICS_TOKEN": observability.metrics_token,
+            "SENTRY_DSN": observability.sentry_dsn,
+            "SENTRY_TRACES_SAMPLE_RATE": observability.sentry_traces_sample_rate,
+            # OpenAPI documents (flask-smorest's names)
+            "API_TITLE": app.name,
+            "API_VERSION": app.version,
+            "OPENAPI_VERSION": "3.0.3",
+            "OPENAPI_URL_PREFIX": "/",
+            "OPENAPI_JSON_PATH": "openapi.json",
+            "OPENAPI_SWAGGER_UI_PATH": "/docs",
+            "OPENAPI_SWAGGER_UI_URL": docs.swagger_ui_url,
+            "OPENAPI_REDOC_PATH": "/redoc",
+            "OPENAPI_REDOC_URL": docs.redoc_url,
+        }

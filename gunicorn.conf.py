@@ -1,65 +1,50 @@
-"""Gunicorn settings; every value can be overridden from the environment."""
-
+"""Gunicorn settings, read from the environment through ``config.ServerSettings``."""
 import os
+import shutil
 
+# Prometheus multiprocess mode: each worker writes its samples here and /metrics sums them.
+# Set in the master before workers fork, so every worker inherits it, and before anything
+# imports prometheus_client, which picks its storage when imported.
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"saas-prometheus-{os.getpid()}")
+)
 
-def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
+import config as _config  # noqa: E402
+from saas.core import logging as _logging  # noqa: E402
 
+# Names without a leading underscore are gunicorn settings (a test holds them to gunicorn's list).
+_settings = _config.ServerSettings.from_env()
 
-def _cpus() -> int:
-    # Respect CPU pinning (containers, taskset) instead of the host's core count.
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT') or 8000}"
+bind = _settings.bind_address
 
 # Threads let one worker overlap I/O waits (DB, Redis, Stripe) without an async stack.
 worker_class = "gthread"
-# One worker per core, each with 8 threads: measured best for this app on PostgreSQL (see
-# bench/RESULTS.md); the classic 2*cores+1 is advice for sync workers, and more processes here
-# only add context switches and idle DB pools.
-workers = _int("GUNICORN_WORKERS", max(2, _cpus()))
-threads = _int("GUNICORN_THREADS", 8)
+workers = _settings.workers
+threads = _settings.threads
 
-timeout = _int("GUNICORN_TIMEOUT", 30)
-graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
-keepalive = _int("GUNICORN_KEEPALIVE", 5)
+timeout = _settings.timeout
+graceful_timeout = _settings.graceful_timeout
+keepalive = _settings.keepalive
 
-# Recycling workers bounds slow memory leaks; 0 disables it.
-max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
-max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 0)
+max_requests = _settings.max_requests
+max_requests_jitter = _settings.max_requests_jitter
 
 # The worker heartbeat file is touched constantly; keep it off a (possibly overlay) disk.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 # The app logs each request itself (structured); gunicorn's access log would duplicate it.
-accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+accesslog = _settings.accesslog
 errorlog = "-"
-loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+loglevel = _settings.loglevel
 
-# Only trust X-Forwarded-* from these proxies.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-
-# Prometheus multiprocess mode: each worker writes its samples here and /metrics sums them.
-# Set in the master before workers fork, so every worker inherits it.
-os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"saas-prometheus-{os.getpid()}")
-)
+forwarded_allow_ips = _settings.forwarded_allow_ips
 
 # gunicorn's own lines in the same JSON shape as the app's.
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        }
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": _logging.JSON_FORMAT, "rename_fields": _logging.RENAMED_FIELDS}
     },
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
     "root": {"handlers": ["stdout"], "level": "INFO"},
@@ -73,8 +58,6 @@ logconfig_dict = {
 
 def on_starting(server):
     """Start each run with an empty metrics directory (stale files would inflate counters)."""
-    import shutil
-
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory, exist_ok=True)

@@ -4,31 +4,41 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import config_for_env
+from config import Config
+from saas import ai, apikeys, auth, billing, system, usage, users
+from saas.apikeys.credentials import api_key_authenticator
+from saas.apikeys.service import connect_signals as connect_api_key_signals
+from saas.auth.cli import auth_cli
+from saas.auth.credentials import session_authenticator
+from saas.auth.service import connect_signals as connect_session_signals
+from saas.billing.cli import billing_cli
+from saas.billing.jobs import connect_signals as connect_billing_signals
+from saas.core.redis import init_redis
+from saas.core.sentry import init_sentry
 from saas.extensions import api, cors, db, jwt, limiter, migrate
+from saas.usage import cli as usage_cli  # noqa: F401  (adds `flask billing report-usage`)
+from saas.users.cli import users_cli
+from saas.web.blueprint import register_authenticators
+from saas.web.errors import register_error_handlers
+from saas.web.logging import init_logging
+from saas.web.metrics import init_metrics
+from saas.web.security_headers import init_security_headers
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+API_PREFIX = "/api/v1"
 
 
 def create_app(config=None):
-    """Build the app. ``config`` is a config object, an APP_ENV name, or None for APP_ENV.
+    """Build the app from ``config`` (a ``Config``; None reads the environment).
 
-    Extensions are bound and blueprints registered here; nothing else happens at import time.
+    Extensions are bound, blueprints registered and packages wired together here; nothing else
+    happens at import time.
     """
-    if config is None or isinstance(config, str):
-        config = config_for_env(config)
+    config = config or Config.from_env()
     config.validate()
 
     app = Flask(__name__)
-    app.config.from_object(config)
-    app.config.update(
-        APP_ENV=config.APP_ENV,
-        TESTING=config.TESTING,
-        RATELIMIT_HEADERS_ENABLED=True,
-        RATELIMIT_SWALLOW_ERRORS=True,
-        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
-        RATELIMIT_STORAGE_OPTIONS={"socket_timeout": 1, "socket_connect_timeout": 1},
-    )
+    app.config.update(config.flask_config())
     app.json.sort_keys = False
     if app.config["PROXY_FIX_HOPS"]:
         hops = app.config["PROXY_FIX_HOPS"]
@@ -36,25 +46,17 @@ def create_app(config=None):
 
     _init_extensions(app)
     _register_blueprints(app)
+    _connect_packages(app)
     _register_cli(app)
     return app
 
 
 def _init_extensions(app):
-    from saas.auth.callbacks import register_token_callbacks
-    from saas.errors import register_error_handlers
-    from saas.logging import init_logging
-    from saas.metrics import init_metrics
-    from saas.observability import init_sentry
-    from saas.redis_client import init_redis
-    from saas.security_headers import init_security_headers
-
     init_logging(app)
     init_sentry(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     jwt.init_app(app)
-    register_token_callbacks(jwt)
     cors.init_app(
         app,
         resources={r"/*": {"origins": app.config["ALLOWED_ORIGINS"]}},
@@ -70,23 +72,21 @@ def _init_extensions(app):
 
 
 def _register_blueprints(app):
-    from saas.ai.routes import blp as ai_blp
-    from saas.apikeys.routes import blp as api_keys_blp
-    from saas.auth.routes import blp as auth_blp
-    from saas.billing.routes import blp as billing_blp
-    from saas.system.routes import blp as system_blp
-    from saas.usage.routes import blp as usage_blp
-    from saas.users.routes import blp as users_blp
+    api.register_blueprint(system.blp)
+    for package in (auth, users, apikeys, billing, ai, usage):
+        api.register_blueprint(package.blp, url_prefix=API_PREFIX + package.blp.url_prefix)
 
-    for blueprint in (system_blp, auth_blp, users_blp, api_keys_blp, billing_blp, ai_blp, usage_blp):
-        api.register_blueprint(blueprint)
+
+def _connect_packages(app):
+    """The gate's authenticators and the reactions to account events (``saas.users.events``)."""
+    # An API key wins when a request carries both (scripts that also hold a session token).
+    register_authenticators(app, [api_key_authenticator, session_authenticator])
+    connect_session_signals()
+    connect_api_key_signals()
+    connect_billing_signals()
 
 
 def _register_cli(app):
-    from saas.auth.cli import auth_cli
-    from saas.billing.cli import billing_cli
-    from saas.users.cli import users_cli
-
     app.cli.add_command(auth_cli)
     app.cli.add_command(billing_cli)
     app.cli.add_command(users_cli)

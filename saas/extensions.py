@@ -8,8 +8,8 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-from saas.api import Api
-from saas.request_identity import user_or_ip_key
+from saas.web.api import Api
+from saas.web.requests import principal_or_ip_key
 
 # Named constraints make migrations reproducible and droppable on every database.
 NAMING_CONVENTION = {
@@ -49,4 +49,4 @@ migrate = Migrate()
 jwt = JWTManager()
 cors = CORS()
 api = Api()
-limiter = Limiter(key_func=user_or_ip_key)
+limiter = Limiter(key_func=principal_or_ip_key)

@@ -1,12 +1,11 @@
 """Helpers for the API key, AI and usage tests."""
 import json
 
-import pytest
 import sqlalchemy as sa
 
 from saas.extensions import db
 from saas.usage.models import UsageRecord
-from tests.conftest import bearer, login, make_app, register
+from tests.helpers import bearer
 
 CHAT = "/api/v1/ai/chat"
 JOBS = "/api/v1/ai/jobs"
@@ -26,12 +25,6 @@ def create_api_key(client, access_token, name="script", **fields):
     return response.get_json()
 
 
-def signed_up(client, email="user@example.com"):
-    """Register and log in; the user's access token."""
-    register(client, email)
-    return login(client, email)["access_token"]
-
-
 def usage_records():
     db.session.expire_all()
     return db.session.scalars(sa.select(UsageRecord).order_by(UsageRecord.id)).all()
@@ -44,21 +37,3 @@ def server_sent_events(text):
         fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
         events.append((fields.get("event"), json.loads(fields["data"])))
     return events
-
-
-@pytest.fixture
-def app_with(database):
-    """Build an app with settings overridden (env var names); its client comes with a context."""
-    contexts = []
-
-    def build(**overrides):
-        app = make_app(**overrides)
-        context = app.app_context()
-        context.push()
-        contexts.append(context)
-        return app.test_client()
-
-    yield build
-    db.session.remove()
-    for context in reversed(contexts):
-        context.pop()

@@ -1,28 +1,15 @@
 """Helpers for the billing tests: signed webhook deliveries and users with Stripe customers."""
 import json
 
-import pytest
 import sqlalchemy as sa
 
 from saas.billing.models import StripeEvent, Subscription
 from saas.extensions import db
-from tests.conftest import WEBHOOK_SECRET, bearer, login, make_app, register
+from tests.conftest import WEBHOOK_SECRET
+from tests.helpers import bearer, sign_up
 from tests.fake_stripe import make_event, new_id, sign_payload
 
 WEBHOOK = "/api/v1/billing/webhook"
-
-
-@pytest.fixture(scope="module")
-def inline_app(database):
-    """An app without Redis: a webhook's event is applied inside the request, as a worker would."""
-    return make_app(REDIS_URL="")
-
-
-@pytest.fixture
-def inline_client(inline_app):
-    with inline_app.app_context():
-        yield inline_app.test_client()
-        db.session.remove()
 
 
 def deliver(client, event, secret=WEBHOOK_SECRET, timestamp=None):
@@ -47,8 +34,7 @@ def customer_user(client, fake_stripe, email="payer@example.com"):
 
     Returns (user as GET /users/me shows it, access token).
     """
-    register(client, email=email)
-    token = login(client, email=email)["access_token"]
+    token = sign_up(client, email)
     assert client.get("/api/v1/billing/customer-portal", headers=bearer(token)).status_code == 200
     user = client.get("/api/v1/users/me", headers=bearer(token)).get_json()
     assert user["stripe_customer_id"] in fake_stripe.customers

@@ -1,7 +1,11 @@
-"""Test fixtures: real PostgreSQL and Redis (started by `make test`), the fake Stripe server.
+"""Fixtures shared by every test file.
 
-`make test` starts throwaway servers and exports TEST_DATABASE_URL and TEST_REDIS_URL; without
-them the suite refuses to run rather than silently testing something else.
+Two tiers. Tests that use PostgreSQL or Redis (the ``database``, ``redis_client`` fixtures or a
+fixture built on them) are marked ``services`` here, automatically; ``make test`` starts
+throwaway servers and runs everything, ``make test-fast`` runs only what needs neither
+(``-m "not services"``): config, schemas, the gate, and the API on SQLite with inline jobs.
+
+Apps are built from a mapping (``make_app(**settings)``), never by changing ``os.environ``.
 """
 import os
 import subprocess
@@ -12,32 +16,29 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from config import Config
+from saas import create_app
+from saas.extensions import db
 from tests.fake_openai import API_KEY as FAKE_OPENAI_API_KEY, FakeOpenAI
 from tests.fake_stripe import FakeStripe
+from tests.helpers import login, register
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789abcdef"
 WEBHOOK_SECRET = "whsec_test_secret_for_the_suite"
-PASSWORD = "correct horse battery staple"
 
-
-def _required_env(name):
-    value = os.environ.get(name)
-    if not value:
-        pytest.exit(f"{name} is not set: run the suite with `make test`", returncode=2)
-    return value
-
-
-DATABASE_URL = _required_env("TEST_DATABASE_URL")
-REDIS_URL = _required_env("TEST_REDIS_URL")
+# Set by `make test` (scripts/test-services.sh); absent under `make test-fast`.
+DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("TEST_REDIS_URL")
+SERVICE_FIXTURES = {"database", "redis_url", "redis_client"}
 
 FAKE_STRIPE = FakeStripe().start()
 FAKE_OPENAI = FakeOpenAI().start()
 
 BASE_ENV = {
     "APP_ENV": "testing",
-    "DATABASE_URL": DATABASE_URL,
-    "REDIS_URL": REDIS_URL,
+    "DATABASE_URL": DATABASE_URL or "",
+    "REDIS_URL": REDIS_URL or "",
     "SECRET_KEY": TEST_SECRET,
     "STRIPE_SECRET_KEY": "sk_test_suite",
     "STRIPE_API_BASE": FAKE_STRIPE.url,
@@ -58,24 +59,16 @@ BASE_ENV = {
     "BCRYPT_ROUNDS": "4",
     "LOG_LEVEL": "WARNING",
 }
-os.environ.update(BASE_ENV)
 
-from saas import create_app  # noqa: E402  (the environment above must be set first)
-from saas.extensions import db  # noqa: E402
+
+def suite_config(**overrides):
+    """The suite's settings plus ``overrides`` (variable names), as a Config."""
+    return Config.from_env({**BASE_ENV, **{name: str(value) for name, value in overrides.items()}})
 
 
 def make_app(**overrides):
-    """A fresh app built from the test environment plus ``overrides`` (env var names)."""
-    saved = {name: os.environ.get(name) for name in overrides}
-    os.environ.update({name: str(value) for name, value in overrides.items()})
-    try:
-        return create_app()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    """A fresh app built from the suite's settings plus ``overrides`` (variable names)."""
+    return create_app(suite_config(**overrides))
 
 
 def child_env(**overrides):
@@ -83,10 +76,22 @@ def child_env(**overrides):
     return {**os.environ, **BASE_ENV, "PYTHONPATH": str(ROOT), **{k: str(v) for k, v in overrides.items()}}
 
 
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
+
+def _psycopg2_url(url):
+    return url.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
 @pytest.fixture(scope="session")
 def database():
-    """An empty database built by the migrations, once per session."""
-    engine = sa.create_engine(DATABASE_URL.replace("postgresql://", "postgresql+psycopg2://", 1))
+    """An empty PostgreSQL database built by the migrations, once per session."""
+    if not DATABASE_URL:
+        pytest.fail("TEST_DATABASE_URL is not set: run the suite with `make test` (or `make test-fast`)")
+    engine = sa.create_engine(_psycopg2_url(DATABASE_URL))
     with engine.begin() as connection:
         connection.execute(sa.text("DROP SCHEMA public CASCADE"))
         connection.execute(sa.text("CREATE SCHEMA public"))
@@ -99,23 +104,36 @@ def database():
 
 
 @pytest.fixture(scope="session")
-def app(database):
+def redis_url():
+    if not REDIS_URL:
+        pytest.fail("TEST_REDIS_URL is not set: run the suite with `make test`")
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    return redis.Redis.from_url(redis_url)
+
+
+@pytest.fixture(scope="session")
+def app(database, redis_url):
     return make_app()
 
 
 @pytest.fixture(autouse=True)
 def clean_state(request):
-    """Every test starts with empty tables, an empty Redis and a fresh fake Stripe."""
+    """Every test starts with empty tables, an empty Redis and fresh fake servers."""
     FAKE_STRIPE.reset()
     FAKE_OPENAI.reset()
     yield
     if "database" in request.fixturenames:
         _truncate_all()
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    if SERVICE_FIXTURES & set(request.fixturenames) and REDIS_URL:
+        redis.Redis.from_url(REDIS_URL).flushdb()
 
 
 def _truncate_all():
-    engine = sa.create_engine(DATABASE_URL.replace("postgresql://", "postgresql+psycopg2://", 1))
+    engine = sa.create_engine(_psycopg2_url(DATABASE_URL))
     with engine.begin() as connection:
         tables = [
             row[0]
@@ -129,10 +147,59 @@ def _truncate_all():
 
 
 @pytest.fixture
-def client(app):
+def client(app, redis_client):
     with app.app_context():
         yield app.test_client()
         db.session.remove()
+
+
+@pytest.fixture
+def app_with(database, redis_url):
+    """Build apps with settings overridden (variable names); each client comes with a context."""
+    contexts = []
+
+    def build(**overrides):
+        built = make_app(**overrides)
+        context = built.app_context()
+        context.push()
+        contexts.append(context)
+        return built.test_client()
+
+    yield build
+    db.session.remove()
+    for context in reversed(contexts):
+        context.pop()
+
+
+@pytest.fixture(scope="session")
+def inline_app(database):
+    """An app without Redis: jobs (a webhook's event, a customer) run inside the request."""
+    return make_app(REDIS_URL="")
+
+
+@pytest.fixture
+def inline_client(inline_app):
+    with inline_app.app_context():
+        yield inline_app.test_client()
+        db.session.remove()
+
+
+@pytest.fixture
+def embedded_app(tmp_path):
+    """The embedded default of `make run`: SQLite built by the migrations, no Redis, inline jobs."""
+    from flask_migrate import upgrade
+
+    built = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'saas.db'}", REDIS_URL="")
+    with built.app_context():
+        upgrade()
+        yield built
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def embedded_client(embedded_app):
+    return embedded_app.test_client()
 
 
 @pytest.fixture
@@ -146,27 +213,6 @@ def fake_openai():
 
 
 @pytest.fixture
-def redis_client():
-    return redis.Redis.from_url(REDIS_URL)
-
-
-def register(client, email="user@example.com", password=PASSWORD, **extra):
-    response = client.post("/api/v1/auth/register", json={"email": email, "password": password, **extra})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def login(client, email="user@example.com", password=PASSWORD):
-    response = client.post("/api/v1/auth/login", json={"email": email, "password": password})
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
-
-
-def bearer(token):
-    return {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
 def user(client):
     return register(client)
 
@@ -174,3 +220,4 @@ def user(client):
 @pytest.fixture
 def tokens(client, user):
     return login(client)
+

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import ROOT, child_env
+from saas.core.queue import QUEUES
+from tests.conftest import REDIS_URL, ROOT, child_env
 
 BIN = Path(sys.executable).parent
 
@@ -81,11 +82,11 @@ def _wait_until_serving(base_url, process, timeout=30):
 
 
 def rq_worker_command(*extra, redis_url=None):
-    """The plain `rq worker` CLI, as the README runs it."""
-    url = redis_url or os.environ["REDIS_URL"]
+    """The plain `rq worker` CLI with the project's worker class, as the README runs it."""
+    url = redis_url or REDIS_URL
     return [
-        str(BIN / "rq"), "worker", "--with-scheduler", "--worker-class", "saas.jobs.JsonLogWorker",
-        "--url", url, *extra, "default",
+        str(BIN / "rq"), "worker", "--with-scheduler", "--worker-class", "saas.worker.Worker",
+        "--url", url, *extra, *QUEUES,
     ]
 
 

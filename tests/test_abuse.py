@@ -6,7 +6,8 @@ after every test by conftest.
 import pytest
 
 from saas.extensions import db
-from tests.conftest import PASSWORD, bearer, make_app
+from tests.conftest import make_app
+from tests.helpers import PASSWORD, bearer
 
 LOGIN = "/api/v1/auth/login"
 REGISTER = "/api/v1/auth/register"

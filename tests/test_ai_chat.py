@@ -1,14 +1,12 @@
 """POST /api/v1/ai/chat against the fake OpenAI-compatible provider: answers, usage, failures."""
-from tests.ai_support import (  # noqa: F401 (app_with is a fixture)
+from tests.ai_support import (
     CHAT,
     USAGE,
-    app_with,
     create_api_key,
     messages,
-    signed_up,
     usage_records,
 )
-from tests.conftest import bearer
+from tests.helpers import bearer, sign_up
 from tests.fake_openai import API_KEY as PROVIDER_KEY
 
 
@@ -55,7 +53,7 @@ def test_chat_needs_a_token_or_a_key(client, fake_openai):
 
 def test_only_the_configured_models_may_be_asked_for(app_with, fake_openai):
     client = app_with(AI_ALLOWED_MODELS="fake-large")
-    token = signed_up(client)
+    token = sign_up(client)
     refused = client.post(CHAT, json={"messages": messages(), "model": "gpt-4-32k"}, headers=bearer(token))
     assert refused.status_code == 422
     assert "fake-model, fake-large" in refused.get_json()["errors"]["json"]["model"][0]
@@ -101,7 +99,7 @@ def test_the_providers_reason_for_refusing_a_request_is_passed_on(client, tokens
 def test_a_provider_that_does_not_answer_in_time_is_a_json_504(app_with, fake_openai):
     client = app_with(AI_TIMEOUT="0.5")
     fake_openai.mode, fake_openai.delay = "slow", 3
-    response = client.post(CHAT, json={"messages": messages()}, headers=bearer(signed_up(client)))
+    response = client.post(CHAT, json={"messages": messages()}, headers=bearer(sign_up(client)))
     assert response.status_code == 504
     assert response.get_json()["status"] == "Gateway Timeout"
     assert usage_records() == []
@@ -109,7 +107,7 @@ def test_a_provider_that_does_not_answer_in_time_is_a_json_504(app_with, fake_op
 
 def test_an_unreachable_provider_is_a_json_502(app_with):
     client = app_with(AI_API_BASE="http://127.0.0.1:1/v1")
-    response = client.post(CHAT, json={"messages": messages()}, headers=bearer(signed_up(client)))
+    response = client.post(CHAT, json={"messages": messages()}, headers=bearer(sign_up(client)))
     assert response.status_code == 502
     assert "could not be reached" in response.get_json()["message"]
 
@@ -131,7 +129,7 @@ def test_an_answer_that_cannot_be_read_is_a_json_502(client, tokens, fake_openai
 def test_failed_calls_are_retried_as_configured(app_with, fake_openai):
     client = app_with(AI_MAX_RETRIES="2")
     fake_openai.mode = "down"
-    response = client.post(CHAT, json={"messages": messages()}, headers=bearer(signed_up(client)))
+    response = client.post(CHAT, json={"messages": messages()}, headers=bearer(sign_up(client)))
     assert response.status_code == 502
     assert len(fake_openai.completions()) == 3
 

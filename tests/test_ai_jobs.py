@@ -7,15 +7,14 @@ from rq.job import Job
 
 from saas.ai.models import AiJob
 from saas.extensions import db
-from tests.ai_support import (  # noqa: F401 (app_with is a fixture)
+from tests.ai_support import (
     JOBS,
-    app_with,
     create_api_key,
     messages,
-    signed_up,
     usage_records,
 )
-from tests.conftest import bearer, make_app
+from tests.conftest import make_app
+from tests.helpers import bearer, sign_up
 from tests.servers import run_rq_worker_burst
 
 
@@ -56,7 +55,7 @@ def test_a_job_survives_a_restart_of_the_app(database, fake_openai):
     before = make_app()
     with before.app_context():
         first = before.test_client()
-        token = signed_up(first)
+        token = sign_up(first)
         key = create_api_key(first, token)["key"]
         job = _submit(first, key, max_tokens=4)
         db.session.remove()
@@ -74,7 +73,7 @@ def test_a_job_survives_a_restart_of_the_app(database, fake_openai):
 
 def test_only_the_owner_can_read_a_job(client, tokens):
     job = _submit(client, tokens["access_token"])
-    intruder = signed_up(client, "intruder@example.com")
+    intruder = sign_up(client, "intruder@example.com")
     assert client.get(f"{JOBS}/{job['id']}", headers=bearer(intruder)).status_code == 404
     for unknown in ("00000000-0000-0000-0000-000000000000", "not-a-job", "a%00b"):
         assert client.get(f"{JOBS}/{unknown}", headers=bearer(intruder)).status_code == 404
@@ -95,14 +94,14 @@ def test_a_provider_failure_is_kept_as_the_jobs_error(client, tokens, fake_opena
 
 def test_a_job_over_the_quota_is_refused_when_submitted(app_with, fake_openai):
     client = app_with(PLAN_QUOTAS="free:50")
-    response = client.post(JOBS, json={"messages": messages()}, headers=bearer(signed_up(client)))
+    response = client.post(JOBS, json={"messages": messages()}, headers=bearer(sign_up(client)))
     assert response.status_code == 429
     assert response.get_json()["errors"]["quota"]["limit"] == 50
 
 
 def test_without_redis_a_job_runs_inline(app_with, fake_openai):
     client = app_with(REDIS_URL="")
-    token = signed_up(client)
+    token = sign_up(client)
     response = client.post(JOBS, json={"messages": messages()}, headers=bearer(token))
     assert response.status_code == 202
     assert response.get_json()["status"] == "succeeded"

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from tests.ai_support import API_KEYS, CHAT, messages, server_sent_events, usage_records
-from tests.conftest import PASSWORD, bearer
+from tests.helpers import PASSWORD, bearer
 from tests.fake_openai import DEFAULT_REPLY, pieces_of
 from tests.servers import gunicorn
 

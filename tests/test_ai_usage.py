@@ -11,21 +11,20 @@ from rq.job import Job
 
 from config import parse_quotas
 from saas.billing.models import Subscription
+from saas.billing.entitlements import refresh_plan
 from saas.extensions import db
 from saas.usage.jobs import meter_event_identifier, report_usage_to_stripe
 from saas.usage.models import UsageRecord
 from saas.users.models import User
-from tests.ai_support import (  # noqa: F401 (app_with is a fixture)
+from tests.ai_support import (
     API_KEYS,
     CHAT,
     LONG_REPLY,
     USAGE,
-    app_with,
     messages,
-    signed_up,
     usage_records,
 )
-from tests.conftest import PASSWORD, bearer
+from tests.helpers import PASSWORD, bearer, sign_up
 from tests.servers import gunicorn, run_rq_worker_burst
 
 NEXT_MONTH = (datetime.now(timezone.utc).replace(day=1) + timedelta(days=32)).replace(day=1)
@@ -62,6 +61,7 @@ def test_a_subscriber_gets_their_plans_quota(client, tokens, user):
             status="active", price_id="price_pro", plan="pro",
         )
     )
+    refresh_plan(db.session.get(User, user["id"]))
     db.session.commit()
     usage = client.get(USAGE, headers=bearer(tokens["access_token"])).get_json()
     assert (usage["plan"], usage["quota"]) == ("pro", 2000000)
@@ -77,7 +77,7 @@ def test_plan_quotas_are_read_as_whole_token_counts():
 def test_a_call_that_would_pass_the_quota_is_refused_with_429(app_with, fake_openai):
     # A call reserves its prompt estimate (7) plus max_tokens (100); it then uses 12.
     client = app_with(PLAN_QUOTAS="free:110,pro:1000")
-    token = signed_up(client)
+    token = sign_up(client)
     assert _chat(client, token).status_code == 200
 
     refused = _chat(client, token)
@@ -151,14 +151,14 @@ def test_usage_is_reported_to_the_stripe_meter_by_a_real_worker(client, tokens, 
 
 def test_a_retried_report_is_counted_once_by_stripe(app_with, fake_stripe, redis_client):
     client = app_with(STRIPE_METER_EVENT_NAME="")  # this app queues no report; the test does
-    _chat(client, signed_up(client))
+    _chat(client, sign_up(client))
     _run_worker()  # creates the Stripe customer
     [record] = usage_records()
 
     # Stripe stores the event but answers after the client gave up (STRIPE_TIMEOUT is 2 s), so
     # the job fails and RQ retries it.
     fake_stripe.mode, fake_stripe.delay = "slow", 3
-    queued = Queue("default", connection=redis_client).enqueue(
+    queued = Queue("high", connection=redis_client).enqueue(
         report_usage_to_stripe, record.id, retry=Retry(max=2, interval=1)
     )
     _run_worker()
@@ -190,8 +190,8 @@ def test_a_report_stripe_already_has_under_its_identifier_is_not_sent_again(clie
 
 def test_the_sweeper_reports_usage_whose_job_never_ran(app_with, fake_stripe):
     client = app_with(STRIPE_METER_EVENT_NAME="")  # as if the report could not be queued
-    _chat(client, signed_up(client))
-    _chat(client, signed_up(client, "second@example.com"), max_tokens=2)
+    _chat(client, sign_up(client))
+    _chat(client, sign_up(client, "second@example.com"), max_tokens=2)
 
     billed = app_with()
     runner = billed.application.test_cli_runner()
@@ -207,7 +207,7 @@ def test_the_sweeper_reports_usage_whose_job_never_ran(app_with, fake_stripe):
 
 def test_nothing_is_reported_without_a_meter(app_with, fake_stripe, redis_client):
     client = app_with(STRIPE_METER_EVENT_NAME="")
-    _chat(client, signed_up(client))
-    queued = [job.func_name for job in Queue("default", connection=redis_client).jobs]
+    _chat(client, sign_up(client))
+    queued = [job.func_name for job in Queue("high", connection=redis_client).jobs]
     assert not any("report_usage" in name for name in queued)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(UsageRecord)) == 1

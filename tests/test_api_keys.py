@@ -8,8 +8,8 @@ from saas.apikeys.models import ApiKey
 from saas.extensions import db
 from saas.users.models import User
 from saas.users.service import set_user_active
-from tests.ai_support import API_KEYS, create_api_key, signed_up
-from tests.conftest import PASSWORD, bearer, login, register
+from tests.ai_support import API_KEYS, create_api_key
+from tests.helpers import PASSWORD, bearer, login, register, sign_up
 
 ME = "/api/v1/users/me"
 
@@ -81,7 +81,7 @@ def test_a_password_change_revokes_every_key(client, tokens):
 
 def test_another_users_key_is_a_404_and_stays_valid(client, tokens):
     owners_key = create_api_key(client, tokens["access_token"], name="owner's")
-    intruder = signed_up(client, "intruder@example.com")
+    intruder = sign_up(client, "intruder@example.com")
 
     assert client.delete(f"{API_KEYS}/{owners_key['id']}", headers=bearer(intruder)).status_code == 404
     assert client.delete(f"{API_KEYS}/999999", headers=bearer(intruder)).status_code == 404
@@ -136,8 +136,7 @@ def test_key_management_and_account_changes_need_a_login_session(client, tokens)
 
 
 def test_an_access_token_still_wins_when_no_key_is_sent(client):
-    register(client, "plain@example.com")
-    token = login(client, "plain@example.com")["access_token"]
+    token = sign_up(client, "plain@example.com")
     assert client.get(ME, headers=bearer(token)).status_code == 200
     assert client.get(ME).status_code == 401
 

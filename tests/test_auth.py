@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from tests.conftest import PASSWORD, bearer, login, register
+from tests.helpers import PASSWORD, bearer, login, register, sign_up
 
 REGISTER = "/api/v1/auth/register"
 LOGIN = "/api/v1/auth/login"
@@ -401,10 +401,9 @@ def test_logout_all_ends_every_session_of_the_user(client, tokens):
 
 
 def test_logout_all_leaves_other_users_logged_in(client, tokens):
-    register(client, email="other@example.com")
-    other = login(client, email="other@example.com")
+    other = sign_up(client, "other@example.com")
     client.post(LOGOUT_ALL, headers=bearer(tokens["access_token"]))
-    assert client.get(ME, headers=bearer(other["access_token"])).status_code == 200
+    assert client.get(ME, headers=bearer(other)).status_code == 200
 
 
 def test_the_user_can_log_in_again_after_logout_all(client, tokens):

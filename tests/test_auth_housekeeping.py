@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from saas.auth.models import AuthSession
 from saas.extensions import db
-from tests.conftest import login
+from tests.helpers import login
 
 
 def _age_session(session_id, **columns):

@@ -3,8 +3,8 @@ from datetime import datetime
 
 import pytest
 
-from tests.billing_support import customer_user, inline_app, inline_client, subscribe  # noqa: F401  (fixtures)
-from tests.conftest import bearer
+from tests.billing_support import customer_user, subscribe
+from tests.helpers import bearer
 
 CHECKOUT = "/api/v1/billing/create-checkout-session"
 PORTAL = "/api/v1/billing/customer-portal"

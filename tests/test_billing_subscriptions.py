@@ -5,18 +5,19 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from saas.billing.entitlements import refresh_plan
 from saas.billing.models import Subscription
 from saas.extensions import db
-from tests.billing_support import (  # noqa: F401  (fixtures)
+from saas.users.models import User
+from tests.billing_support import (
     customer_user,
     deliver_ok,
-    inline_app,
-    inline_client,
     invoice_for,
     stored_subscription,
     subscribe,
 )
-from tests.conftest import bearer, make_app
+from tests.conftest import make_app
+from tests.helpers import bearer
 from tests.fake_stripe import make_event
 
 PRO_FEATURE = "/api/v1/billing/pro-feature"
@@ -28,11 +29,12 @@ def me(client, token):
 
 
 def set_past_due_since(stripe_subscription_id, days_ago):
-    db.session.execute(
-        sa.update(Subscription)
-        .where(Subscription.stripe_subscription_id == stripe_subscription_id)
-        .values(past_due_since=datetime.now(timezone.utc) - timedelta(days=days_ago))
+    """As if the subscription had gone past_due ``days_ago``, everywhere billing keeps that."""
+    subscription = db.session.scalar(
+        sa.select(Subscription).where(Subscription.stripe_subscription_id == stripe_subscription_id)
     )
+    subscription.past_due_since = datetime.now(timezone.utc) - timedelta(days=days_ago)
+    refresh_plan(db.session.get(User, subscription.user_id))
     db.session.commit()
 
 

@@ -10,13 +10,11 @@ from rq import Queue
 from saas.billing.models import StripeEvent, Subscription
 from saas.extensions import db
 from saas.users.models import User
-from tests.billing_support import (  # noqa: F401  (fixtures)
+from tests.billing_support import (
     WEBHOOK,
     customer_user,
     deliver,
     deliver_ok,
-    inline_app,
-    inline_client,
     invoice_for,
     stored_events,
     stored_subscription,
@@ -168,7 +166,7 @@ def test_an_unknown_event_type_gets_200_and_nothing_else(client, fake_stripe, re
     response = deliver(client, make_event("radar.early_fraud_warning.created", {"id": "issfr_1"}))
 
     assert response.status_code == 200
-    assert Queue("default", connection=redis_client).count == 0
+    assert Queue("high", connection=redis_client).count == 0
     assert fake_stripe.requests == []
     [stored] = stored_events()
     assert stored.processed_at is not None and stored.attempts == 0
@@ -485,14 +483,14 @@ def test_an_event_stored_while_redis_was_down_is_applied_when_stripe_retries(dat
 
 def test_with_redis_the_event_is_acknowledged_at_once_and_a_real_rq_worker_applies_it(client, fake_stripe, redis_client):
     user, _ = customer_user(client, fake_stripe)
-    Queue("default", connection=redis_client).empty()  # the signup's customer job
+    Queue("high", connection=redis_client).empty()  # the signup's customer job
     subscription = fake_stripe.add_subscription(user["stripe_customer_id"], "price_pro", status="trialing")
     event = make_event("customer.subscription.created", subscription)
 
     assert deliver_ok(client, event)["duplicate"] is False
     assert deliver_ok(client, event)["duplicate"] is True  # not applied yet: queued again
     assert stored_subscription(subscription["id"]) is None
-    assert Queue("default", connection=redis_client).count == 2
+    assert Queue("high", connection=redis_client).count == 2
 
     result = run_rq_worker_burst(REDIS_URL=REDIS_URL)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -506,7 +504,7 @@ def test_with_redis_the_event_is_acknowledged_at_once_and_a_real_rq_worker_appli
 
 def test_a_job_that_fails_in_the_worker_is_recorded_and_scheduled_for_retry(client, fake_stripe, redis_client):
     user, _ = customer_user(client, fake_stripe)
-    queue = Queue("default", connection=redis_client)
+    queue = Queue("high", connection=redis_client)
     queue.empty()
     subscription = fake_stripe.add_subscription(user["stripe_customer_id"], "price_pro")
     deliver_ok(client, make_event("customer.subscription.created", subscription))

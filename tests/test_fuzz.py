@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core import NOT_SET
 
-from tests.conftest import WEBHOOK_SECRET, bearer, login, make_app, register
+from tests.conftest import WEBHOOK_SECRET, make_app
+from tests.helpers import bearer, login, register
 from tests.fake_stripe import sign_payload
 
 # Enough to reach every field's edge cases; the whole file stays within about two minutes.

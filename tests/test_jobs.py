@@ -6,9 +6,10 @@ from rq import Queue
 from rq.job import Job
 
 from saas.extensions import db
-from saas.jobs import DEFAULT_BACKOFF
+from saas.core.queue import DEFAULT_BACKOFF
 from saas.users.models import User
-from tests.conftest import PASSWORD, REDIS_URL, make_app
+from tests.conftest import REDIS_URL, make_app
+from tests.helpers import PASSWORD
 from tests.servers import run_rq_worker_burst
 
 
@@ -20,7 +21,7 @@ def test_signup_queues_the_customer_job_and_a_real_rq_worker_creates_it(client, 
     user = client.post("/api/v1/auth/register", json={"email": "job@example.com", "password": PASSWORD}).get_json()
     assert user["stripe_customer_id"] is None
     assert fake_stripe.requests_to("POST", "/v1/customers") == []
-    assert Queue("default", connection=redis_client).count == 1
+    assert Queue("high", connection=redis_client).count == 1
 
     result = run_rq_worker_burst()
     assert result.returncode == 0, result.stdout + result.stderr
@@ -37,7 +38,7 @@ def test_signup_queues_the_customer_job_and_a_real_rq_worker_creates_it(client, 
 def test_a_failed_customer_job_is_scheduled_for_retry_with_backoff(client, fake_stripe, redis_client):
     fake_stripe.mode = "down"
     client.post("/api/v1/auth/register", json={"email": "retry@example.com", "password": PASSWORD})
-    job_id = Queue("default", connection=redis_client).job_ids[0]
+    job_id = Queue("high", connection=redis_client).job_ids[0]
 
     result = run_rq_worker_burst()
     assert result.returncode == 0, result.stdout + result.stderr

@@ -20,7 +20,7 @@ def flask_db(*args, database_url):
 
 
 @pytest.fixture
-def empty_postgres_database():
+def empty_postgres_database(database):
     name = f"saas_migrations_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(DATABASE_URL.replace("postgresql://", "postgresql+psycopg2://", 1), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

@@ -4,7 +4,8 @@ import json
 import requests
 import sentry_sdk
 
-from tests.conftest import PASSWORD, make_app
+from tests.conftest import make_app
+from tests.helpers import PASSWORD
 from tests.servers import gunicorn
 
 METRICS_TOKEN = "metrics-token-for-the-suite"

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from saas.extensions import db
 from saas.users.models import User
-from tests.conftest import PASSWORD, bearer, login, make_app, register
+from tests.conftest import make_app
+from tests.helpers import PASSWORD, bearer, login, register
 from tests.servers import gunicorn, process_output, start_rq_worker, stop_process
 
 REDIS_DOWN = "redis://127.0.0.1:1/0"

@@ -1,7 +1,7 @@
 """The seed's manual flow, over HTTP, against gunicorn in production mode."""
 import requests
 
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 from tests.servers import gunicorn
 
 PRODUCTION_SECRET = "production-grade-secret-key-of-more-than-32-bytes"

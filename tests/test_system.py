@@ -32,7 +32,7 @@ def test_health_is_503_and_names_redis_when_redis_is_down(database):
     assert body["database"] == "ok"
 
 
-def test_health_is_503_and_names_the_database_when_postgres_is_down():
+def test_health_is_503_and_names_the_database_when_postgres_is_down(redis_url):
     app = make_app(DATABASE_URL=CLOSED_PORT_POSTGRES, DB_CONNECT_TIMEOUT="1")
     response = app.test_client().get("/health")
     assert response.status_code == 503

@@ -7,7 +7,8 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import TEST_SECRET, bearer, make_app
+from tests.conftest import TEST_SECRET, make_app
+from tests.helpers import bearer
 
 ME = "/api/v1/users/me"
 REFRESH = "/api/v1/auth/refresh"

@@ -4,7 +4,7 @@ import pytest
 from saas.extensions import db
 from saas.users.models import User
 from saas.users.service import set_user_active
-from tests.conftest import PASSWORD, bearer, login
+from tests.helpers import PASSWORD, bearer, login
 
 ME = "/api/v1/users/me"
 LOGIN = "/api/v1/auth/login"

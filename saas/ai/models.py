@@ -1,13 +1,13 @@
 """Chat completions run in the background: the request, its state and its outcome."""
-import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from saas.core.columns import UTCDateTime
+from saas.core.ids import new_uuid
+from saas.core.time import utcnow
 from saas.extensions import db
-from saas.types import UTCDateTime
-from saas.users.models import utcnow
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -20,7 +20,7 @@ class AiJob(db.Model):
 
     __tablename__ = "ai_jobs"
 
-    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
     user_id: Mapped[int] = mapped_column(
         sa.ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
     )

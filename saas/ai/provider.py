@@ -1,8 +1,8 @@
 """Every call to the model provider, through one ``requests.Session`` built from config (AI_*).
 
 Any server speaking OpenAI's ``/chat/completions`` will do: OpenAI, OpenRouter, vLLM, Ollama.
-Failures leave this module as JSON-ready HTTP errors: 504 when the provider did not answer in
-time, 502 for anything else (unreachable, an error status, an answer we cannot read).
+Failures leave this module as domain errors: 504 when the provider did not answer in time, 502
+for anything else (unreachable, an error status, an answer we cannot read).
 """
 import contextlib
 import json
@@ -13,7 +13,8 @@ import requests
 from flask import current_app
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
-from werkzeug.exceptions import BadGateway, GatewayTimeout
+
+from saas.core.errors import BadGateway, GatewayTimeout
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +25,11 @@ CLIENT_STATUSES = (400, 404, 413, 422)
 
 
 class ProviderError(BadGateway):
-    description = "The model provider failed to answer; try again shortly."
+    message = "The model provider failed to answer; try again shortly."
 
 
 class ProviderTimeout(GatewayTimeout):
-    description = "The model provider did not answer in time; try again shortly."
+    message = "The model provider did not answer in time; try again shortly."
 
 
 @dataclass(frozen=True)

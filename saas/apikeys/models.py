@@ -4,9 +4,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from saas.core.columns import UTCDateTime
+from saas.core.time import utcnow
 from saas.extensions import db
-from saas.types import UTCDateTime
-from saas.users.models import utcnow
 
 
 class ApiKey(db.Model):

@@ -1,49 +1,39 @@
-"""Creating, listing and revoking the current user's API keys (a real session is required)."""
-from flask_jwt_extended import current_user, jwt_required
-from flask_smorest import Blueprint
-
-from saas.api import BEARER_SCHEME
+"""Creating, listing and revoking the current user's API keys (a login session is required)."""
 from saas.apikeys import service
 from saas.apikeys.schemas import ApiKeyCreateSchema, ApiKeySchema, NewApiKeySchema
+from saas.web.api import SESSION
+from saas.web.blueprint import Blueprint, current_principal
 
-blp = Blueprint(
-    "api_keys", __name__, url_prefix="/api/v1/api-keys", description="API keys for scripts and servers."
-)
+blp = Blueprint("api_keys", __name__, url_prefix="/api-keys", description="API keys for scripts and servers.")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 @blp.route("", methods=["POST"])
+@blp.auth(SESSION)
 @blp.arguments(ApiKeyCreateSchema)
 @blp.response(201, NewApiKeySchema)
-@blp.alt_response(401, response="UNAUTHORIZED")
-@blp.doc(security=[{BEARER_SCHEME: []}])
-@jwt_required()
 def create_api_key(fields):
     """Create an API key; the response is the only time the key itself is shown.
 
     Send it as `Authorization: Bearer <key>` or `X-API-Key: <key>` to the AI, usage and
     read-only account endpoints. Managing keys and changing the account need a login session.
     """
-    return service.create_key(current_user, **fields), 201, NO_STORE
+    return service.create_key(current_principal().user, **fields), 201, NO_STORE
 
 
 @blp.route("", methods=["GET"])
+@blp.auth(SESSION)
 @blp.response(200, ApiKeySchema(many=True))
-@blp.alt_response(401, response="UNAUTHORIZED")
-@blp.doc(security=[{BEARER_SCHEME: []}])
-@jwt_required()
 def list_api_keys():
     """The current user's API keys, newest first. The keys themselves are never shown again."""
-    return service.list_keys(current_user)
+    return service.list_keys(current_principal().user)
 
 
 @blp.route("/<int:key_id>", methods=["DELETE"])
+@blp.auth(SESSION)
 @blp.response(204)
-@blp.alt_response(401, response="UNAUTHORIZED")
 @blp.alt_response(404, response="NOT_FOUND")
-@blp.doc(security=[{BEARER_SCHEME: []}])
-@jwt_required()
 def revoke_api_key(key_id):
     """Revoke a key: it stops working at once. Another user's key is a 404."""
-    service.revoke_key(current_user, key_id)
+    service.revoke_key(current_principal().user, key_id)

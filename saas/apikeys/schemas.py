@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import marshmallow as ma
 
-from saas.fields import Text
+from saas.web.fields import Text
 
 MAX_KEY_LIFETIME = timedelta(days=3660)
 

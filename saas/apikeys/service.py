@@ -7,14 +7,15 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import sqlalchemy as sa
-from flask_smorest import abort
 
 from saas.apikeys.models import ApiKey
-from saas.auth.service import TokenError
+from saas.core.errors import NotFound, Unauthenticated
+from saas.core.time import utcnow
 from saas.extensions import db
+from saas.users import events
 from saas.users.models import User
 
 KEY_PREFIX = "sk_"
@@ -24,7 +25,17 @@ KEY_FORMAT = re.compile(r"sk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 # last_used_at is a hint for the owner, not an audit log: one write a minute per key is enough.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
-INVALID_KEY = "The API key is invalid, expired or revoked."
+
+class InvalidApiKey(Unauthenticated):
+    message = "The API key is invalid, expired or revoked."
+
+
+class AccountDisabled(Unauthenticated):
+    message = "This account is disabled."
+
+
+class NoSuchApiKey(NotFound):
+    message = "No such API key."
 
 
 def looks_like_api_key(token):
@@ -60,38 +71,54 @@ def revoke_key(user, key_id):
     ).rowcount
     db.session.commit()
     if not deleted:
-        abort(404, message="No such API key.")
+        raise NoSuchApiKey()
 
 
 def revoke_all_keys(user_id):
-    """Delete every API key of the user (a password change: any key may have been minted by a thief)."""
+    """Delete every API key of the user."""
     db.session.execute(sa.delete(ApiKey).where(ApiKey.user_id == user_id))
     db.session.commit()
 
 
 def authenticate(raw_key):
-    """The active user owning ``raw_key``, or a 401 for any unknown, expired or revoked key."""
-    key = None
+    """``(user, key)`` for ``raw_key``: its active owner; any unknown, expired or revoked key
+    raises ``InvalidApiKey``. The key and its owner are read in one query."""
+    row = None
     if KEY_FORMAT.fullmatch(raw_key):  # anything else cannot be a key: no query for it
-        key = db.session.scalar(sa.select(ApiKey).where(ApiKey.prefix == raw_key[:PREFIX_LENGTH]))
-    if key is None or not hmac.compare_digest(key.key_hash, _hash(raw_key)):
-        raise TokenError(INVALID_KEY)
-    now = datetime.now(timezone.utc)
+        row = db.session.execute(
+            sa.select(ApiKey, User)
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.prefix == raw_key[:PREFIX_LENGTH])
+        ).one_or_none()
+    if row is None or not hmac.compare_digest(row.ApiKey.key_hash, _hash(raw_key)):
+        raise InvalidApiKey()
+    key, user = row
+    now = utcnow()
     if key.is_expired(now):
-        raise TokenError(INVALID_KEY)
-    user = db.session.get(User, key.user_id)
-    if user is None or not user.is_active:
-        raise TokenError("This account is disabled.")
+        raise InvalidApiKey()
+    if not user.is_active:
+        raise AccountDisabled()
     _touch(key, now)
     return user, key
 
 
 def _touch(key, now):
-    stale = now - LAST_USED_RESOLUTION
+    if key.last_used_at is not None and key.last_used_at > now - LAST_USED_RESOLUTION:
+        return
     db.session.execute(
         sa.update(ApiKey)
-        .where(ApiKey.id == key.id, sa.or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < stale))
+        .where(ApiKey.id == key.id)
         .values(last_used_at=now)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
+
+
+def connect_signals():
+    """A new password or a deactivated account revokes every key of the user."""
+    events.password_changed.connect(_revoke_on_account_event, weak=False)
+    events.account_deactivated.connect(_revoke_on_account_event, weak=False)
+
+
+def _revoke_on_account_event(user, **_):
+    revoke_all_keys(user.id)

@@ -12,7 +12,7 @@ from flask import current_app, request
 from werkzeug.exceptions import HTTPException
 
 from saas.extensions import limiter
-from saas.request_identity import client_ip, user_or_ip_key
+from saas.web.requests import client_ip
 
 
 def _configured(name):
@@ -21,10 +21,6 @@ def _configured(name):
 
 def _failed(response):
     return response.status_code == 401
-
-
-def _wrong_current_password(response):
-    return response.status_code == 400
 
 
 def login_account_key():
@@ -52,15 +48,6 @@ login_account_limit = limiter.limit(
     key_func=login_account_key,
     deduct_when=_failed,
     scope="login-account",
-)
-# A stolen access token must not become a fast password oracle through PATCH /users/me:
-# wrong current passwords share the per-account budget's rate, per user.
-password_check_limit = limiter.limit(
-    _configured("RATELIMIT_LOGIN_ACCOUNT"),
-    key_func=user_or_ip_key,
-    deduct_when=_wrong_current_password,
-    scope="password-check",
-    override_defaults=False,
 )
 register_ip_limit = limiter.limit(_configured("RATELIMIT_REGISTER_IP"), key_func=client_ip)
 refresh_ip_limit = limiter.limit(_configured("RATELIMIT_REFRESH_IP"), key_func=client_ip)

@@ -1,17 +1,14 @@
 """Server-side sessions: one row per login, the family every token of that login belongs to."""
-import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from saas.core.columns import UTCDateTime
+from saas.core.ids import new_uuid
+from saas.core.time import utcnow
 from saas.extensions import db
-from saas.types import UTCDateTime
-from saas.users.models import User, utcnow
-
-
-def new_id():
-    return str(uuid.uuid4())
+from saas.users.models import User
 
 
 class AuthSession(db.Model):
@@ -24,7 +21,7 @@ class AuthSession(db.Model):
 
     __tablename__ = "auth_sessions"
 
-    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
     user_id: Mapped[int] = mapped_column(
         sa.ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
     )

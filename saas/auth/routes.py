@@ -1,29 +1,18 @@
 """Registration, login, refresh and logout."""
 from flask import request
-from flask_jwt_extended import get_jwt, jwt_required
-from flask_smorest import Blueprint
 
-from saas.api import BEARER_SCHEME
 from saas.auth import service
-from saas.auth.callbacks import accept_bearer_scheme_in_any_case, require_documented_bearer_token
 from saas.auth.limits import login_account_limit, login_ip_limit, refresh_ip_limit, register_ip_limit
-from saas.auth.schemas import (
-    LoginSchema,
-    OAuth2PasswordFormSchema,
-    RefreshSchema,
-    RegisterSchema,
-    TokenSchema,
-)
-from saas.request_identity import bearer_token
+from saas.auth.schemas import LoginSchema, OAuth2PasswordFormSchema, RefreshSchema, RegisterSchema, TokenSchema
 from saas.users.schemas import UserSchema
 from saas.users.service import create_user
+from saas.web.api import SESSION
+from saas.web.blueprint import Blueprint, current_principal
+from saas.web.requests import bearer_token, client_ip
 
-blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
+blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and tokens.")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-blp.before_app_request(accept_bearer_scheme_in_any_case)
-blp.before_app_request(require_documented_bearer_token)
 
 
 @blp.route("/register", methods=["POST"])
@@ -65,7 +54,8 @@ def login():
     """
     credentials = _login_credentials()
     user = service.authenticate(credentials["email"], credentials["password"])
-    return service.start_session(user), 200, NO_STORE
+    pair = service.start_session(user, user_agent=request.user_agent.string, ip_address=client_ip())
+    return pair, 200, NO_STORE
 
 
 @blp.route("/refresh", methods=["POST"])
@@ -73,7 +63,7 @@ def login():
 @blp.arguments(RefreshSchema, required=False)
 @blp.response(200, TokenSchema)
 @blp.alt_response(401, response="UNAUTHORIZED")
-@blp.doc(security=[{BEARER_SCHEME: []}, {}])
+@blp.doc(security=[{SESSION.name: []}, {}])
 def refresh(fields):
     """Exchange a refresh token for a new token pair.
 
@@ -82,28 +72,24 @@ def refresh(fields):
     """
     raw_token = fields.get("refresh_token") or bearer_token()
     if not raw_token:
-        raise service.TokenError("Missing refresh token.")
+        raise service.TokenRejected("Missing refresh token.")
     return service.rotate_refresh_token(raw_token), 200, NO_STORE
 
 
 @blp.route("/logout", methods=["POST"])
+@blp.auth(SESSION)
 @blp.response(204)
-@blp.alt_response(401, response="UNAUTHORIZED")
-@blp.doc(security=[{BEARER_SCHEME: []}])
-@jwt_required()
 def logout():
     """End this session: the access token and its refresh token stop working at once."""
-    service.end_session(get_jwt()["sid"])
+    service.end_session(current_principal().session_id)
 
 
 @blp.route("/logout-all", methods=["POST"])
+@blp.auth(SESSION)
 @blp.response(204)
-@blp.alt_response(401, response="UNAUTHORIZED")
-@blp.doc(security=[{BEARER_SCHEME: []}])
-@jwt_required()
 def logout_all():
     """End every session of the current user, on every device."""
-    service.end_all_sessions(int(get_jwt()["sub"]))
+    service.end_all_sessions(current_principal().user_id)
 
 
 def _login_credentials():

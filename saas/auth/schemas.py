@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from saas.fields import Email, GivenPassword, NewPassword, Text
+from saas.web.fields import Email, GivenPassword, NewPassword, Text
 
 
 class RegisterSchema(ma.Schema):

@@ -1,28 +1,49 @@
-"""Logins, token pairs, refresh rotation with reuse detection, and revocation."""
+"""Logins, token pairs, refresh rotation with reuse detection, and revocation.
+
+Each login opens a server-side session (``AuthSession``), the family every token of that login
+belongs to: both tokens carry its id (``sid``), so ending the row ends the tokens at once.
+"""
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import sqlalchemy as sa
-from flask import current_app, request
+from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
-from werkzeug.exceptions import Unauthorized
+from flask_jwt_extended.exceptions import JWTExtendedException
+from jwt.exceptions import ExpiredSignatureError, PyJWTError
 
-from saas.auth.models import AuthSession, new_id
-from saas.auth.passwords import burn_verification_time, verify_password
+from saas.auth.models import AuthSession
+from saas.core.errors import Unauthenticated
+from saas.core.ids import new_uuid
+from saas.core.time import utcnow
 from saas.extensions import db
+from saas.users import events
 from saas.users.models import User
+from saas.users.passwords import burn_verification_time, verify_password
 
 log = logging.getLogger(__name__)
 
-INVALID_CREDENTIALS = "Incorrect email or password."
+
+class InvalidCredentials(Unauthenticated):
+    message = "Incorrect email or password."
 
 
-class TokenError(Unauthorized):
-    """A token that must not be honoured; answered as 401 with a Bearer challenge."""
+class AccountDisabled(Unauthenticated):
+    message = "This account is disabled."
 
-    def get_headers(self, *args, **kwargs):
-        return [*super().get_headers(*args, **kwargs), ("WWW-Authenticate", "Bearer")]
+
+class TokenRejected(Unauthenticated):
+    """Any token that must not be honoured. The messages never echo the library's internals."""
+
+    message = "The token is invalid."
+
+
+class TokenExpired(TokenRejected):
+    message = "The token has expired."
+
+
+class SessionEnded(TokenRejected):
+    message = "The token has been revoked."
 
 
 @dataclass
@@ -38,28 +59,44 @@ def authenticate(email, password):
     user = db.session.scalar(sa.select(User).where(User.email == email))
     if user is None:
         burn_verification_time(password)
-        raise TokenError(INVALID_CREDENTIALS)
+        raise InvalidCredentials()
     if not verify_password(password, user.hashed_password):
-        raise TokenError(INVALID_CREDENTIALS)
+        raise InvalidCredentials()
     if not user.is_active:
-        raise TokenError("This account is disabled.")
+        raise AccountDisabled()
     return user
 
 
-def start_session(user):
+def start_session(user, *, user_agent=None, ip_address=None):
     """Open a new login (token family) for ``user`` and return its first token pair."""
-    now = datetime.now(timezone.utc)
     session = AuthSession(
-        id=new_id(),
+        id=new_uuid(),
         user_id=user.id,
-        refresh_jti=new_id(),
-        expires_at=now + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
-        user_agent=(request.user_agent.string or "")[:256] or None,
-        ip_address=request.remote_addr,
+        refresh_jti=new_uuid(),
+        expires_at=utcnow() + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
+        user_agent=(user_agent or "")[:256] or None,
+        ip_address=ip_address,
     )
     db.session.add(session)
     db.session.commit()
     return _token_pair(user.id, session.id, session.refresh_jti)
+
+
+def session_of_access_token(raw_token):
+    """The open session an access token belongs to, its active user loaded with it in the same
+    query; raises ``TokenRejected`` for any token that must not be honoured."""
+    claims = _decode(raw_token, "access")
+    session_id, subject = _claim(claims, "sid"), _claim(claims, "sub")
+    if session_id is None or subject is None:
+        raise TokenRejected()
+    session = db.session.execute(
+        sa.select(AuthSession).options(sa.orm.joinedload(AuthSession.user)).where(AuthSession.id == session_id)
+    ).scalar_one_or_none()
+    if session is None or session.is_revoked or session.expires_at <= utcnow() or str(session.user_id) != subject:
+        raise SessionEnded()
+    if not session.user.is_active:
+        raise AccountDisabled()
+    return session
 
 
 def rotate_refresh_token(raw_token):
@@ -69,14 +106,12 @@ def rotate_refresh_token(raw_token):
     most one wins. A token that is not the family's current one is a replay, the sign of a
     stolen token: the whole family is revoked.
     """
-    claims = decode_token(raw_token)
-    if claims.get("type") != "refresh":
-        raise TokenError("Only refresh tokens are allowed.")
+    claims = _decode(raw_token, "refresh")
     session_id, jti = _claim(claims, "sid"), _claim(claims, "jti")
     if session_id is None or jti is None:
-        raise TokenError("The refresh token has been revoked.")
-    new_jti = new_id()
-    now = datetime.now(timezone.utc)
+        raise SessionEnded()
+    new_jti = new_uuid()
+    now = utcnow()
     swapped = db.session.execute(
         sa.update(AuthSession)
         .where(
@@ -90,17 +125,17 @@ def rotate_refresh_token(raw_token):
     if swapped != 1:
         db.session.rollback()
         _revoke_replayed_family(session_id, jti)
-        raise TokenError("The refresh token has been revoked.")
+        raise SessionEnded()
     session = db.session.get(AuthSession, session_id)
     if str(session.user_id) != claims.get("sub") or not session.user.is_active:
         db.session.rollback()
-        raise TokenError("The refresh token has been revoked.")
+        raise SessionEnded()
     db.session.commit()
     return _token_pair(session.user_id, session.id, new_jti)
 
 
 def _revoke_replayed_family(session_id, jti):
-    session = db.session.get(AuthSession, session_id) if session_id else None
+    session = db.session.get(AuthSession, session_id)
     if session is not None and not session.is_revoked and session.refresh_jti != jti:
         log.warning("refresh token replayed; revoking session %s of user %s", session.id, session.user_id)
         revoke_sessions(session_id=session.id, reason="refresh-reuse")
@@ -115,7 +150,7 @@ def revoke_sessions(*, session_id=None, user_id=None, except_session_id=None, re
         query = query.where(AuthSession.user_id == user_id)
     if except_session_id is not None:
         query = query.where(AuthSession.id != except_session_id)
-    db.session.execute(query.values(revoked_at=datetime.now(timezone.utc), revoked_reason=reason))
+    db.session.execute(query.values(revoked_at=utcnow(), revoked_reason=reason))
     db.session.commit()
 
 
@@ -127,13 +162,30 @@ def end_all_sessions(user_id, *, except_session_id=None, reason="logout-all"):
     revoke_sessions(user_id=user_id, except_session_id=except_session_id, reason=reason)
 
 
-def open_session_of(claims):
-    """The open session a verified token belongs to (its user loaded with it), else None."""
-    session_id = _claim(claims, "sid")
-    session = db.session.get(AuthSession, session_id) if session_id else None
-    if session is None or session.is_revoked or str(session.user_id) != claims.get("sub"):
-        return None
-    return session
+def connect_signals():
+    """A new password ends every other session of the user; deactivation ends all of them."""
+    events.password_changed.connect(_end_sessions_after_password_change, weak=False)
+    events.account_deactivated.connect(_end_sessions_after_deactivation, weak=False)
+
+
+def _end_sessions_after_password_change(user, *, keep_session_id=None, **_):
+    end_all_sessions(user.id, except_session_id=keep_session_id, reason="password-change")
+
+
+def _end_sessions_after_deactivation(user, **_):
+    end_all_sessions(user.id, reason="deactivated")
+
+
+def _decode(raw_token, expected_type):
+    try:
+        claims = decode_token(raw_token)
+    except ExpiredSignatureError:
+        raise TokenExpired() from None
+    except (PyJWTError, JWTExtendedException, ValueError):
+        raise TokenRejected() from None
+    if claims.get("type") != expected_type:
+        raise TokenRejected(f"Only {expected_type} tokens are allowed.")
+    return claims
 
 
 def _claim(claims, name):

@@ -1,20 +1,29 @@
-"""Who may use what: the user's current subscription, their plan, and ``@plan_required``."""
-import functools
+"""Who may use what: the user's current subscription and the plan it grants.
+
+The plan is kept on the users row (``plan``, ``plan_past_due_since``) by ``refresh_plan``,
+called wherever a subscription is written, so reading it (``User.effective_plan``) costs no query.
+"""
 from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_jwt_extended import current_user, verify_jwt_in_request
-from flask_smorest import abort
 
-from saas.billing.models import Subscription
-from saas.billing.subscriptions import ENDED_STATUSES
+from saas.billing.models import ENDED_STATUSES, Subscription
+from saas.core.errors import PaymentRequired
+from saas.core.time import utcnow
 from saas.extensions import db
-from saas.users.models import utcnow
+from saas.users.models import FREE_PLAN
 
-FREE_PLAN = "free"
 NO_SUBSCRIPTION = "none"
 PAID_STATUSES = ("active", "trialing")
+
+
+class PlanRequired(PaymentRequired):
+    def __init__(self, required, current):
+        super().__init__(
+            f"This needs the {' or '.join(required)} plan; your plan is {current}.",
+            errors={"required_plans": list(required), "current_plan": current},
+        )
 
 
 def grace_period_end(subscription):
@@ -43,12 +52,30 @@ def current_subscription(user):
     return max(subscriptions, key=lambda subscription: (grants_access(subscription), subscription.created_at))
 
 
-def effective_plan(user):
-    """The plan whose features the user has now: "free" unless a subscription grants one."""
+def refresh_plan(user):
+    """Copy the plan of the user's current subscription onto their row; the caller commits.
+
+    A past_due subscription's plan is copied with the time it went past_due, so the grace
+    period is counted when the plan is read.
+    """
     subscription = current_subscription(user)
-    if subscription is None or not grants_access(subscription) or subscription.plan is None:
-        return FREE_PLAN
-    return subscription.plan
+    if subscription is None or subscription.plan is None:
+        user.plan, user.plan_past_due_since = FREE_PLAN, None
+    elif subscription.status in PAID_STATUSES:
+        user.plan, user.plan_past_due_since = subscription.plan, None
+    elif subscription.status == "past_due" and subscription.past_due_since is not None:
+        user.plan, user.plan_past_due_since = subscription.plan, subscription.past_due_since
+    else:
+        user.plan, user.plan_past_due_since = FREE_PLAN, None
+
+
+def require_plan(user, plans):
+    """Refuse with 402 unless the user's plan is one of ``plans`` (any configured plan if empty)."""
+    required = list(plans or current_app.config["STRIPE_PLANS"])
+    plan = user.effective_plan
+    if plan not in required:
+        raise PlanRequired(required, plan)
+    return plan
 
 
 def subscription_summary(user):
@@ -74,28 +101,3 @@ def subscription_summary(user):
         "has_access": grants_access(subscription),
         "grace_period_end": grace_period_end(subscription),
     }
-
-
-def plan_required(*plans):
-    """Let a view run only for users whose effective plan is one of ``plans`` (any configured
-    plan when none is named); others get a 402 naming the plans needed. Implies
-    ``@jwt_required()``. A past_due subscription keeps its plan for BILLING_PAST_DUE_GRACE_DAYS.
-    """
-
-    def decorator(view):
-        @functools.wraps(view)
-        def wrapper(*args, **kwargs):
-            verify_jwt_in_request()
-            required = list(plans or current_app.config["STRIPE_PLANS"])
-            plan = effective_plan(current_user)
-            if plan not in required:
-                abort(
-                    402,
-                    message=f"This needs the {' or '.join(required)} plan; your plan is {plan}.",
-                    errors={"required_plans": required, "current_plan": plan},
-                )
-            return view(*args, **kwargs)
-
-        return wrapper
-
-    return decorator

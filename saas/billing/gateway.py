@@ -1,7 +1,7 @@
 """Every Stripe call the app makes, through one ``stripe.StripeClient`` built from config.
 
-Stripe failures leave this module as JSON-ready HTTP errors: 503 when Stripe cannot be reached
-or is throttling us (worth retrying), 502 when it answered with an error we cannot fix here.
+Stripe failures leave this module as domain errors: 503 when Stripe cannot be reached or is
+throttling us (worth retrying), 502 when it answered with an error we cannot fix here.
 """
 import contextlib
 import json
@@ -9,26 +9,27 @@ import logging
 
 import stripe
 from flask import current_app
-from werkzeug.exceptions import BadGateway, ServiceUnavailable
+
+from saas.core.errors import BadGateway, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
 
 class BillingNotConfigured(ServiceUnavailable):
-    description = "Billing is not configured on this server (STRIPE_SECRET_KEY is not set)."
+    message = "Billing is not configured on this server (STRIPE_SECRET_KEY is not set)."
 
 
 class StripeUnavailable(ServiceUnavailable):
-    description = "Stripe could not be reached; try again shortly."
+    message = "Stripe could not be reached; try again shortly."
 
 
 class StripeTimeout(ServiceUnavailable):
     # 503 like any Stripe outage (the contract maps Stripe failures to 502/503), worth retrying.
-    description = "Stripe did not answer in time; try again shortly."
+    message = "Stripe did not answer in time; try again shortly."
 
 
 class StripeRejected(BadGateway):
-    description = "Stripe rejected the request."
+    message = "Stripe rejected the request."
 
 
 def stripe_client():

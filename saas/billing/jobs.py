@@ -1,10 +1,13 @@
-"""Billing work that runs in ``rq worker``."""
+"""Billing work that runs in the worker, on the ``high`` queue."""
 import logging
 
 from flask import current_app
+from redis.exceptions import RedisError
 
+from saas.billing.service import ensure_customer
+from saas.core.queue import HIGH, enqueue, job_app_context
 from saas.extensions import db
-from saas.jobs import enqueue, job_app_context
+from saas.users import events
 from saas.users.models import User
 
 log = logging.getLogger(__name__)
@@ -13,8 +16,6 @@ log = logging.getLogger(__name__)
 @job_app_context
 def create_stripe_customer(user_id):
     """Create the Stripe customer of a new user. Raises on failure so RQ retries it."""
-    from saas.billing.service import ensure_customer
-
     user = db.session.get(User, user_id)
     if user is None:
         log.info("user %s no longer exists; no Stripe customer created", user_id)
@@ -26,4 +27,18 @@ def create_stripe_customer_later(user):
     """Queue the customer creation (inline without Redis); a no-op when billing is off."""
     if not current_app.config["STRIPE_SECRET_KEY"]:
         return None
-    return enqueue(create_stripe_customer, user.id)
+    return enqueue(create_stripe_customer, user.id, queue=HIGH)
+
+
+def connect_signals():
+    """Every new account gets its Stripe customer in the background."""
+    events.user_registered.connect(_queue_customer_for_new_user, weak=False)
+
+
+def _queue_customer_for_new_user(user, **_):
+    # Signup must not fail because Redis is down: billing endpoints create a missing customer
+    # on demand, and `flask billing ensure-customers` sweeps the rest.
+    try:
+        create_stripe_customer_later(user)
+    except RedisError:
+        log.warning("could not queue Stripe customer creation for user %s; left for the sweeper", user.id)

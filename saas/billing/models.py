@@ -4,9 +4,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from saas.core.columns import UTCDateTime
+from saas.core.time import utcnow
 from saas.extensions import db
-from saas.types import UTCDateTime
-from saas.users.models import utcnow
+
+# Stripe's statuses of a subscription that is over for good.
+ENDED_STATUSES = ("canceled", "incomplete_expired")
 
 
 class StripeEvent(db.Model):

@@ -1,11 +1,9 @@
 """Plans, subscriptions, Stripe Checkout, the customer portal and the webhook endpoint."""
 from flask import request
-from flask_jwt_extended import current_user, jwt_required
-from flask_smorest import Blueprint
 
-from saas.api import BEARER_SCHEME
 from saas.billing import service
-from saas.billing.entitlements import effective_plan, plan_required, subscription_summary
+from saas.billing.decorators import plan_required
+from saas.billing.entitlements import subscription_summary
 from saas.billing.schemas import (
     CheckoutRequestSchema,
     CheckoutSessionSchema,
@@ -18,8 +16,10 @@ from saas.billing.schemas import (
 )
 from saas.billing.webhooks import receive_event
 from saas.extensions import limiter
+from saas.web.api import SESSION
+from saas.web.blueprint import Blueprint, current_principal
 
-blp = Blueprint("billing", __name__, url_prefix="/api/v1/billing", description="Stripe billing.")
+blp = Blueprint("billing", __name__, url_prefix="/billing", description="Stripe billing.")
 
 
 @blp.route("/plans", methods=["GET"])
@@ -30,28 +30,24 @@ def list_plans():
 
 
 @blp.route("/subscription", methods=["GET"])
+@blp.auth(SESSION)
 @blp.response(200, SubscriptionSchema)
-@blp.alt_response(401, response="UNAUTHORIZED")
-@blp.doc(security=[{BEARER_SCHEME: []}])
-@jwt_required()
 def get_subscription():
     """The caller's current subscription, as last reported by Stripe.
 
     Without one: plan "free" and status "none". A user with several subscriptions sees the one
     that grants access (the newest if several do); ended subscriptions are not shown.
     """
-    return subscription_summary(current_user)
+    return subscription_summary(current_principal().user)
 
 
 @blp.route("/create-checkout-session", methods=["POST"])
+@blp.auth(SESSION)
 @blp.arguments(CheckoutRequestSchema)
 @blp.response(200, CheckoutSessionSchema)
-@blp.alt_response(401, response="UNAUTHORIZED")
 @blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(502, response="BAD_GATEWAY")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
-@blp.doc(security=[{BEARER_SCHEME: []}])
-@jwt_required()
 def create_checkout_session(fields):
     """Open a Stripe Checkout session for a subscription to one of the configured plans.
 
@@ -60,20 +56,18 @@ def create_checkout_session(fields):
     A user whose subscription is active, trialing or past_due gets 409: plan changes and
     payment fixes go through the customer portal, so nobody pays for two subscriptions.
     """
-    return service.start_checkout(current_user, **fields)
+    return service.start_checkout(current_principal().user, **fields)
 
 
 @blp.route("/customer-portal", methods=["GET"])
+@blp.auth(SESSION)
 @blp.arguments(PortalQuerySchema, location="query")
 @blp.response(200, PortalSessionSchema)
-@blp.alt_response(401, response="UNAUTHORIZED")
 @blp.alt_response(502, response="BAD_GATEWAY")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
-@blp.doc(security=[{BEARER_SCHEME: []}])
-@jwt_required()
 def customer_portal(query):
     """A Stripe customer portal link where the user manages payment methods and plans."""
-    return service.open_portal(current_user, **query)
+    return service.open_portal(current_principal().user, **query)
 
 
 @blp.route("/webhook", methods=["POST"])
@@ -102,15 +96,14 @@ def stripe_webhook():
 
 
 @blp.route("/pro-feature", methods=["GET"])
-@blp.response(200, ProFeatureSchema)
-@blp.alt_response(401, response="UNAUTHORIZED")
-@blp.alt_response(402, response="PAYMENT_REQUIRED")
-@blp.doc(security=[{BEARER_SCHEME: []}])
+@blp.auth(SESSION)
 @plan_required("pro", "team")
+@blp.response(200, ProFeatureSchema)
+@blp.alt_response(402, response="PAYMENT_REQUIRED")
 def pro_feature():
     """Example of an endpoint for paying users only: copy its `@plan_required(...)`.
 
     Users on the pro or team plan get 200; others get 402 with `errors.required_plans` and
     `errors.current_plan`. A past_due subscription keeps access for BILLING_PAST_DUE_GRACE_DAYS.
     """
-    return {"message": "Welcome to the paid feature.", "plan": effective_plan(current_user)}
+    return {"message": "Welcome to the paid feature.", "plan": current_principal().user.effective_plan}

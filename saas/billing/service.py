@@ -3,12 +3,28 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_smorest import abort
 
 from saas.billing import gateway
 from saas.billing.entitlements import current_subscription
+from saas.core.errors import Conflict, InvalidInput
 from saas.extensions import db
 from saas.users.models import User
+
+
+class UnknownPlan(InvalidInput):
+    message = "Unknown plan."
+
+
+class UnknownPrice(InvalidInput):
+    message = "Unknown price."
+
+
+class RedirectNotAllowed(InvalidInput):
+    message = "Redirect URL not allowed."
+
+
+class AlreadySubscribed(Conflict):
+    message = "You already have a subscription; change plans or payment details in the customer portal."
 
 
 def ensure_customer(user):
@@ -43,13 +59,13 @@ def resolve_price(*, price_id=None, plan=None):
     plans = configured_plans()
     if plan is not None:
         if plan not in plans:
-            abort(422, message="Unknown plan.", errors={"json": {"plan": [f"Choose one of: {', '.join(plans) or 'none configured'}."]}})
+            raise UnknownPlan(field="plan", reason=f"Choose one of: {', '.join(plans) or 'none configured'}.")
         resolved = plans[plan]
         if price_id is not None and price_id != resolved:
-            abort(422, message="price_id and plan disagree.", errors={"json": {"price_id": ["Does not match plan."]}})
+            raise UnknownPrice("price_id and plan disagree.", field="price_id", reason="Does not match plan.")
         return resolved
     if price_id not in plans.values():
-        abort(422, message="Unknown price.", errors={"json": {"price_id": ["Not one of the configured plans' prices."]}})
+        raise UnknownPrice(field="price_id", reason="Not one of the configured plans' prices.")
     return price_id
 
 
@@ -59,15 +75,13 @@ def allowed_origins():
     return origins - {None}
 
 
-def safe_redirect_url(url, *, field, default_path, location="json"):
+def safe_redirect_url(url, *, field, default_path):
     """``url`` if it points at an allowed origin, the FRONTEND_URL default if it is None."""
     if url is None:
         return current_app.config["FRONTEND_URL"].rstrip("/") + default_path
     if _origin(url) not in allowed_origins():
-        abort(
-            422,
-            message="Redirect URL not allowed.",
-            errors={location: {field: ["Must point at one of the allowed origins (ALLOWED_ORIGINS, FRONTEND_URL)."]}},
+        raise RedirectNotAllowed(
+            field=field, reason="Must point at one of the allowed origins (ALLOWED_ORIGINS, FRONTEND_URL)."
         )
     return url
 
@@ -91,10 +105,7 @@ def start_checkout(user, *, price_id=None, plan=None, success_url=None, cancel_u
     price = resolve_price(price_id=price_id, plan=plan)
     existing = current_subscription(user)
     if existing is not None and existing.status in ("active", "trialing", "past_due"):
-        abort(
-            409,
-            message="You already have a subscription; change plans or payment details in the customer portal.",
-        )
+        raise AlreadySubscribed()
     success = safe_redirect_url(success_url, field="success_url", default_path="/billing/success?session_id={CHECKOUT_SESSION_ID}")
     cancel = safe_redirect_url(cancel_url, field="cancel_url", default_path="/billing/cancel")
     session = gateway.create_checkout_session(
@@ -108,6 +119,6 @@ def start_checkout(user, *, price_id=None, plan=None, success_url=None, cancel_u
 
 
 def open_portal(user, *, return_url=None):
-    target = safe_redirect_url(return_url, field="return_url", default_path="/account", location="query")
+    target = safe_redirect_url(return_url, field="return_url", default_path="/account")
     session = gateway.create_portal_session(customer_id=ensure_customer(user), return_url=target)
     return {"portal_url": session.url}

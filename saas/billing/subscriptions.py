@@ -13,14 +13,13 @@ import sqlalchemy as sa
 from flask import current_app
 
 from saas.billing import gateway
-from saas.billing.models import Subscription
+from saas.billing.entitlements import refresh_plan
+from saas.billing.models import ENDED_STATUSES, Subscription
+from saas.core.time import utcnow
 from saas.extensions import db
-from saas.users.models import User, utcnow
+from saas.users.models import User
 
 log = logging.getLogger(__name__)
-
-# Stripe's statuses of a subscription that is over for good.
-ENDED_STATUSES = ("canceled", "incomplete_expired")
 
 
 def plan_for_price(price_id):
@@ -139,6 +138,7 @@ def store_subscription(user, stripe_subscription):
     for name, value in fields.items():
         setattr(row, name, value)
     db.session.flush()
+    refresh_plan(user)
     return row
 
 
@@ -149,6 +149,8 @@ def _mark_gone(stripe_subscription_id):
         row.status = "canceled"
         row.cancel_at_period_end = False
         row.past_due_since = None
+        db.session.flush()
+        refresh_plan(db.session.get(User, row.user_id))
     return row
 
 
@@ -162,7 +164,10 @@ def cancel_customer_subscriptions(customer_id):
         sa.update(Subscription)
         .where(Subscription.stripe_customer_id == customer_id, Subscription.status.not_in(ENDED_STATUSES))
         .values(status="canceled", cancel_at_period_end=False, past_due_since=None)
+        .execution_options(synchronize_session="fetch")
     )
+    if user is not None:
+        refresh_plan(user)
 
 
 def sync_customer(user):

@@ -7,20 +7,25 @@ jobs ask for it; a failure is recorded on the row and retried by RQ, then by
 ``flask billing replay-events``.
 """
 import logging
-from datetime import datetime, timezone
 
 import sqlalchemy as sa
 import stripe
-from flask_smorest import abort
 from sqlalchemy.exc import IntegrityError
 
 from saas.billing import gateway
 from saas.billing.handlers import EVENT_HANDLERS
 from saas.billing.models import StripeEvent
+from saas.core.errors import DomainError
+from saas.core.queue import HIGH, enqueue, job_app_context
+from saas.core.time import utcnow
 from saas.extensions import db
-from saas.jobs import enqueue, job_app_context
 
 log = logging.getLogger(__name__)
+
+
+class InvalidWebhook(DomainError):
+    status = 400
+    message = "The webhook body is not a Stripe event."
 
 
 def receive_event(payload, signature_header):
@@ -38,7 +43,7 @@ def receive_event(payload, signature_header):
             payload=event,
             stripe_created=event["created"] if isinstance(event.get("created"), int) else None,
             # Nothing to apply for a type we do not handle: it is kept only as a record.
-            processed_at=None if handled else datetime.now(timezone.utc),
+            processed_at=None if handled else utcnow(),
         )
     )
     try:
@@ -47,23 +52,23 @@ def receive_event(payload, signature_header):
         db.session.rollback()
         stored = db.session.get(StripeEvent, event["id"])
         if stored is not None and stored.processed_at is None:
-            enqueue(apply_stripe_event, event["id"])
+            enqueue(apply_stripe_event, event["id"], queue=HIGH)
         log.info("stripe event %s delivered again", event["id"])
         return event["id"], True
     if handled:
-        enqueue(apply_stripe_event, event["id"])
+        enqueue(apply_stripe_event, event["id"], queue=HIGH)
     return event["id"], False
 
 
 def _verified_event(payload, signature_header):
     if not signature_header:
-        abort(400, message="Missing Stripe-Signature header.")
+        raise InvalidWebhook("Missing Stripe-Signature header.")
     try:
         event = gateway.verify_webhook(payload, signature_header)
     except stripe.SignatureVerificationError:
-        abort(400, message="Invalid or stale Stripe signature.")
+        raise InvalidWebhook("Invalid or stale Stripe signature.") from None
     except ValueError:  # also UnicodeDecodeError
-        abort(400, message="The webhook body is not valid JSON.")
+        raise InvalidWebhook("The webhook body is not valid JSON.") from None
     if (
         not isinstance(event, dict)
         or not isinstance(event.get("id"), str)
@@ -73,7 +78,7 @@ def _verified_event(payload, signature_header):
         or not isinstance(event.get("data"), dict)
         or not isinstance(event["data"].get("object"), dict)
     ):
-        abort(400, message="The webhook body is not a Stripe event.")
+        raise InvalidWebhook()
     return event
 
 
@@ -100,7 +105,7 @@ def apply_stripe_event(event_id):
         db.session.rollback()
         _record_failure(event_id, error)
         raise
-    event_row.processed_at = datetime.now(timezone.utc)
+    event_row.processed_at = utcnow()
     event_row.processing_error = None
     db.session.commit()
     return True

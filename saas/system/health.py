@@ -7,7 +7,7 @@ from alembic.script import ScriptDirectory
 from flask import current_app
 
 from saas.extensions import db
-from saas.redis_client import get_redis
+from saas.core.redis import get_redis
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """Service information and health checks."""
 from flask import current_app
-from flask_smorest import Blueprint
 
 from saas.extensions import limiter
 from saas.system.health import check_dependencies
 from saas.system.schemas import HealthSchema, LivenessSchema, RootSchema
+from saas.web.blueprint import Blueprint
 
 blp = Blueprint("system", __name__, description="Service information and health.")
 

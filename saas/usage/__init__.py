@@ -1,1 +1,4 @@
-"""Token usage: one record per model call, monthly quotas per plan, Stripe metered billing."""
+"""Token usage: quotas per plan and month, reservations, and reports to the Stripe meter."""
+from saas.usage.routes import blp
+
+__all__ = ["blp"]

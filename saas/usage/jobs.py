@@ -1,14 +1,16 @@
 """Usage reporting to Stripe Billing meters, run by ``rq worker``."""
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
 from redis.exceptions import RedisError
 
 from saas.billing import gateway
+from saas.billing.service import ensure_customer
+from saas.core.queue import HIGH, enqueue, job_app_context
+from saas.core.time import utcnow
 from saas.extensions import db
-from saas.jobs import enqueue, job_app_context
 from saas.usage.models import SETTLED, UsageRecord
 from saas.users.models import User
 
@@ -26,8 +28,6 @@ def meter_event_identifier(record):
 @job_app_context
 def report_usage_to_stripe(record_id):
     """Send one settled usage record to the STRIPE_METER_EVENT_NAME meter. Raises so RQ retries."""
-    from saas.billing.service import ensure_customer
-
     record = db.session.get(UsageRecord, record_id)
     if record is None or record.status != SETTLED or record.reported_at is not None:
         return None
@@ -41,7 +41,7 @@ def report_usage_to_stripe(record_id):
     )
     if not sent:
         log.info("usage record %s was already reported to Stripe", record_id)
-    record.reported_at = datetime.now(timezone.utc)
+    record.reported_at = utcnow()
     db.session.commit()
     return sent
 
@@ -52,7 +52,7 @@ def report_usage_later(record_id):
     if not (config["STRIPE_METER_EVENT_NAME"] and config["STRIPE_SECRET_KEY"]):
         return None
     try:
-        return enqueue(report_usage_to_stripe, record_id)
+        return enqueue(report_usage_to_stripe, record_id, queue=HIGH)
     except RedisError:
         log.warning("could not queue the Stripe report of usage record %s", record_id)
         return None
@@ -61,7 +61,7 @@ def report_usage_later(record_id):
 def report_pending_usage():
     """Report every settled record Stripe has not confirmed yet (its job could not be queued,
     or gave up). Returns the count reported and ``[(record_id, error), ...]``."""
-    since = datetime.now(timezone.utc) - REPORTABLE_AGE
+    since = utcnow() - REPORTABLE_AGE
     record_ids = db.session.scalars(
         sa.select(UsageRecord.id)
         .where(

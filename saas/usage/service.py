@@ -11,13 +11,13 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_smorest import abort
 
-from saas.billing.entitlements import FREE_PLAN, effective_plan
+from saas.core.errors import TooManyRequests
+from saas.core.time import utcnow
 from saas.extensions import db
 from saas.usage.jobs import report_usage_later
 from saas.usage.models import RESERVED, SETTLED, UsageRecord
-from saas.users.models import User
+from saas.users.models import FREE_PLAN, User
 
 # A reservation whose call never settled (its process died) stops counting after this.
 RESERVATION_TTL = timedelta(minutes=15)
@@ -62,9 +62,9 @@ def quota_period(now):
 
 
 def quota_status(user):
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     start, resets_at = quota_period(now)
-    plan = effective_plan(user)
+    plan = user.effective_plan
     counts_as_held = sa.and_(
         UsageRecord.status == RESERVED, UsageRecord.created_at > now - RESERVATION_TTL
     )
@@ -86,21 +86,21 @@ def quota_status(user):
 
 
 def check_quota(user, tokens):
-    """Refuse with 429 now if a call of ``tokens`` would not fit; reserves nothing."""
+    """Refuse with 429 (QuotaExceeded) now if a call of ``tokens`` would not fit; reserves nothing."""
     status = quota_status(user)
     if not status.allows(tokens):
-        _refuse(status, tokens)
+        raise QuotaExceeded(status, tokens)
 
 
 def reserve(user, *, model, tokens, request_id=None):
-    """Hold ``tokens`` of the user's quota for a call, or refuse with 429."""
+    """Hold ``tokens`` of the user's quota for a call, or refuse with 429 (QuotaExceeded)."""
     # Serialise the user's reservations on their row: the second of two concurrent calls
     # counts only after the first one's reservation is committed.
     db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update())
     status = quota_status(user)
     if not status.allows(tokens):
         db.session.rollback()
-        _refuse(status, tokens)
+        raise QuotaExceeded(status, tokens)
     record = UsageRecord(
         user_id=user.id, model=model, status=RESERVED, reserved_tokens=tokens, request_id=request_id
     )
@@ -132,7 +132,7 @@ def settle(reservation, *, input_tokens, output_tokens, model=None):
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             model=(model or reservation.model)[:255],
-            settled_at=datetime.now(timezone.utc),
+            settled_at=utcnow(),
         )
     )
     db.session.commit()
@@ -146,25 +146,25 @@ def release(reservation):
     db.session.commit()
 
 
-def _refuse(status, tokens):
-    resets_at = status.resets_at.isoformat().replace("+00:00", "Z")
-    retry_after = int((status.resets_at - datetime.now(timezone.utc)).total_seconds()) + 1
-    abort(
-        429,
-        message=(
+class QuotaExceeded(TooManyRequests):
+    """A call would pass the plan's monthly token quota."""
+
+    def __init__(self, status, tokens):
+        resets_at = status.resets_at.isoformat().replace("+00:00", "Z")
+        retry_after = int((status.resets_at - utcnow()).total_seconds()) + 1
+        super().__init__(
             f"Monthly token quota exceeded: the {status.plan} plan allows {status.quota} tokens a "
             f"month, {status.used + status.reserved} are used or held and this call needs up to "
-            f"{tokens}. The quota resets at {resets_at}."
-        ),
-        errors={
-            "quota": {
-                "plan": status.plan,
-                "limit": status.quota,
-                "used": status.used,
-                "reserved": status.reserved,
-                "requested": tokens,
-                "resets_at": resets_at,
-            }
-        },
-        headers={"Retry-After": str(retry_after)},
-    )
+            f"{tokens}. The quota resets at {resets_at}.",
+            errors={
+                "quota": {
+                    "plan": status.plan,
+                    "limit": status.quota,
+                    "used": status.used,
+                    "reserved": status.reserved,
+                    "requested": tokens,
+                    "resets_at": resets_at,
+                }
+            },
+            headers={"Retry-After": str(retry_after)},
+        )

@@ -1,15 +1,15 @@
-"""The users table, exactly as the seed defines it."""
-from datetime import datetime, timezone
+"""The users table: the seed's columns, plus the plan billing keeps current on the row."""
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import Mapped, mapped_column
 
+from saas.core.columns import UTCDateTime
+from saas.core.time import utcnow
 from saas.extensions import db
-from saas.types import UTCDateTime
 
-
-def utcnow():
-    return datetime.now(timezone.utc)
+FREE_PLAN = "free"
 
 
 class User(db.Model):
@@ -30,6 +30,24 @@ class User(db.Model):
         UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
     )
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, onupdate=utcnow)
+    # Written by billing whenever a subscription changes, so reading the plan costs no query:
+    # the plan of the current subscription, and when it went past_due if it is.
+    plan: Mapped[str] = mapped_column(
+        sa.String(64), nullable=False, default=FREE_PLAN, server_default=FREE_PLAN
+    )
+    plan_past_due_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def effective_plan(self):
+        """The plan whose features the user has now: "free" unless a subscription grants one.
+
+        A past_due subscription keeps its plan for BILLING_PAST_DUE_GRACE_DAYS.
+        """
+        if self.plan_past_due_since is not None:
+            grace = timedelta(days=current_app.config["BILLING_PAST_DUE_GRACE_DAYS"])
+            if utcnow() >= self.plan_past_due_since + grace:
+                return FREE_PLAN
+        return self.plan
 
     def __repr__(self):
         return f"<User {self.id}>"

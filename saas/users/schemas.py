@@ -1,7 +1,6 @@
 import marshmallow as ma
 
-from saas.billing.entitlements import effective_plan
-from saas.fields import GivenPassword, NewPassword, Text
+from saas.web.fields import GivenPassword, NewPassword, Text
 
 
 class UserSchema(ma.Schema):
@@ -13,11 +12,11 @@ class UserSchema(ma.Schema):
     stripe_customer_id = ma.fields.String(allow_none=True, required=True)
     created_at = ma.fields.AwareDateTime(required=True)
     updated_at = ma.fields.AwareDateTime(allow_none=True, required=True)
-    plan = ma.fields.Function(
-        effective_plan,
+    plan = ma.fields.String(
+        attribute="effective_plan",
         required=True,
         dump_only=True,
-        metadata={"type": "string", "description": 'The plan the user has now; "free" without a paid subscription.'},
+        metadata={"description": 'The plan the user has now; "free" without a paid subscription.'},
     )
 
 

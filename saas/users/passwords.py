@@ -11,9 +11,6 @@ import hashlib
 import bcrypt
 from flask import current_app
 
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 1024
-
 
 def _prehash(password):
     return base64.b64encode(hashlib.sha256(password.encode("utf-8")).digest())

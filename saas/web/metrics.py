@@ -14,11 +14,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
-from redis import Redis
-from rq import Queue
 
-from saas.api import error_payload
-from saas.request_identity import bearer_token
+from saas.core.errors import envelope
+from saas.core.queue import queue_depths
+from saas.web.requests import bearer_token
 
 log = logging.getLogger(__name__)
 
@@ -28,28 +27,26 @@ def require_metrics_token(view):
     def guarded(*args, **kwargs):
         expected = current_app.config["METRICS_TOKEN"]
         if not expected:
-            return error_payload(404, "Metrics are disabled: set METRICS_TOKEN to expose them."), 404
+            return envelope(404, "Metrics are disabled: set METRICS_TOKEN to expose them."), 404
         given = bearer_token()
         if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
-            return error_payload(401, "A valid metrics token is required."), 401, {"WWW-Authenticate": "Bearer"}
+            return envelope(401, "A valid metrics token is required."), 401, {"WWW-Authenticate": "Bearer"}
         return view(*args, **kwargs)
 
     return guarded
 
 
 class QueueDepthCollector:
-    """Reads the RQ queue length at scrape time, so the figure is never stale."""
+    """Reads the RQ queue lengths at scrape time, so the figure is never stale."""
 
-    def __init__(self, redis_url, queue_name, socket_timeout):
-        self.redis_url = redis_url
-        self.queue_name = queue_name
-        self.socket_timeout = socket_timeout
+    def __init__(self, connection):
+        self.connection = connection
 
     def collect(self):
-        gauge = GaugeMetricFamily("saas_rq_queue_depth", "Jobs waiting in the RQ queue.", labels=["queue"])
+        gauge = GaugeMetricFamily("saas_rq_queue_depth", "Jobs waiting in an RQ queue.", labels=["queue"])
         try:
-            connection = Redis.from_url(self.redis_url, socket_timeout=self.socket_timeout, socket_connect_timeout=self.socket_timeout)
-            gauge.add_metric([self.queue_name], Queue(self.queue_name, connection=connection).count)
+            for name, depth in queue_depths(self.connection).items():
+                gauge.add_metric([name], depth)
         except Exception as error:  # a scrape must not fail because Redis is down
             log.warning("metrics: queue depth unavailable: %s", error.__class__.__name__)
         yield gauge
@@ -67,9 +64,8 @@ def init_metrics(app):
     else:
         # One registry per app, so several apps in one process (tests) never collide.
         metrics = PrometheusMetrics(app, registry=CollectorRegistry(auto_describe=True), **options)
-    if app.config["REDIS_URL"]:
-        metrics.registry.register(
-            QueueDepthCollector(app.config["REDIS_URL"], app.config["RQ_QUEUE"], app.config["REDIS_SOCKET_TIMEOUT"])
-        )
+    redis = app.extensions.get("redis")
+    if redis is not None:
+        metrics.registry.register(QueueDepthCollector(redis))
     metrics.info("saas_app_info", "Application version.", version=app.config["APP_VERSION"])
     return metrics

@@ -4,8 +4,9 @@ import re
 import marshmallow as ma
 from email_validator import EmailNotValidError, validate_email
 
-from saas.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
-
+# NIST SP 800-63B: at least 8 characters, long passphrases welcome, no composition rules.
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
 
 # PostgreSQL text cannot hold NUL, and a lone UTF-16 surrogate cannot be encoded as UTF-8 (for
 # the database or the password hash): such input is a 422, never a 500.

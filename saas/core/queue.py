@@ -1,0 +1,105 @@
+"""Background work on RQ: the one module that enqueues jobs, names them and reads their state.
+
+Queues by priority, listened to in this order by the worker (``saas.worker``):
+
+- ``high``: billing and account work (Stripe customers, webhook events, usage reports, mail),
+- ``default``: AI jobs, which may take minutes and come in bursts,
+- ``low``: housekeeping.
+
+So a burst of AI jobs never delays a subscription webhook. Without Redis (the embedded default)
+a job runs inline instead of being queued.
+"""
+import functools
+import logging
+
+from flask import has_app_context
+from redis.exceptions import RedisError
+from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from saas.core.redis import get_redis
+
+log = logging.getLogger(__name__)
+
+HIGH = "high"
+DEFAULT = "default"
+LOW = "low"
+QUEUES = (HIGH, DEFAULT, LOW)
+
+# Waits between retries, in seconds: a Stripe outage of a few minutes heals by itself.
+DEFAULT_BACKOFF = [10, 30, 60, 300, 900]
+
+# RQ states in which a job will never run its function again.
+_ENDED_STATUSES = (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
+
+
+def job_id(kind, key):
+    """The RQ id of the job of ``kind`` for ``key`` (e.g. ``ai-chat-<uuid>``): one job per key."""
+    return f"{kind}-{key}"
+
+
+def enqueue(func, *args, queue, backoff=DEFAULT_BACKOFF, job_id=None, job_timeout=None):
+    """Queue ``func(*args)`` on ``queue`` with retries; run it now when there is no Redis.
+
+    Returns the RQ job, or None when it ran inline. An inline failure is logged, not raised:
+    the callers' work (a signup, a webhook) must not fail because a side job did. Raises
+    RedisError when Redis is configured but cannot be reached.
+    """
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+    connection = get_redis()
+    if connection is None:
+        try:
+            func(*args)
+        except Exception:
+            log.exception("inline job %s failed", func.__qualname__)
+        return None
+    retry = Retry(max=len(backoff), interval=backoff) if backoff else None
+    return Queue(queue, connection=connection).enqueue(
+        func, *args, retry=retry, job_id=job_id, job_timeout=job_timeout
+    )
+
+
+def job_is_lost(queued_job_id):
+    """Whether RQ will never run the job: Redis lost it, or it ended without running to the end.
+
+    None when that cannot be told now (Redis unreachable) or there is no Redis at all.
+    """
+    connection = get_redis()
+    if connection is None:
+        return None
+    try:
+        return Job.fetch(queued_job_id, connection=connection).get_status() in _ENDED_STATUSES
+    except NoSuchJobError:
+        return True
+    except RedisError:
+        return None
+
+
+def queue_depths(connection):
+    """``{queue: jobs waiting}`` for every queue."""
+    return {name: Queue(name, connection=connection).count for name in QUEUES}
+
+
+@functools.cache
+def _standalone_app():
+    # Only reached under a plain `rq worker` without saas.worker.Worker; the factory imports
+    # every feature, which imports this module, hence the import here.
+    from saas import create_app
+
+    return create_app()
+
+
+def job_app_context(func):
+    """Run the job inside an app context: the worker's (``saas.worker.Worker`` pushes one per
+    job), the caller's when it runs inline, else one built here (plain ``rq worker``)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if has_app_context():
+            return func(*args, **kwargs)
+        with _standalone_app().app_context():
+            return func(*args, **kwargs)
+
+    return wrapper

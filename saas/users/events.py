@@ -1,0 +1,17 @@
+"""What happens to an account, for the packages above users to react to (blinker signals).
+
+Each signal is sent with the user as sender, after the change is committed. Receivers are
+connected in the reacting package's ``connect_signals()``, called once by ``create_app``:
+
+- ``user_registered``: billing queues the Stripe customer's creation.
+- ``password_changed`` (``keep_session_id``: the session that made the change, or None):
+  auth ends every other session, apikeys revokes every key (a thief may have minted some).
+- ``account_deactivated``: auth ends every session, apikeys revokes every key.
+"""
+from blinker import Namespace
+
+_signals = Namespace()
+
+user_registered = _signals.signal("user-registered")
+password_changed = _signals.signal("password-changed")
+account_deactivated = _signals.signal("account-deactivated")

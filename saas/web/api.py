@@ -1,0 +1,49 @@
+"""The flask-smorest ``Api``: the error envelope for HTTP errors, and the security schemes.
+
+The ``Blueprint`` that features use, with its auth gate, is in ``saas.web.blueprint``.
+"""
+from dataclasses import dataclass, field
+
+import flask_smorest
+
+from saas.core.errors import envelope
+
+# Headers of an HTTP error that a client needs to act on it.
+FORWARDED_ERROR_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+@dataclass(frozen=True)
+class SecurityScheme:
+    """A kind of credentials a request can carry, as the OpenAPI document declares it."""
+
+    name: str
+    definition: dict = field(compare=False, hash=False)
+
+
+# A login session's access token: `Authorization: Bearer <JWT>`.
+SESSION = SecurityScheme("BearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+# An API key: `X-API-Key: sk_...` (or `Authorization: Bearer sk_...`).
+API_KEY = SecurityScheme("ApiKeyAuth", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
+SCHEMES = (SESSION, API_KEY)
+
+
+class Api(flask_smorest.Api):
+    def init_app(self, app, *args, **kwargs):
+        super().init_app(app, *args, **kwargs)
+        for scheme in SCHEMES:
+            self.spec.components.security_scheme(scheme.name, scheme.definition)
+
+    def handle_http_exception(self, error):
+        """Answer any HTTP error as ``{code, status, message, errors?}``."""
+        data = getattr(error, "data", None) or {}
+        errors = data.get("errors") or data.get("messages")
+        message = data.get("message") or error.description
+        if error.code == 422 and errors and not data.get("message"):
+            message = "The request body or parameters are invalid."
+        headers = {name: value for name, value in error.get_headers() if name in FORWARDED_ERROR_HEADERS}
+        headers.update(data.get("headers") or {})
+        if error.response is not None:  # e.g. flask-limiter's 429 carries Retry-After here
+            headers.update(
+                (name, value) for name, value in error.response.headers.items() if name in FORWARDED_ERROR_HEADERS
+            )
+        return envelope(error.code, message, errors), error.code, headers

@@ -1,0 +1,132 @@
+"""The Blueprint every feature uses: flask-smorest's, plus ``auth()``, the one gate.
+
+A protected view carries ``@blp.auth(...)`` right under ``@blp.route``::
+
+    @blp.route("/me")
+    @blp.auth(SESSION, API_KEY)
+    @blp.response(200, UserSchema)
+    def get_me():
+        return current_principal().user
+
+The gate runs before anything below it (so a caller without credentials gets 401, never a 422
+about its body), verifies the credentials once, puts the caller in ``current_principal()``,
+then applies the rate limits keyed on that caller, and documents the OpenAPI ``security`` and
+the 401 response. Which schemes exist and how each is verified is wired in ``create_app``
+(``register_authenticators``): the auth package verifies sessions, apikeys verifies API keys.
+"""
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import flask_smorest
+from flask import current_app, g
+
+from saas.core.errors import Unauthenticated
+from saas.extensions import limiter
+from saas.web.api import SecurityScheme
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as the gate found them: the user, and the session or API key used."""
+
+    user: Any
+    scheme: SecurityScheme
+    session_id: str | None = None
+    api_key: Any = None
+
+    @property
+    def user_id(self):
+        return self.user.id
+
+    @property
+    def rate_limit_key(self):
+        return f"api-key:{self.api_key.id}" if self.api_key is not None else f"user:{self.user.id}"
+
+
+@dataclass(frozen=True)
+class Authenticator:
+    """How one scheme's credentials are found in a request and verified.
+
+    ``credentials()`` returns the raw credentials the request carries for this scheme, or None;
+    ``authenticate(raw)`` returns the Principal or raises ``Unauthenticated``.
+    """
+
+    scheme: SecurityScheme
+    credentials: Callable[[], str | None]
+    authenticate: Callable[[str], Principal]
+
+
+def register_authenticators(app, authenticators):
+    """Install the authenticators, in precedence order: when a request carries credentials of
+    several accepted schemes, the first one listed here is the one verified."""
+    app.extensions["authenticators"] = tuple(authenticators)
+
+
+def current_principal():
+    """The caller of a gated view."""
+    principal = g.get("principal")
+    if principal is None:
+        raise RuntimeError("no caller: current_principal() is only for views behind @blp.auth")
+    return principal
+
+
+def authenticate(accepted):
+    """The Principal for the first accepted scheme whose credentials the request carries."""
+    presented = []
+    for authenticator in current_app.extensions["authenticators"]:
+        raw = authenticator.credentials()
+        if not raw:
+            continue
+        if authenticator.scheme in accepted:
+            return authenticator.authenticate(raw)
+        presented.append(authenticator.scheme)
+    if presented:
+        raise Unauthenticated("These credentials are not accepted here; this endpoint needs a login session.")
+    raise Unauthenticated("Missing credentials: send `Authorization: Bearer <access token>`.")
+
+
+# Limits for gated views: RATELIMIT_DEFAULT per caller (per address while unauthenticated),
+# checked after the gate instead of in flask-limiter's before-request hook.
+authenticated_default_limit = limiter.limit(
+    lambda: current_app.config["RATELIMIT_DEFAULT"], override_defaults=True
+)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    def auth(self, *schemes, limits=()):
+        """Gate the view: the caller must present credentials of one of ``schemes``.
+
+        ``limits`` are flask-limiter limits for this view that key on the caller; they are
+        checked together with the default limit once the caller is known.
+        """
+        if not schemes:
+            raise ValueError("auth() needs at least one scheme")
+
+        def decorator(view):
+            @functools.wraps(view)
+            def admitted(*args, **kwargs):
+                failure = g.pop("authentication_failure", None)
+                if failure is not None:
+                    raise failure
+                return view(*args, **kwargs)
+
+            # Stacked flask-limiter decorators check every limit of the view in the innermost.
+            limited = admitted
+            for limit in (authenticated_default_limit, *limits):
+                limited = limit(limited)
+
+            @functools.wraps(view)
+            def gated(*args, **kwargs):
+                try:
+                    g.principal = authenticate(schemes)
+                except Unauthenticated as failure:
+                    # Counted against the address's limit before it is answered.
+                    g.authentication_failure = failure
+                return limited(*args, **kwargs)
+
+            gated.auth_schemes = schemes
+            documented = self.doc(security=[{scheme.name: []} for scheme in schemes])(gated)
+            return self.alt_response(401, response="UNAUTHORIZED")(documented)
+
+        return decorator

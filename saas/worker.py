@@ -1,0 +1,49 @@
+"""The RQ worker: ``python -m saas.worker`` (what ``make worker`` runs), or the plain CLI with
+``rq worker --worker-class saas.worker.Worker --with-scheduler high default low``.
+
+The worker builds the app once, before it forks a work horse per job, and each job runs in a
+fresh app context of that app: a job costs the fork and the job, not an app start. Its own log
+lines (job started, finished, failed) are JSON like the app's.
+"""
+import logging
+import sys
+
+import rq
+from redis import Redis
+
+from config import Config
+from saas import create_app
+from saas.core.logging import configure_json_logging
+from saas.core.queue import QUEUES
+from saas.extensions import db
+
+
+class Worker(rq.Worker):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.app = create_app()
+        configure_json_logging(self.app.config["LOG_LEVEL"])
+        for name in ("rq.worker", "rq.scheduler"):
+            logging.getLogger(name).handlers.clear()  # the CLI installed text handlers here
+            logging.getLogger(name).propagate = True
+
+    def perform_job(self, job, queue):
+        with self.app.app_context():
+            # A forked horse must not share the parent's pooled connections, if it has any.
+            db.engine.dispose(close=False)
+            return super().perform_job(job, queue)
+
+
+def main(argv=None):
+    """Work the queues in priority order (high, default, low), with the retry scheduler."""
+    config = Config.from_env()
+    if not config.redis.url:
+        sys.exit("REDIS_URL is not set: the worker needs Redis (without it the app runs jobs inline)")
+    # No read timeout: the worker blocks on BLPOP for minutes while the queues are empty.
+    connection = Redis.from_url(config.redis.url, socket_connect_timeout=config.redis.socket_timeout)
+    worker = Worker(list(QUEUES), connection=connection)
+    worker.work(with_scheduler=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Arrangements the tests share: one way to register, log in, and sign up (both)."""
+PASSWORD = "correct horse battery staple"
+DEFAULT_EMAIL = "user@example.com"
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def register(client, email=DEFAULT_EMAIL, password=PASSWORD, **extra):
+    """POST /auth/register; the created user as the API shows it."""
+    response = client.post("/api/v1/auth/register", json={"email": email, "password": password, **extra})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def login(client, email=DEFAULT_EMAIL, password=PASSWORD):
+    """POST /auth/login; the token pair."""
+    response = client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def sign_up(client, email=DEFAULT_EMAIL, password=PASSWORD, **extra):
+    """Register and log in: the new user's access token."""
+    register(client, email, password, **extra)
+    return login(client, email, password)["access_token"]
