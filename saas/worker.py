@@ -5,6 +5,7 @@ The worker builds the app once, before it forks a work horse per job, and each j
 fresh app context of that app: a job costs the fork and the job, not an app start. Its own log
 lines (job started, finished, failed) are JSON like the app's.
 """
+import argparse
 import logging
 import sys
 
@@ -23,7 +24,7 @@ class Worker(rq.Worker):
         super().__init__(*args, **kwargs)
         self.app = create_app()
         configure_json_logging(self.app.config["LOG_LEVEL"])
-        for name in ("rq.worker", "rq.scheduler"):
+        for name in ("rq.worker", "rq.job", "rq.scheduler"):
             logging.getLogger(name).handlers.clear()  # the CLI installed text handlers here
             logging.getLogger(name).propagate = True
 
@@ -36,13 +37,16 @@ class Worker(rq.Worker):
 
 def main(argv=None):
     """Work the queues in priority order (high, default, low), with the retry scheduler."""
+    parser = argparse.ArgumentParser(prog="python -m saas.worker", description=main.__doc__)
+    parser.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+    options = parser.parse_args(argv)
     config = Config.from_env()
     if not config.redis.url:
         sys.exit("REDIS_URL is not set: the worker needs Redis (without it the app runs jobs inline)")
     # No read timeout: the worker blocks on BLPOP for minutes while the queues are empty.
     connection = Redis.from_url(config.redis.url, socket_connect_timeout=config.redis.socket_timeout)
     worker = Worker(list(QUEUES), connection=connection)
-    worker.work(with_scheduler=True)
+    worker.work(burst=options.burst, with_scheduler=True)
 
 
 if __name__ == "__main__":

@@ -90,23 +90,23 @@ def rq_worker_command(*extra, redis_url=None):
     ]
 
 
+def worker_command(*extra):
+    """What `make worker` runs."""
+    return [sys.executable, "-m", "saas.worker", *extra]
+
+
 def start_rq_worker(**env):
+    """The worker as `make worker` starts it, in the background."""
     log_file = tempfile.TemporaryFile()
     process = subprocess.Popen(
-        rq_worker_command(redis_url=env.get("REDIS_URL")), cwd=ROOT, env=child_env(**env),
-        stdout=log_file, stderr=subprocess.STDOUT,
+        worker_command(), cwd=ROOT, env=child_env(**env), stdout=log_file, stderr=subprocess.STDOUT,
     )
     process.log_file = log_file
     return process
 
 
-def run_rq_worker_burst(**env):
-    """Run the plain `rq worker` CLI (as the README says) until the queue is empty."""
-    return subprocess.run(
-        rq_worker_command("--burst", redis_url=env.get("REDIS_URL")),
-        cwd=ROOT,
-        env=child_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def run_rq_worker_burst(plain_cli=False, **env):
+    """Run the worker until the queues are empty: as `make worker` runs it, or with `plain_cli`
+    as the plain `rq worker` CLI with the project's worker class (the README's other way)."""
+    command = rq_worker_command("--burst", redis_url=env.get("REDIS_URL")) if plain_cli else worker_command("--burst")
+    return subprocess.run(command, cwd=ROOT, env=child_env(**env), capture_output=True, text=True, timeout=120)

@@ -87,10 +87,11 @@ def test_compose_api_waits_for_migrations():
     assert "db upgrade" in command
 
 
-def test_compose_worker_runs_rq_worker():
-    command = _compose_services()["worker"]["command"]
-    command = command if isinstance(command, str) else " ".join(command)
-    assert command.startswith("rq worker")
+def test_compose_and_make_run_the_same_worker():
+    assert _compose_services()["worker"]["command"] == ["python", "-m", "saas.worker"]
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\nworker:", 1)[1].split("\n\n", 1)[0]
+    assert "-m saas.worker" in recipe
 
 
 def test_gunicorn_conf_defaults_to_gthread():

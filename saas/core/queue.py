@@ -88,6 +88,7 @@ def _standalone_app():
     # every feature, which imports this module, hence the import here.
     from saas import create_app
 
+    log.warning("building an app for this job: run the worker with saas.worker.Worker to build it once")
     return create_app()
 
 

@@ -1,0 +1,158 @@
+"""The shape of the code: layers import downward, services stay out of HTTP, one gate per view."""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from saas.web.api import API_KEY, SESSION
+from tests.conftest import make_app
+
+SAAS = Path(__file__).resolve().parent.parent / "saas"
+# Lowest first: a package may import itself and the ones before it, never one after it.
+LAYERS = ["core", "web", "users", "apikeys", "auth", "billing", "usage", "ai", "system"]
+# What the shared layers may use besides each other.
+SHARED = {"saas.extensions"}
+# Modules that speak HTTP: views and what views are built from.
+HTTP_MODULES = {"routes.py", "credentials.py", "decorators.py", "limits.py"}
+HTTP_NAMES = {"request", "g", "Response", "stream_with_context", "abort", "make_response"}
+PUBLIC_OPERATIONS = {
+    ("POST", "/api/v1/auth/register"),
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/refresh"),
+    ("GET", "/api/v1/billing/plans"),
+    ("POST", "/api/v1/billing/webhook"),
+}
+
+
+def _modules():
+    for path in sorted(SAAS.rglob("*.py")):
+        yield path, ast.parse(path.read_text(), str(path))
+
+
+def _imported_modules(tree, top_level_only=False):
+    for node in tree.body if top_level_only else ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            yield node, node.module, [alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node, alias.name, []
+
+
+def _layer_of(module_name):
+    parts = module_name.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "saas" and parts[1] in LAYERS else None
+
+
+def test_packages_import_downward_only():
+    upward = []
+    for path, tree in _modules():
+        package = path.relative_to(SAAS).parts[0]
+        if package not in LAYERS:
+            continue  # saas/__init__.py, worker.py and extensions.py sit outside the layers
+        # The one import inside a function is pinned by the function-level import test.
+        for _, module, names in _imported_modules(tree, top_level_only=True):
+            targets = [module] if module != "saas" else [f"saas.{name}" for name in names]
+            for target in targets:
+                layer = _layer_of(target)
+                if layer is not None and LAYERS.index(layer) > LAYERS.index(package):
+                    upward.append(f"{path.relative_to(SAAS)} imports {target}")
+                if package in ("core", "web") and target.startswith("saas.") and layer is None and target not in SHARED:
+                    upward.append(f"{path.relative_to(SAAS)} imports {target}")
+    assert upward == []
+
+
+def test_the_base_layer_never_imports_the_http_layer_or_a_feature():
+    for path, tree in _modules():
+        if path.relative_to(SAAS).parts[0] != "core":
+            continue
+        for _, module, _ in _imported_modules(tree):
+            assert _layer_of(module) in (None, "core") or module == "saas", f"{path} imports {module}"
+
+
+def test_only_http_modules_touch_the_request_or_answer_http():
+    offenders = []
+    for path, tree in _modules():
+        relative = path.relative_to(SAAS)
+        if relative.parts[0] == "web" or path.name in HTTP_MODULES or relative.parts[0] not in LAYERS:
+            continue
+        for _, module, names in _imported_modules(tree):
+            if module in ("flask", "flask_smorest", "werkzeug.exceptions"):
+                touched = HTTP_NAMES & set(names) if module != "werkzeug.exceptions" else set(names)
+                if touched:
+                    offenders.append(f"{relative} imports {sorted(touched)} from {module}")
+    assert offenders == []
+
+
+def test_function_level_imports_are_only_where_a_cycle_forces_them():
+    inside_functions = []
+    for path, tree in _modules():
+        for function in [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]:
+            for node in ast.walk(function):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    inside_functions.append(f"{path.relative_to(SAAS)}:{node.lineno}")
+    # The factory imports every feature; these run inside the factory's own imports.
+    assert inside_functions == ["core/queue.py:89"]
+
+
+def _route_decorators(function):
+    return [ast.unparse(decorator) for decorator in function.decorator_list]
+
+
+def test_every_gate_sits_right_under_the_route_and_a_view_has_at_most_one():
+    checked = 0
+    for path in SAAS.rglob("routes.py"):
+        for function in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(function, ast.FunctionDef):
+                continue
+            decorators = _route_decorators(function)
+            gates = [index for index, text in enumerate(decorators) if text.startswith("blp.auth(")]
+            assert len(gates) <= 1, f"{path.name}:{function.name} has {len(gates)} gates"
+            if gates:
+                checked += 1
+                assert gates == [1] and decorators[0].startswith("blp.route("), f"{path.name}:{function.name}"
+    assert checked >= 12
+
+
+def _operations(spec):
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method in ("get", "put", "post", "delete", "patch"):
+                yield path, method, operation
+
+
+@pytest.fixture(scope="module")
+def spec_and_app():
+    app = make_app(DATABASE_URL="sqlite://", REDIS_URL="")
+    return app.test_client().get("/openapi.json").get_json(), app
+
+
+def test_every_non_public_operation_is_gated_and_documents_its_schemes(spec_and_app):
+    spec, app = spec_and_app
+    views = {
+        (method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)): app.view_functions[rule.endpoint]
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    for path, method, operation in _operations(spec):
+        schemes = getattr(views[(method.upper(), path)], "auth_schemes", None)
+        if (method.upper(), path) in PUBLIC_OPERATIONS or not path.startswith("/api/"):
+            assert schemes is None, f"{method} {path} is public but gated"
+            continue
+        assert schemes, f"{method} {path} has no gate"
+        assert operation["security"] == [{scheme.name: []} for scheme in schemes]
+        assert "401" in operation["responses"]
+
+
+def test_api_keys_are_accepted_only_where_the_gate_names_them(spec_and_app):
+    spec, _ = spec_and_app
+    with_keys = {
+        f"{method.upper()} {path}"
+        for path, method, operation in _operations(spec)
+        if {API_KEY.name: []} in operation.get("security", [])
+    }
+    assert with_keys == {
+        "GET /api/v1/users/me", "GET /api/v1/usage", "POST /api/v1/ai/chat", "POST /api/v1/ai/jobs",
+        "GET /api/v1/ai/jobs/{job_id}",
+    }
+    assert spec["components"]["securitySchemes"][SESSION.name]["scheme"] == "bearer"

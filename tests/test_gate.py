@@ -1,0 +1,89 @@
+"""The auth gate, on the embedded default (SQLite, no Redis): what it checks, when, and how it
+keys the rate limits. No server needed."""
+import pytest
+
+from tests.helpers import bearer, sign_up
+
+ME = "/api/v1/users/me"
+CHAT = "/api/v1/ai/chat"
+API_KEYS = "/api/v1/api-keys"
+
+
+@pytest.fixture
+def token(embedded_client):
+    return sign_up(embedded_client)
+
+
+def _key(client, token):
+    response = client.post(API_KEYS, json={"name": "script"}, headers=bearer(token))
+    assert response.status_code == 201
+    return response.get_json()["key"]
+
+
+def test_a_caller_without_credentials_gets_401_before_the_body_is_read(embedded_client):
+    response = embedded_client.post(CHAT, data="{not json", content_type="application/json")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_bad_body_from_a_known_caller_is_then_a_422(embedded_client, token):
+    response = embedded_client.post(CHAT, json={"messages": "not a list"}, headers=bearer(token))
+    assert response.status_code == 422
+
+
+def test_an_api_key_on_a_session_only_endpoint_is_refused_and_says_why(embedded_client, token):
+    key = _key(embedded_client, token)
+    response = embedded_client.get(API_KEYS, headers={"X-API-Key": key})
+    assert response.status_code == 401
+    assert "login session" in response.get_json()["message"]
+
+
+def test_with_a_key_and_a_session_token_the_key_wins_where_keys_are_accepted(embedded_client, token):
+    key = _key(embedded_client, token)
+    other = sign_up(embedded_client, "other@example.com")
+    me = embedded_client.get(ME, headers={"X-API-Key": key, **bearer(other)}).get_json()
+    assert me["email"] == "user@example.com"
+    # ...and a session-only endpoint uses the token.
+    assert embedded_client.get(API_KEYS, headers={"X-API-Key": key, **bearer(other)}).get_json() == []
+
+
+def test_token_errors_never_show_library_internals(embedded_client):
+    for token in ("not-a-jwt", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.e30.x"):
+        message = embedded_client.get(ME, headers=bearer(token)).get_json()["message"]
+        assert message == "The token is invalid."
+
+
+@pytest.fixture
+def limited_client(tmp_path):
+    from flask_migrate import upgrade
+
+    from saas.extensions import db
+    from tests.conftest import make_app
+
+    app = make_app(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'limited.db'}", REDIS_URL="", RATELIMIT_ENABLED="true",
+        RATELIMIT_DEFAULT="3 per minute",
+    )
+    with app.app_context():
+        upgrade()
+        yield app.test_client()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_the_default_limit_counts_per_user_not_per_address(limited_client):
+    first, second = sign_up(limited_client, "one@example.com"), sign_up(limited_client, "two@example.com")
+    assert [limited_client.get(ME, headers=bearer(first)).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert limited_client.get(ME, headers=bearer(second)).status_code == 200
+
+
+def test_the_default_limit_counts_per_api_key(limited_client):
+    token = sign_up(limited_client)
+    one, two = _key(limited_client, token), _key(limited_client, token)
+    assert [limited_client.get(ME, headers={"X-API-Key": one}).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert limited_client.get(ME, headers={"X-API-Key": two}).status_code == 200
+
+
+def test_failed_credentials_count_against_the_address(limited_client):
+    statuses = [limited_client.get(ME, headers=bearer("forged")).status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
