@@ -292,6 +292,8 @@ class Config:
         app, database, redis, stripe, ai = self.app, self.database, self.redis, self.stripe, self.ai
         limits, observability, docs = self.rate_limits, self.observability, self.docs
         database_uri = normalize_database_url(database.url)
+        # Pre-ping makes the ORM session survive a PostgreSQL restart (a round trip per checkout);
+        # the gate's lookup skips it (saas/core/database.py) and retries instead.
         engine_options = {"pool_pre_ping": True}
         if database_uri.startswith("postgresql"):
             engine_options.update(

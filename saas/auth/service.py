@@ -6,13 +6,15 @@ belongs to: both tokens carry its id (``sid``), so ending the row ends the token
 import logging
 from dataclasses import dataclass
 
+import jwt
 import sqlalchemy as sa
 from flask import current_app
-from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
-from flask_jwt_extended.exceptions import JWTExtendedException
+from flask_jwt_extended import create_access_token, create_refresh_token
 from jwt.exceptions import ExpiredSignatureError, PyJWTError
+from sqlalchemy.orm import make_transient_to_detached
 
 from saas.auth.models import AuthSession
+from saas.core.database import read_row
 from saas.core.errors import Unauthenticated
 from saas.core.ids import new_uuid
 from saas.core.time import utcnow
@@ -82,21 +84,45 @@ def start_session(user, *, user_agent=None, ip_address=None):
     return _token_pair(user.id, session.id, session.refresh_jti)
 
 
-def session_of_access_token(raw_token):
-    """The open session an access token belongs to, its active user loaded with it in the same
-    query; raises ``TokenRejected`` for any token that must not be honoured."""
+# The active user of an open, unexpired session: everything an access token needs, in one query.
+_USER_OF_OPEN_SESSION = (
+    sa.select(*User.__table__.columns)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(
+        AuthSession.id == sa.bindparam("session_id"),
+        AuthSession.revoked_at.is_(None),
+        AuthSession.expires_at > sa.bindparam("now"),
+    )
+)
+
+
+def user_of_access_token(raw_token):
+    """``(user, session id)`` for an access token whose session is open and user active;
+    raises ``TokenRejected`` (or ``AccountDisabled``) for any token that must not be honoured.
+
+    One round trip to the database and no transaction: the query runs in autocommit, and the
+    user it returns joins the request's session as if loaded there, so a read-only request
+    never begins or rolls back a transaction.
+    """
     claims = _decode(raw_token, "access")
     session_id, subject = _claim(claims, "sid"), _claim(claims, "sub")
     if session_id is None or subject is None:
         raise TokenRejected()
-    session = db.session.execute(
-        sa.select(AuthSession).options(sa.orm.joinedload(AuthSession.user)).where(AuthSession.id == session_id)
-    ).scalar_one_or_none()
-    if session is None or session.is_revoked or session.expires_at <= utcnow() or str(session.user_id) != subject:
+    row = read_row(_USER_OF_OPEN_SESSION, {"session_id": session_id, "now": utcnow()})
+    if row is None or str(row["id"]) != subject:
         raise SessionEnded()
-    if not session.user.is_active:
+    if not row["is_active"]:
         raise AccountDisabled()
-    return session
+    return _attached(User(**row)), session_id
+
+
+def _attached(user):
+    """``user``, built from a row read outside the ORM session, as the session's own copy."""
+    make_transient_to_detached(user)
+    if db.session.identity_map.get(sa.inspect(user).key) is None:
+        db.session.add(user)  # the usual case: a new session per request
+        return user
+    return db.session.merge(user, load=False)
 
 
 def rotate_refresh_token(raw_token):
@@ -177,11 +203,21 @@ def _end_sessions_after_deactivation(user, **_):
 
 
 def _decode(raw_token, expected_type):
+    """The claims of a token we signed (HS256 with SECRET_KEY, unexpired), else TokenRejected.
+
+    PyJWT directly, once: flask-jwt-extended's own decode parses the token three times.
+    """
+    config = current_app.config
     try:
-        claims = decode_token(raw_token)
+        claims = jwt.decode(
+            raw_token,
+            config["JWT_SECRET_KEY"],
+            algorithms=config["JWT_DECODE_ALGORITHMS"],
+            options={"require": ["exp", "iat", "sub", "type"]},
+        )
     except ExpiredSignatureError:
         raise TokenExpired() from None
-    except (PyJWTError, JWTExtendedException, ValueError):
+    except (PyJWTError, ValueError):
         raise TokenRejected() from None
     if claims.get("type") != expected_type:
         raise TokenRejected(f"Only {expected_type} tokens are allowed.")

@@ -60,8 +60,12 @@ def _database_error(error):
 def _rollback_quietly():
     try:
         db.session.rollback()
-    except Exception:  # the connection may be the thing that is broken
+    except Exception:  # the connection may be the thing that is broken: let the session go
         log.debug("rollback after error failed", exc_info=True)
+        try:
+            db.session.close()
+        except Exception:
+            log.debug("closing the session after error failed", exc_info=True)
 
 
 def register_error_handlers(app):

@@ -1,0 +1,43 @@
+"""Reads that need no transaction: one round trip on a connection that stays in autocommit.
+
+The request's ORM session begins a transaction with its first query and rolls it back at the
+end of the request: two more round trips that a read-only lookup (the gate's) does not need.
+Such lookups go through ``read_row``, on an engine of its own whose connections are always in
+autocommit (switching a pooled connection back and forth costs as much again).
+"""
+import sqlalchemy as sa
+from flask import current_app
+
+from saas.extensions import db
+
+
+def _autocommit_engine():
+    engine = current_app.extensions.get("autocommit_engine")
+    if engine is None:
+        url = db.engine.url
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")  # one shared memory DB
+        else:
+            # No pre-ping here (a round trip per lookup): ``read_row`` retries a dropped connection.
+            options = {**current_app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": False}
+            if "pool_size" in options:  # lookups are short: a few connections serve every thread
+                options["pool_size"] = min(options["pool_size"], 4)
+            engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", **options)
+        current_app.extensions["autocommit_engine"] = engine
+    return engine
+
+
+def read_row(query, params):
+    """The one row of a read-only query as a mapping, or None.
+
+    Retried once on a connection the server had dropped: after a PostgreSQL restart every
+    pooled connection is stale, and SQLAlchemy discards them all on the first failure.
+    """
+    for attempt in (1, 2):
+        try:
+            with _autocommit_engine().connect() as connection:
+                return connection.execute(query, params).mappings().one_or_none()
+        except sa.exc.DBAPIError as error:
+            if attempt == 2 or not error.connection_invalidated:
+                raise
+    return None
