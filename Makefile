@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTEST_ARGS ?= -q
 SERVICES_DIR ?= $(or $(SAAS_SERVICES_DIR),/tmp/saas-test-services)
 
-.PHONY: venv dev-deps k8s-tools run serve worker test lint-docker bench k8s clean
+.PHONY: venv dev-deps k8s-tools run serve worker test lint-docker bench bench-scale k8s clean
 
 venv: $(VENV)/.installed-runtime
 
@@ -75,6 +75,13 @@ lint-docker: dev-deps
 
 bench: venv
 	$(VENV)/bin/python bench/run.py
+
+# Three instances behind nginx, two workers: the scale-out guarantees (bench/SCALE.md). Not in make test.
+bench-scale: venv
+	@[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || { [ "$$(id -u)" -eq 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
+	$(VENV)/bin/python bench/scale.py
 
 # Render every overlay into build/kubernetes/<overlay>.yaml and validate it (schemas, checkov).
 k8s: dev-deps k8s-tools
