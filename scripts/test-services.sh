@@ -18,14 +18,17 @@ is_root() { [ "$(id -u)" -eq 0 ]; }
 # PostgreSQL refuses to run as root.
 as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
+# nginx is for tests/test_proxy.py (the reverse proxy in front of gunicorn); the tests start
+# their own instances, never the system service.
 ensure_packages() {
-  if [ -x "$PG_BIN/initdb" ] && command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+  if [ -x "$PG_BIN/initdb" ] && command -v redis-server >/dev/null && command -v redis-cli >/dev/null \
+    && [ -x /usr/sbin/nginx ]; then
     return
   fi
-  is_root || die "PostgreSQL 15 / Redis missing; install postgresql-15 and redis-server (needs root)"
+  is_root || die "PostgreSQL 15 / Redis / nginx missing; install postgresql-15, redis-server and nginx (needs root)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq postgresql-15 redis-server >/dev/null
+  apt-get install -y -qq postgresql-15 redis-server nginx >/dev/null
 }
 
 # Ports are read back from $STATE by stop/restart, which may run with a different env.
