@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+# Needs the pinned Kubernetes tools (`make k8s-tools`): part of `make test`, not `make test-fast`.
+pytestmark = pytest.mark.k8s
+
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ("dev", "production")
@@ -19,12 +22,6 @@ SECRET_NAMES = {
     "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "AI_API_KEY",
     "METRICS_TOKEN", "SMTP_PASSWORD", "FIRST_SUPERUSER_PASSWORD", "SENTRY_DSN",
 }
-
-
-@pytest.fixture(autouse=True)
-def clean_state():
-    """Replaces the suite's autouse cleanup: these tests touch neither PostgreSQL nor Redis."""
-    yield
 
 
 @pytest.fixture(scope="module")

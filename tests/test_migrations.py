@@ -6,7 +6,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import DATABASE_URL, ROOT, child_env
+from saas.extensions import db
+from tests.conftest import DATABASE_URL, ROOT, child_env, make_app
 
 
 def flask_db(*args, database_url):
@@ -64,3 +65,23 @@ def test_upgrade_on_the_embedded_sqlite_default_matches_the_models(tmp_path):
     assert upgrade.returncode == 0, upgrade.stderr
     check = flask_db("check", database_url=url)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_readiness_holds_while_a_newer_release_has_migrated_and_fails_when_behind(empty_postgres_database):
+    """During a rolling update the database runs ahead of the old pods: they must stay ready."""
+    assert flask_db("upgrade", database_url=empty_postgres_database).returncode == 0
+    engine = sa.create_engine(empty_postgres_database.replace("postgresql://", "postgresql+psycopg2://", 1))
+    app = make_app(DATABASE_URL=empty_postgres_database)
+    try:
+        assert app.test_client().get("/health/ready").get_json()["migrations"] == "ok"
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = 'f00dfeedbeef'"))
+        ahead = app.test_client().get("/health/ready")
+        assert (ahead.status_code, ahead.get_json()["migrations"]) == (200, "ahead")
+        assert flask_db("stamp", "--purge", "8743326760a3", database_url=empty_postgres_database).returncode == 0
+        behind = app.test_client().get("/health/ready")
+        assert (behind.status_code, behind.get_json()["migrations"]) == (503, "pending")
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        engine.dispose()

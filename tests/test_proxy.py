@@ -22,7 +22,8 @@ import requests
 import yaml
 
 from tests.ai_support import API_KEYS, CHAT, messages, server_sent_events
-from tests.conftest import PASSWORD, ROOT, bearer
+from tests.conftest import ROOT
+from tests.helpers import PASSWORD, bearer
 from tests.fake_openai import FakeOpenAI
 from tests.servers import free_port, gunicorn, process_output
 
