@@ -17,6 +17,7 @@ from pydantic import BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BASE_DIR = Path(__file__).resolve().parent
+MIGRATIONS_DIR = BASE_DIR / "migrations"
 
 MIN_SECRET_BYTES = 32
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789"

@@ -44,7 +44,7 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": _logging.JSON_FORMAT, "rename_fields": _logging.RENAMED_FIELDS}
+        "json": {"()": _logging.FORMATTER_CLASS, "fmt": _logging.JSON_FORMAT, "rename_fields": _logging.RENAMED_FIELDS}
     },
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
     "root": {"handlers": ["stdout"], "level": "INFO"},
@@ -64,6 +64,7 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
-    from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+    """Drop a dead worker's live gauges from the metrics directory (its counters stay summed)."""
+    from prometheus_client import multiprocess
 
-    GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,114 +1,51 @@
-"""Benchmark saas under gunicorn on PostgreSQL and Redis against a bare Flask baseline.
+"""Benchmark saas against a bare Flask app under the same gunicorn, in one run.
 
     make bench            (or: .venv/bin/python bench/run.py)
 
-Starts throwaway PostgreSQL and Redis (scripts/test-services.sh, own ports), serves the app
-and bench/hello_app.py with the same gunicorn.conf.py, drives both with wrk from loopback and
-prints requests/s, p50 and p99 per endpoint, and each endpoint's ratio to the baseline measured
-in the same run. Login is bcrypt-bound by design: it is compared with how many bcrypt checks per
-second this machine can do at the same cost. Settings: BENCH_DURATION (s, default 10),
-BENCH_CONNECTIONS (default 32), BENCH_THREADS (wrk threads, default 2), GUNICORN_WORKERS,
-GUNICORN_THREADS, BCRYPT_ROUNDS (default 12), DB_POOL_SIZE.
+Starts throwaway PostgreSQL and Redis, serves the app (production settings: JSON logs at INFO,
+Prometheus multiprocess metrics; rate limits off, or the load generator would be throttled) and
+bench/hello_app.py under the same gunicorn.conf.py, and measures, interleaving the systems and
+repeating each figure BENCH_ROUNDS times (median), because this machine's absolute figures vary
+up to 2x between runs:
+
+- bare Flask /hello (the baseline), /health/live, /api/v1/users/me with an access token and
+  with an API key: requests/s, p50, p99 at BENCH_CONNECTIONS connections, ratio to the baseline;
+- login at bcrypt cost BCRYPT_ROUNDS against the machine's bcrypt-only ceiling;
+- a trivial RQ job (SELECT 1 in the app context) through the worker `make worker` runs, in jobs/s,
+  and through the plain `rq worker` without the project's worker class, for comparison;
+- 400 connections for BENCH_STORM seconds on /health/live and /users/me: socket errors, non-2xx;
+- RSS of each gunicorn worker, and its growth over another 20,000 requests.
+
+Settings: BENCH_DURATION (s per figure, 10), BENCH_ROUNDS (3), BENCH_CONNECTIONS (50),
+BENCH_STORM (30), BENCH_JOBS (1000), GUNICORN_WORKERS, GUNICORN_THREADS, BCRYPT_ROUNDS (12).
 """
-import json
 import multiprocessing
 import os
-import re
 import shutil
-import socket
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from urllib.request import Request, urlopen
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+import redis
+import requests
+from rq import Queue
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import BIN, ROOT, app_env, serve, start_services, stop, stop_services, wrk  # noqa: E402
+from bench.jobs import select_one  # noqa: E402
+
 STATE = Path(os.environ.get("BENCH_SERVICES_DIR", "/tmp/saas-bench-services"))
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
-CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
-WRK_THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "50"))
+STORM_SECONDS = int(os.environ.get("BENCH_STORM", "30"))
+JOBS = int(os.environ.get("BENCH_JOBS", "1000"))
 BCRYPT_ROUNDS = int(os.environ.get("BCRYPT_ROUNDS", "12"))
 EMAIL, PASSWORD = "bench@example.com", "benchmark password 123"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_services(state=STATE, pg_port=54601, redis_port=63951):
-    env = {**os.environ, "SAAS_SERVICES_DIR": str(state), "TEST_PG_PORT": str(pg_port), "TEST_REDIS_PORT": str(redis_port)}
-    subprocess.run(["bash", "scripts/test-services.sh", "start"], cwd=ROOT, env=env, check=True, capture_output=True)
-    values = dict(re.findall(r"export (\w+)=(\S+)", (state / "env").read_text()))
-    return values["TEST_DATABASE_URL"], values["TEST_REDIS_URL"]
-
-
-def stop_services(state=STATE):
-    env = {**os.environ, "SAAS_SERVICES_DIR": str(state)}
-    subprocess.run(["bash", "scripts/test-services.sh", "stop"], cwd=ROOT, env=env, capture_output=True)
-
-
-def app_env(database_url, redis_url):
-    return {
-        **os.environ,
-        "APP_ENV": "production",
-        "SECRET_KEY": "benchmark-secret-key-that-is-long-enough-0123456789",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        # The limiter would (rightly) throttle a load generator hammering login from one address.
-        "RATELIMIT_ENABLED": "false",
-        "BCRYPT_ROUNDS": str(BCRYPT_ROUNDS),
-        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-    }
-
-
-def serve(module, env, port=None):
-    """gunicorn with gunicorn.conf.py serving ``module`` on 127.0.0.1 (a free port by default)."""
-    port = port or free_port()
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", module],
-        cwd=ROOT, env={**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "PYTHONPATH": str(ROOT)},
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            urlopen(url + ("/hello" if "hello" in module else "/health/live"), timeout=2)
-            return process, url
-        except OSError:
-            time.sleep(0.2)
-    log.seek(0)
-    raise RuntimeError(f"{module} did not start: {log.read().decode()[-2000:]}")
-
-
-def post_json(url, body, headers=None):
-    request = Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", **(headers or {})})
-    with urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def wrk(url, *, headers=(), script=None, env=None, connections=CONNECTIONS):
-    command = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{DURATION}s", "--timeout", "30s", "--latency"]
-    for header in headers:
-        command += ["-H", header]
-    if script:
-        command += ["-s", str(script)]
-    output = subprocess.run(command + [url], capture_output=True, text=True, env=env, check=True).stdout
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p50": _latency_ms(re.search(r"50%\s+([\d.]+\w+)", output).group(1)),
-        "p99": _latency_ms(re.search(r"99%\s+([\d.]+\w+)", output).group(1)),
-        "non_2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", output)) else 0,
-    }
-
-
-def _latency_ms(text):
-    value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
+TARGETS = {"health/live": 0.9, "users/me (token)": 0.6, "users/me (API key)": 0.5}
 
 
 def _bcrypt_checks(seconds):
@@ -122,60 +59,149 @@ def _bcrypt_checks(seconds):
     return count
 
 
-def bcrypt_limit(seconds=5):
-    """bcrypt checks per second with every core busy: the ceiling for logins on this machine."""
+def bcrypt_ceiling(seconds=DURATION):
+    """bcrypt checks per second with every core busy: the most logins this machine can do."""
     cores = os.cpu_count() or 1
     with multiprocessing.Pool(cores) as pool:
         return sum(pool.map(_bcrypt_checks, [seconds] * cores)) / seconds
 
 
+def account(app_url):
+    requests.post(f"{app_url}/api/v1/auth/register", json={"email": EMAIL, "password": PASSWORD}, timeout=30)
+    token = requests.post(f"{app_url}/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}, timeout=30).json()["access_token"]
+    key = requests.post(f"{app_url}/api/v1/api-keys", json={"name": "bench"}, headers={"Authorization": f"Bearer {token}"}, timeout=30).json()["key"]
+    return token, key
+
+
+def measure_endpoints(hello_url, app_url, token, key):
+    """Every figure BENCH_ROUNDS times, the systems interleaved; {name: [result, ...]}."""
+    figures = {
+        "bare Flask /hello": lambda: wrk(f"{hello_url}/hello", duration=DURATION, connections=CONNECTIONS),
+        "health/live": lambda: wrk(f"{app_url}/health/live", duration=DURATION, connections=CONNECTIONS),
+        "users/me (token)": lambda: wrk(
+            f"{app_url}/api/v1/users/me", duration=DURATION, connections=CONNECTIONS, headers=[f"Authorization: Bearer {token}"]
+        ),
+        "users/me (API key)": lambda: wrk(
+            f"{app_url}/api/v1/users/me", duration=DURATION, connections=CONNECTIONS, headers=[f"X-API-Key: {key}"]
+        ),
+        # bcrypt-bound: two connections per core saturate it; more would only queue.
+        "login": lambda: wrk(
+            f"{app_url}/api/v1/auth/login", duration=DURATION, connections=2 * (os.cpu_count() or 1),
+            script=ROOT / "bench" / "login.lua", env={**os.environ, "BENCH_EMAIL": EMAIL, "BENCH_PASSWORD": PASSWORD},
+        ),
+        "bcrypt ceiling": lambda: {"rps": bcrypt_ceiling()},
+    }
+    results = {name: [] for name in figures}
+    for round_number in range(ROUNDS):
+        names = list(figures)
+        names = names[round_number % len(names):] + names[:round_number % len(names)]  # rotate the order
+        for name in names:
+            results[name].append(figures[name]())
+            print(f"  round {round_number + 1}: {name}: {results[name][-1]['rps']:.0f}/s", flush=True)
+    return results
+
+
+def median(results, field):
+    return statistics.median(result[field] for result in results)
+
+
+def storm(app_url, token):
+    """400 connections at once on the probe and on the authenticated path."""
+    return {
+        "health/live": wrk(f"{app_url}/health/live", duration=STORM_SECONDS, connections=400, threads=4),
+        "users/me (token)": wrk(
+            f"{app_url}/api/v1/users/me", duration=STORM_SECONDS, connections=400, threads=4,
+            headers=[f"Authorization: Bearer {token}"],
+        ),
+    }
+
+
+def worker_rss_mb(master):
+    """RSS of each gunicorn worker (the master's children), in MB."""
+    children = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
+    sizes = []
+    for pid in children:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]) / 1024)
+    return sizes
+
+
+def rss_over_requests(master, app_url, token, requests_count=20000):
+    before = worker_rss_mb(master)
+    seconds = max(5, requests_count // 1000)
+    while True:
+        run = wrk(f"{app_url}/api/v1/users/me", duration=seconds, connections=CONNECTIONS, headers=[f"Authorization: Bearer {token}"])
+        if run["requests"] >= requests_count:
+            break
+        seconds *= 2
+    return before, worker_rss_mb(master), run["requests"]
+
+
+def jobs_per_second(env, redis_url, count, command):
+    """Queue ``count`` trivial jobs, drain them with ``command --burst``; jobs/s between the
+    first job's start and the last one's end (the worker's own start-up not counted)."""
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue("high", connection=connection)
+    jobs = [queue.enqueue(select_one) for _ in range(count)]
+    subprocess.run([*command, "--burst"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=3600)
+    for job in jobs:
+        job.refresh()
+    finished = [job for job in jobs if job.get_status() == "finished"]
+    if len(finished) != count:
+        raise RuntimeError(f"only {len(finished)} of {count} jobs finished")
+    span = (max(job.ended_at for job in jobs) - min(job.started_at for job in jobs)).total_seconds()
+    return count / span
+
+
 def main():
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
-    database_url, redis_url = start_services()
+    database_url, redis_url = start_services(STATE, 54601, 63951)
+    env = app_env(database_url, redis_url, BCRYPT_ROUNDS)
     processes = []
     try:
-        env = app_env(database_url, redis_url)
         subprocess.run([str(BIN / "flask"), "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
         app, app_url = serve("wsgi:app", env)
-        processes.append(app)
-        post_json(f"{app_url}/api/v1/auth/register", {"email": EMAIL, "password": PASSWORD})
-        token = post_json(f"{app_url}/api/v1/auth/login", {"email": EMAIL, "password": PASSWORD})["access_token"]
-
-        results = {}
-        results["health"] = wrk(f"{app_url}/health")
-        results["users/me"] = wrk(f"{app_url}/api/v1/users/me", headers=[f"Authorization: Bearer {token}"])
-        results["login"] = wrk(
-            f"{app_url}/api/v1/auth/login", script=ROOT / "bench" / "login.lua",
-            env={**os.environ, "BENCH_EMAIL": EMAIL, "BENCH_PASSWORD": PASSWORD},
-            # bcrypt-bound: a few connections saturate the cores; more would only queue.
-            connections=max(2, os.cpu_count() or 1) * 2,
-        )
-        app.terminate()
-        app.wait()
-
         hello, hello_url = serve("bench.hello_app:app", env)
-        processes.append(hello)
-        baseline = wrk(f"{hello_url}/hello")
-        hello.terminate()
-        hello.wait()
-        bcrypt_per_second = bcrypt_limit()
+        processes += [app, hello]
+        token, key = account(app_url)
+        print(f"saas {app_url}, bare Flask {hello_url}; {ROUNDS} rounds of {DURATION}s at {CONNECTIONS} connections", flush=True)
+        results = measure_endpoints(hello_url, app_url, token, key)
+        stop(hello)
+        storms = storm(app_url, token)
+        rss_before, rss_after, rss_requests = rss_over_requests(app, app_url, token)
+        stop(app)
+        worker = [sys.executable, "-m", "saas.worker"]
+        plain = [str(BIN / "rq"), "worker", "--url", redis_url, "high"]
+        jobs_rate = jobs_per_second(env, redis_url, JOBS, worker)
+        plain_rate = jobs_per_second(env, redis_url, max(10, JOBS // 50), plain)
     finally:
         for process in processes:
-            if process.poll() is None:
-                process.kill()
-        stop_services()
+            stop(process)
+        stop_services(STATE)
 
-    workers = os.environ.get("GUNICORN_WORKERS", "default")
-    threads = os.environ.get("GUNICORN_THREADS", "default")
-    print(f"\nsaas benchmark: {DURATION}s per endpoint, {CONNECTIONS} connections, gunicorn workers={workers} threads={threads}, cores={os.cpu_count()}")
-    print(f"{'endpoint':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}{'vs baseline':>13}")
-    print(f"{'bare Flask /hello':<22}{baseline['rps']:>10.0f}{baseline['p50']:>10.2f}{baseline['p99']:>10.2f}{baseline['non_2xx']:>9}{'1.00':>13}")
-    for name, result in results.items():
-        ratio = result["rps"] / baseline["rps"]
-        print(f"{name:<22}{result['rps']:>10.0f}{result['p50']:>10.2f}{result['p99']:>10.2f}{result['non_2xx']:>9}{ratio:>13.2f}")
-    print(f"\nbcrypt (cost {BCRYPT_ROUNDS}) checks/s on all cores: {bcrypt_per_second:.1f}; "
-          f"logins/s reach {results['login']['rps'] / bcrypt_per_second:.0%} of that ceiling")
+    baseline = median(results["bare Flask /hello"], "rps")
+    workers, threads = os.environ.get("GUNICORN_WORKERS", "default"), os.environ.get("GUNICORN_THREADS", "default")
+    print(f"\nsaas benchmark: median of {ROUNDS} interleaved rounds, {DURATION}s each, {CONNECTIONS} connections, "
+          f"gunicorn workers={workers} threads={threads}, cores={os.cpu_count()}, LOG_LEVEL={env['LOG_LEVEL']}")
+    print(f"{'endpoint':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'errors':>8}{'vs bare':>9}{'target':>9}")
+    for name in ("bare Flask /hello", "health/live", "users/me (token)", "users/me (API key)", "login"):
+        rps = median(results[name], "rps")
+        target = f">={TARGETS[name]}" if name in TARGETS else ""
+        print(f"{name:<22}{rps:>9.0f}{median(results[name], 'p50'):>9.2f}{median(results[name], 'p99'):>9.2f}"
+              f"{sum(r['non_2xx'] for r in results[name]):>9}{sum(r['errors'] for r in results[name]):>8}"
+              f"{rps / baseline:>9.2f}{target:>9}")
+    ceiling = median(results["bcrypt ceiling"], "rps")
+    print(f"\nlogin: {median(results['login'], 'rps'):.1f}/s against a bcrypt-only ceiling (cost {BCRYPT_ROUNDS}, all cores) "
+          f"of {ceiling:.1f}/s: {median(results['login'], 'rps') / ceiling:.2f} of it (target >= 0.9)")
+    print(f"jobs: {jobs_rate:.0f} trivial jobs/s through `python -m saas.worker` (target >= 50); "
+          f"{plain_rate:.1f} jobs/s through plain `rq worker` (an app built per job)")
+    for name, run in storms.items():
+        print(f"400 connections, {STORM_SECONDS}s on {name}: {run['requests']} requests, {run['errors']} socket errors, "
+              f"{run['non_2xx']} non-2xx, p99 {run['p99']:.0f} ms")
+    print(f"RSS per gunicorn worker: {', '.join(f'{mb:.0f}' for mb in rss_before)} MB, then "
+          f"{', '.join(f'{mb:.0f}' for mb in rss_after)} MB after {rss_requests} more requests (target < 100 MB, flat)")
 
 
 if __name__ == "__main__":

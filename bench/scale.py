@@ -24,7 +24,6 @@ their own ports. Settings: SCALE_CLIENTS (threads per load phase, default 16), G
 """
 import collections
 import contextlib
-import importlib.util
 import os
 import shutil
 import signal
@@ -42,7 +41,7 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 from rq import Worker  # noqa: E402
 
-from bench.run import BIN, ROOT, app_env, free_port, serve, start_services, stop_services  # noqa: E402
+from bench.common import BIN, ROOT, app_env, free_port, serve, start_services, stop_services  # noqa: E402
 from tests.fake_openai import API_KEY as FAKE_OPENAI_KEY, FakeOpenAI  # noqa: E402
 
 STATE = Path(os.environ.get("BENCH_SCALE_SERVICES_DIR", "/tmp/saas-bench-scale-services"))
@@ -149,11 +148,8 @@ class Cluster:
 
 
 def worker_command(redis_url):
-    """`python -m saas.worker` once the redesign provides it; until then the plain rq CLI."""
-    if importlib.util.find_spec("saas.worker") is not None:
-        return [sys.executable, "-m", "saas.worker"]
-    return [str(BIN / "rq"), "worker", "--with-scheduler", "--worker-class", "saas.jobs.JsonLogWorker",
-            "--url", redis_url, "high", "default", "low"]
+    """The worker as `make worker` runs it."""
+    return [sys.executable, "-m", "saas.worker"]
 
 
 def register_and_login(base_url, email):

@@ -1,10 +1,10 @@
 """saas: a production Flask backend for AI SaaS products."""
-from pathlib import Path
+import os
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import Config
+from config import MIGRATIONS_DIR, Config
 from saas import ai, apikeys, auth, billing, system, usage, users
 from saas.apikeys.credentials import api_key_authenticator
 from saas.apikeys.service import connect_signals as connect_api_key_signals
@@ -15,16 +15,15 @@ from saas.billing.cli import billing_cli
 from saas.billing.jobs import connect_signals as connect_billing_signals
 from saas.core.redis import init_redis
 from saas.core.sentry import init_sentry
-from saas.extensions import api, cors, db, jwt, limiter, migrate
+from saas.extensions import api, cors, db, jwt, limiter
 from saas.usage import cli as usage_cli  # noqa: F401  (adds `flask billing report-usage`)
 from saas.users.cli import users_cli
 from saas.web.blueprint import register_authenticators
 from saas.web.errors import register_error_handlers
 from saas.web.logging import init_logging
+from saas.web.edge import Edge, NoCookieSessions, Request
 from saas.web.metrics import init_metrics
-from saas.web.security_headers import init_security_headers
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 API_PREFIX = "/api/v1"
 
 
@@ -38,16 +37,21 @@ def create_app(config=None):
     config.validate()
 
     app = Flask(__name__)
+    app.request_class = Request
+    app.session_interface = NoCookieSessions()
     app.config.update(config.flask_config())
     app.json.sort_keys = False
-    if app.config["PROXY_FIX_HOPS"]:
-        hops = app.config["PROXY_FIX_HOPS"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
-    _init_extensions(app)
+    metrics = _init_extensions(app)
     _register_blueprints(app)
     _connect_packages(app)
     _register_cli(app)
+
+    # Outermost last: ProxyFix sets the client's address before the edge logs it.
+    app.wsgi_app = Edge(app.wsgi_app, metrics=metrics, production=app.config["APP_ENV"] == "production")
+    if app.config["PROXY_FIX_HOPS"]:
+        hops = app.config["PROXY_FIX_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     return app
 
 
@@ -55,7 +59,8 @@ def _init_extensions(app):
     init_logging(app)
     init_sentry(app)
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+    if os.environ.get("FLASK_RUN_FROM_CLI") == "true":  # set by Flask's CLI for every `flask` command
+        init_migrations(app)
     jwt.init_app(app)
     cors.init_app(
         app,
@@ -66,9 +71,18 @@ def _init_extensions(app):
     limiter.init_app(app)
     init_redis(app)
     api.init_app(app)
-    init_security_headers(app)
-    init_metrics(app)
     register_error_handlers(app)
+    return init_metrics(app)
+
+
+def init_migrations(app):
+    """Bind Flask-Migrate (``flask db ...``). Only the `flask` command needs it, so the servers and
+    workers never import Alembic (11 MB a process); the readiness check reads the migration
+    files itself (``saas/system/migrations.py``)."""
+    # Imported here so that processes that never migrate never load it (see the docstring).
+    from flask_migrate import Migrate
+
+    Migrate(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
 
 
 def _register_blueprints(app):

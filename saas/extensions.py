@@ -3,7 +3,6 @@ import flask_limiter
 from flask import current_app
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -45,7 +44,6 @@ class Limiter(flask_limiter.Limiter):
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
 jwt = JWTManager()
 cors = CORS()
 api = Api()

@@ -6,6 +6,7 @@ fresh app context of that app: a job costs the fork and the job, not an app star
 lines (job started, finished, failed) are JSON like the app's.
 """
 import argparse
+import gc
 import logging
 import sys
 
@@ -23,12 +24,25 @@ class Worker(rq.Worker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.app = create_app()
+        with self.app.app_context():
+            # SQLAlchemy learns the server's dialect details on an engine's first connection
+            # (several round trips); learnt here, every horse inherits them instead of asking.
+            db.engine.connect().close()
+            db.engine.dispose()
         configure_json_logging(self.app.config["LOG_LEVEL"])
         for name in ("rq.worker", "rq.job", "rq.scheduler"):
             logging.getLogger(name).handlers.clear()  # the CLI installed text handlers here
             logging.getLogger(name).propagate = True
 
+    def fork_work_horse(self, job, queue):
+        # Objects that exist before the fork are never collected in the horse: moving them out of
+        # the collector's reach saves the horse from touching (and so copying) their pages.
+        gc.freeze()
+        super().fork_work_horse(job, queue)
+
     def perform_job(self, job, queue):
+        if self._is_horse:
+            gc.disable()  # the horse lives for one job; its garbage goes when it exits
         with self.app.app_context():
             # A forked horse must not share the parent's pooled connections, if it has any.
             db.engine.dispose(close=False)

@@ -17,7 +17,9 @@ import redis
 import sqlalchemy as sa
 
 from config import Config
-from saas import create_app
+from flask_migrate import upgrade
+
+from saas import create_app, init_migrations
 from saas.extensions import db
 from tests.fake_openai import API_KEY as FAKE_OPENAI_API_KEY, FakeOpenAI
 from tests.fake_stripe import FakeStripe
@@ -187,9 +189,8 @@ def inline_client(inline_app):
 @pytest.fixture
 def embedded_app(tmp_path):
     """The embedded default of `make run`: SQLite built by the migrations, no Redis, inline jobs."""
-    from flask_migrate import upgrade
-
     built = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'saas.db'}", REDIS_URL="")
+    init_migrations(built)
     with built.app_context():
         upgrade()
         yield built

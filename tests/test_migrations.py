@@ -5,6 +5,11 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
+
+from config import MIGRATIONS_DIR
+from saas.system.migrations import known_revisions
 
 from saas.extensions import db
 from tests.conftest import DATABASE_URL, ROOT, child_env, make_app
@@ -85,3 +90,13 @@ def test_readiness_holds_while_a_newer_release_has_migrated_and_fails_when_behin
         with app.app_context():
             db.engine.dispose()
         engine.dispose()
+
+
+def test_the_readiness_check_reads_the_same_heads_as_alembic():
+    """saas/system/migrations.py reads revision ids without Alembic; it must agree with it."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    script = ScriptDirectory.from_config(config)
+    revisions, heads = known_revisions()
+    assert heads == set(script.get_heads())
+    assert revisions == {revision.revision for revision in script.walk_revisions()}

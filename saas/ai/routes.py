@@ -7,7 +7,7 @@ from saas.ai import jobs, service
 from saas.ai.schemas import AiJobSchema, ChatRequestSchema, CompletionRequestSchema, CompletionSchema
 from saas.web.api import API_KEY, SESSION
 from saas.web.blueprint import Blueprint, current_principal
-from saas.web.logging import current_request_id
+from saas.web.edge import current_request_id
 
 blp = Blueprint("ai", __name__, url_prefix="/ai", description="Model calls, metered against the plan's quota.")
 

@@ -19,9 +19,9 @@ def _autocommit_engine():
             engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")  # one shared memory DB
         else:
             # No pre-ping here (a round trip per lookup): ``read_row`` retries a dropped connection.
+            # Same pool size as the session's (DB_POOL_SIZE, one per request thread): a smaller
+            # pool would open and close a connection per request under load.
             options = {**current_app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": False}
-            if "pool_size" in options:  # lookups are short: a few connections serve every thread
-                options["pool_size"] = min(options["pool_size"], 4)
             engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", **options)
         current_app.extensions["autocommit_engine"] = engine
     return engine

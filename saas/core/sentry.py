@@ -1,8 +1,7 @@
-"""Optional error reporting to Sentry, on when SENTRY_DSN is set."""
-import sentry_sdk
-from sentry_sdk.integrations.flask import FlaskIntegration
-from sentry_sdk.integrations.rq import RqIntegration
-from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+"""Optional error reporting to Sentry, on when SENTRY_DSN is set.
+
+The SDK is imported only then: a process without Sentry does not carry it (3 MB).
+"""
 
 # Our own names for secrets, beyond Sentry's defaults (which match whole key names only).
 SECRET_NAMES = [
@@ -14,6 +13,11 @@ SECRET_NAMES = [
 def init_sentry(app):
     if not app.config["SENTRY_DSN"]:
         return False
+    import sentry_sdk  # noqa: PLC0415 (see the module docstring)
+    from sentry_sdk.integrations.flask import FlaskIntegration  # noqa: PLC0415
+    from sentry_sdk.integrations.rq import RqIntegration  # noqa: PLC0415
+    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber  # noqa: PLC0415
+
     sentry_sdk.init(
         dsn=app.config["SENTRY_DSN"],
         environment=app.config["APP_ENV"],

@@ -2,13 +2,10 @@
 import logging
 
 import sqlalchemy as sa
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
-from flask import current_app
 
 from saas.extensions import db
 from saas.core.redis import get_redis
+from saas.system.migrations import migration_state
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +45,5 @@ def _check_redis():
 
 
 def _check_migrations():
-    """``ok`` at this code's head; ``ahead`` when the database carries a revision this code does
-    not know (the next release migrated it: expand-then-contract keeps this release working, so
-    it stays ready during a rolling update); ``pending`` when migrations are missing."""
-    script = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config())
     with db.engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
-    if current == set(script.get_heads()):
-        return "ok"
-    try:
-        for revision in current:
-            script.get_revision(revision)
-    except CommandError:  # not a revision of this code
-        return "ahead"
-    return "pending"
+        return migration_state(connection)

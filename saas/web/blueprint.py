@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import flask_smorest
-from flask import current_app, g
+from flask import current_app, g, request
 
 from saas.core.errors import Unauthenticated
 from saas.extensions import limiter
 from saas.web.api import SecurityScheme
+from saas.web.edge import USER_ID_KEY
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,12 @@ class Blueprint(flask_smorest.Blueprint):
             def gated(*args, **kwargs):
                 try:
                     g.principal = authenticate(schemes)
+                    request.environ[USER_ID_KEY] = str(g.principal.user_id)
                 except Unauthenticated as failure:
                     # Counted against the address's limit before it is answered.
                     g.authentication_failure = failure
+                if not current_app.config["RATELIMIT_ENABLED"]:
+                    return admitted(*args, **kwargs)
                 return limited(*args, **kwargs)
 
             gated.auth_schemes = schemes

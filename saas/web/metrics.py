@@ -1,19 +1,18 @@
-"""Prometheus metrics at /metrics: request counts and latency by endpoint and status, RQ depth.
+"""Prometheus metrics: request latency by endpoint, method and status, RQ queue depth, app info.
 
-Under gunicorn with PROMETHEUS_MULTIPROC_DIR set (gunicorn.conf.py sets it), every worker
-writes to that directory and a scrape sums them. /metrics is closed unless METRICS_TOKEN is
+The edge (``saas.web.edge``) observes each request; ``GET /metrics`` renders them. Under
+gunicorn with PROMETHEUS_MULTIPROC_DIR set (gunicorn.conf.py sets it) every worker writes its
+samples to that directory and a scrape sums them. /metrics is closed unless METRICS_TOKEN is
 set, and then needs `Authorization: Bearer <METRICS_TOKEN>`.
 """
-import functools
 import hmac
 import logging
 import os
 
-from flask import current_app
-from prometheus_client import CollectorRegistry
+from flask import Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_flask_exporter import PrometheusMetrics
-from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from saas.core.errors import envelope
 from saas.core.queue import queue_depths
@@ -22,30 +21,42 @@ from saas.web.requests import bearer_token
 log = logging.getLogger(__name__)
 
 
-def require_metrics_token(view):
-    @functools.wraps(view)
-    def guarded(*args, **kwargs):
-        expected = current_app.config["METRICS_TOKEN"]
-        if not expected:
-            return envelope(404, "Metrics are disabled: set METRICS_TOKEN to expose them."), 404
-        given = bearer_token()
-        if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
-            return envelope(401, "A valid metrics token is required."), 401, {"WWW-Authenticate": "Bearer"}
-        return view(*args, **kwargs)
+class RequestMetrics:
+    """What the edge records per request. In multiprocess mode the samples go to the shared
+    directory; otherwise to a registry of this app's own, so several apps in one process (tests)
+    never mix their counts."""
 
-    return guarded
+    def __init__(self, multiprocess):
+        self.registry = None if multiprocess else CollectorRegistry()
+        self.duration = Histogram(
+            "saas_http_request_duration_seconds", "Time to answer a request.",
+            ["endpoint", "method", "status"], registry=self.registry,
+        )
+        self.total = Counter(
+            "saas_http_request_total", "Requests answered.", ["method", "status"], registry=self.registry,
+        )
+
+    def observe(self, endpoint, method, status, seconds):
+        self.duration.labels(endpoint, method, status).observe(seconds)
+        self.total.labels(method, status).inc()
 
 
-class QueueDepthCollector:
-    """Reads the RQ queue lengths at scrape time, so the figure is never stale."""
+class AppCollector:
+    """Read at scrape time: the RQ queue lengths (never stale) and the app's version."""
 
-    def __init__(self, connection):
-        self.connection = connection
+    def __init__(self, redis, version):
+        self.redis = redis
+        self.version = version
 
     def collect(self):
+        info = GaugeMetricFamily("saas_app_info", "Application version.", labels=["version"])
+        info.add_metric([self.version], 1)
+        yield info
+        if self.redis is None:
+            return
         gauge = GaugeMetricFamily("saas_rq_queue_depth", "Jobs waiting in an RQ queue.", labels=["queue"])
         try:
-            for name, depth in queue_depths(self.connection).items():
+            for name, depth in queue_depths(self.redis).items():
                 gauge.add_metric([name], depth)
         except Exception as error:  # a scrape must not fail because Redis is down
             log.warning("metrics: queue depth unavailable: %s", error.__class__.__name__)
@@ -53,19 +64,27 @@ class QueueDepthCollector:
 
 
 def init_metrics(app):
-    options = dict(
-        path="/metrics",
-        group_by="endpoint",
-        defaults_prefix="saas",
-        metrics_decorator=require_metrics_token,
-    )
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        metrics = GunicornInternalPrometheusMetrics(app, **options)
-    else:
-        # One registry per app, so several apps in one process (tests) never collide.
-        metrics = PrometheusMetrics(app, registry=CollectorRegistry(auto_describe=True), **options)
-    redis = app.extensions.get("redis")
-    if redis is not None:
-        metrics.registry.register(QueueDepthCollector(redis))
-    metrics.info("saas_app_info", "Application version.", version=app.config["APP_VERSION"])
+    """The app's RequestMetrics (for the edge), and the /metrics endpoint."""
+    multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    metrics = RequestMetrics(multiprocess)
+    app_registry = CollectorRegistry()
+    app_registry.register(AppCollector(app.extensions.get("redis"), app.config["APP_VERSION"]))
+
+    def scrape():
+        """Prometheus text format: every worker's samples, then the app's own gauges."""
+        expected = current_app.config["METRICS_TOKEN"]
+        if not expected:
+            return envelope(404, "Metrics are disabled: set METRICS_TOKEN to expose them."), 404
+        given = bearer_token()
+        if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            return envelope(401, "A valid metrics token is required."), 401, {"WWW-Authenticate": "Bearer"}
+        if multiprocess:
+            requests_registry = CollectorRegistry()
+            MultiProcessCollector(requests_registry)
+        else:
+            requests_registry = metrics.registry
+        body = generate_latest(requests_registry) + generate_latest(app_registry)
+        return Response(body, content_type=CONTENT_TYPE_LATEST)
+
+    app.add_url_rule("/metrics", "metrics", scrape)
     return metrics
