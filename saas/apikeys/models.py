@@ -27,5 +27,3 @@ class ApiKey(db.Model):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    def is_expired(self, now):
-        return self.expires_at is not None and self.expires_at <= now

@@ -12,6 +12,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from saas.apikeys.models import ApiKey
+from saas.core.database import attached, read_row, write
 from saas.core.errors import NotFound, Unauthenticated
 from saas.core.time import utcnow
 from saas.extensions import db
@@ -80,38 +81,30 @@ def revoke_all_keys(user_id):
     db.session.commit()
 
 
+# A key and its owner, in one query (the gate's, in autocommit: see saas/core/database.py).
+_KEY_AND_OWNER = sa.select(
+    ApiKey.id.label("key_id"), ApiKey.key_hash, ApiKey.expires_at.label("key_expires_at"),
+    ApiKey.last_used_at.label("key_last_used_at"), *User.__table__.columns,
+).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == sa.bindparam("prefix"))
+
+
 def authenticate(raw_key):
-    """``(user, key)`` for ``raw_key``: its active owner; any unknown, expired or revoked key
-    raises ``InvalidApiKey``. The key and its owner are read in one query."""
+    """``(user, key id)`` for ``raw_key``: its active owner; any unknown, expired or revoked key
+    raises ``InvalidApiKey``. One round trip, no transaction (and a write once a minute)."""
     row = None
     if KEY_FORMAT.fullmatch(raw_key):  # anything else cannot be a key: no query for it
-        row = db.session.execute(
-            sa.select(ApiKey, User)
-            .join(User, User.id == ApiKey.user_id)
-            .where(ApiKey.prefix == raw_key[:PREFIX_LENGTH])
-        ).one_or_none()
-    if row is None or not hmac.compare_digest(row.ApiKey.key_hash, _hash(raw_key)):
+        row = read_row(_KEY_AND_OWNER, {"prefix": raw_key[:PREFIX_LENGTH]})
+    if row is None or not hmac.compare_digest(row["key_hash"], _hash(raw_key)):
         raise InvalidApiKey()
-    key, user = row
     now = utcnow()
-    if key.is_expired(now):
+    if row["key_expires_at"] is not None and row["key_expires_at"] <= now:
         raise InvalidApiKey()
-    if not user.is_active:
+    if not row["is_active"]:
         raise AccountDisabled()
-    _touch(key, now)
-    return user, key
-
-
-def _touch(key, now):
-    if key.last_used_at is not None and key.last_used_at > now - LAST_USED_RESOLUTION:
-        return
-    db.session.execute(
-        sa.update(ApiKey)
-        .where(ApiKey.id == key.id)
-        .values(last_used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+    if row["key_last_used_at"] is None or row["key_last_used_at"] <= now - LAST_USED_RESOLUTION:
+        write(sa.update(ApiKey).where(ApiKey.id == row["key_id"]).values(last_used_at=now))
+    user = attached(User(**{column.name: row[column.name] for column in User.__table__.columns}))
+    return user, row["key_id"]
 
 
 def connect_signals():

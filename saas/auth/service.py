@@ -13,10 +13,9 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
 from jwt.exceptions import ExpiredSignatureError, PyJWTError
-from sqlalchemy.orm import make_transient_to_detached
 
 from saas.auth.models import AuthSession
-from saas.core.database import read_row
+from saas.core.database import attached, read_row
 from saas.core.errors import Unauthenticated
 from saas.core.ids import new_uuid
 from saas.core.time import utcnow
@@ -115,16 +114,7 @@ def user_of_access_token(raw_token):
         raise SessionEnded()
     if not row["is_active"]:
         raise AccountDisabled()
-    return _attached(User(**row)), session_id
-
-
-def _attached(user):
-    """``user``, built from a row read outside the ORM session, as the session's own copy."""
-    make_transient_to_detached(user)
-    if db.session.identity_map.get(sa.inspect(user).key) is None:
-        db.session.add(user)  # the usual case: a new session per request
-        return user
-    return db.session.merge(user, load=False)
+    return attached(User(**row)), session_id
 
 
 def rotate_refresh_token(raw_token):

@@ -7,6 +7,7 @@ autocommit (switching a pooled connection back and forth costs as much again).
 """
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import make_transient_to_detached
 
 from saas.extensions import db
 
@@ -41,3 +42,19 @@ def read_row(query, params):
             if attempt == 2 or not error.connection_invalidated:
                 raise
     return None
+
+
+def write(statement, params=None):
+    """Run one statement on its own, committed at once (autocommit)."""
+    with _autocommit_engine().connect() as connection:
+        connection.execute(statement, params or {})
+
+
+def attached(instance):
+    """``instance``, built from a row read by ``read_row``, as the request session's own copy,
+    as if the session had loaded it (no query)."""
+    make_transient_to_detached(instance)
+    if db.session.identity_map.get(sa.inspect(instance).key) is None:
+        db.session.add(instance)  # the usual case: a new session per request
+        return instance
+    return db.session.merge(instance, load=False)

@@ -34,7 +34,7 @@ class Principal:
     user: Any
     scheme: SecurityScheme
     session_id: str | None = None
-    api_key: Any = None
+    api_key_id: int | None = None
 
     @property
     def user_id(self):
@@ -42,7 +42,7 @@ class Principal:
 
     @property
     def rate_limit_key(self):
-        return f"api-key:{self.api_key.id}" if self.api_key is not None else f"user:{self.user.id}"
+        return f"api-key:{self.api_key_id}" if self.api_key_id is not None else f"user:{self.user.id}"
 
 
 @dataclass(frozen=True)
