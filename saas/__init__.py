@@ -20,6 +20,7 @@ from saas.usage import cli as usage_cli  # noqa: F401  (adds `flask billing repo
 from saas.users.cli import users_cli
 from saas.web.blueprint import register_authenticators
 from saas.web.errors import register_error_handlers
+from saas.web.json import JSONProvider
 from saas.web.logging import init_logging
 from saas.web.edge import Edge, NoCookieSessions, Request
 from saas.web.metrics import init_metrics
@@ -40,6 +41,7 @@ def create_app(config=None):
     app.request_class = Request
     app.session_interface = NoCookieSessions()
     app.config.update(config.flask_config())
+    app.json = JSONProvider(app)
     app.json.sort_keys = False
 
     metrics = _init_extensions(app)

@@ -8,11 +8,16 @@ open to per-process memory (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED, RATELIMIT_SWAL
 create_app): requests are still served and still limited, but per process rather than for the
 whole deployment, until Redis answers again (flask-limiter re-checks with backoff).
 """
+import hashlib
+
 from flask import current_app, request
-from werkzeug.exceptions import HTTPException
+from limits import parse_many
 
 from saas.extensions import limiter
-from saas.web.requests import client_ip
+from saas.core.emails import lenient_email
+from saas.web.requests import client_ip_key, never_raises
+
+ACCOUNT_SCOPE = "login-account"
 
 
 def _configured(name):
@@ -23,31 +28,44 @@ def _failed(response):
     return response.status_code == 401
 
 
-def login_account_key():
-    """The account a login attempt targets, read leniently (validation happens later).
+def account_key(email):
+    """The counter of one account: its normalised address, hashed (addresses stay out of Redis
+    and of the limiter's log lines)."""
+    digest = hashlib.sha256(lenient_email(str(email or "")).encode("utf-8")).hexdigest()
+    return f"{ACCOUNT_SCOPE}:{digest[:32]}"
 
-    Never raises: flask-limiter takes any error here for a storage outage and would drop to
-    per-process memory. An unreadable body (too large, say) is rejected by the view anyway.
-    """
-    try:
-        if request.mimetype == "application/json":
-            body = request.get_json(silent=True)
-            email = body.get("email") if isinstance(body, dict) else None
-        else:
-            email = request.form.get("username")
-    except HTTPException:
-        email = None
-    return f"login-account:{str(email or '').strip().lower()}"
+
+@never_raises(fallback=lambda: f"{ACCOUNT_SCOPE}:unreadable")
+def login_account_key():
+    """The account a login attempt targets, whatever the body's media type (JSON, any
+    ``application/*+json``, or the OAuth2 form); read leniently, validation happens later."""
+    if request.is_json:
+        body = request.get_json(silent=True)
+        email = body.get("email") if isinstance(body, dict) else None
+    else:
+        email = request.form.get("username")
+    return account_key(email)
+
+
+def unlock_account(email):
+    """Forget an account's failed logins, so it may try again at once (support's `flask auth
+    unlock`). Returns how many counters were cleared."""
+    key = account_key(email)
+    cleared = 0
+    for item in parse_many(current_app.config["RATELIMIT_LOGIN_ACCOUNT"]):
+        limiter.limiter.clear(item, key, ACCOUNT_SCOPE)
+        cleared += 1
+    return cleared
 
 
 login_ip_limit = limiter.limit(
-    _configured("RATELIMIT_LOGIN_IP"), key_func=client_ip, deduct_when=_failed, scope="login-ip"
+    _configured("RATELIMIT_LOGIN_IP"), key_func=client_ip_key, deduct_when=_failed, scope="login-ip"
 )
 login_account_limit = limiter.limit(
     _configured("RATELIMIT_LOGIN_ACCOUNT"),
     key_func=login_account_key,
     deduct_when=_failed,
-    scope="login-account",
+    scope=ACCOUNT_SCOPE,
 )
-register_ip_limit = limiter.limit(_configured("RATELIMIT_REGISTER_IP"), key_func=client_ip)
-refresh_ip_limit = limiter.limit(_configured("RATELIMIT_REFRESH_IP"), key_func=client_ip)
+register_ip_limit = limiter.limit(_configured("RATELIMIT_REGISTER_IP"), key_func=client_ip_key)
+refresh_ip_limit = limiter.limit(_configured("RATELIMIT_REFRESH_IP"), key_func=client_ip_key)

@@ -4,13 +4,13 @@ Stripe failures leave this module as domain errors: 503 when Stripe cannot be re
 throttling us (worth retrying), 502 when it answered with an error we cannot fix here.
 """
 import contextlib
-import json
 import logging
 
 import stripe
 from flask import current_app
 
 from saas.core.errors import BadGateway, ServiceUnavailable
+from saas.web.json import loads
 
 log = logging.getLogger(__name__)
 
@@ -174,5 +174,5 @@ def verify_webhook(payload, signature_header):
         except stripe.SignatureVerificationError as error:
             failure = error
             continue
-        return json.loads(body)
+        return loads(body)
     raise failure

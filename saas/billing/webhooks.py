@@ -41,7 +41,7 @@ def receive_event(payload, signature_header):
             id=event["id"],
             type=event["type"],
             payload=event,
-            stripe_created=event["created"] if isinstance(event.get("created"), int) else None,
+            stripe_created=_timestamp_or_none(event.get("created")),
             # Nothing to apply for a type we do not handle: it is kept only as a record.
             processed_at=None if handled else utcnow(),
         )
@@ -58,6 +58,11 @@ def receive_event(payload, signature_header):
     if handled:
         enqueue(apply_stripe_event, event["id"], queue=HIGH)
     return event["id"], False
+
+
+def _timestamp_or_none(value):
+    """Stripe's ``created`` when it is a plausible Unix time (a BIGINT holds it), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63 else None
 
 
 def _verified_event(payload, signature_header):

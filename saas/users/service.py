@@ -2,11 +2,12 @@
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from saas.core.emails import lenient_email
 from saas.core.errors import Conflict, DomainError, NotFound
 from saas.extensions import db
 from saas.users import events
 from saas.users.models import User
-from saas.users.passwords import hash_password, verify_password
+from saas.users.passwords import check_password, hash_password, verify_password
 
 
 class EmailTaken(Conflict):
@@ -27,6 +28,7 @@ class NoSuchUser(NotFound):
 
 def create_user(email, password, full_name=None):
     """Insert the user; ``user_registered`` then has billing create their Stripe customer."""
+    check_password(password, email=email, full_name=full_name)
     user = User(email=email, hashed_password=hash_password(password), full_name=full_name)
     db.session.add(user)
     try:
@@ -39,7 +41,7 @@ def create_user(email, password, full_name=None):
 
 
 def user_by_email(email):
-    user = db.session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+    user = db.session.scalar(sa.select(User).where(User.email == lenient_email(email)))
     if user is None:
         raise NoSuchUser(f"No user with email {email}.")
     return user
@@ -52,6 +54,7 @@ def update_profile(user, changes, *, keep_session_id=None):
     if "password" in changes:
         if not verify_password(changes["current_password"], user.hashed_password):
             raise WrongCurrentPassword()
+        check_password(changes["password"], email=user.email, full_name=changes.get("full_name", user.full_name))
         user.hashed_password = hash_password(changes["password"])
     if "full_name" in changes:
         user.full_name = changes["full_name"]

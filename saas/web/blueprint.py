@@ -25,6 +25,7 @@ from saas.core.errors import Unauthenticated
 from saas.extensions import limiter
 from saas.web.api import SecurityScheme
 from saas.web.edge import USER_ID_KEY
+from saas.web.json import ArgumentsParser
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,8 @@ authenticated_default_limit = limiter.limit(
 
 
 class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = ArgumentsParser()
+
     def auth(self, *schemes, limits=()):
         """Gate the view: the caller must present credentials of one of ``schemes``.
 

@@ -2,7 +2,9 @@
 import re
 
 import marshmallow as ma
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
+
+from saas.core.emails import normalize_email
 
 # NIST SP 800-63B: at least 8 characters, long passphrases welcome, no composition rules.
 MIN_PASSWORD_LENGTH = 8
@@ -24,7 +26,8 @@ def Text(*, max_length, min_length=None, **kwargs):
 
 
 class Email(ma.fields.String):
-    """An email address, trimmed, lower-cased and checked for syntax (no DNS lookup)."""
+    """An email address, checked for syntax (no DNS lookup) and normalised (``normalize_email``),
+    so one mailbox is one account however its address is typed."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("metadata", {}).setdefault("format", "email")
@@ -32,12 +35,10 @@ class Email(ma.fields.String):
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        email = super()._deserialize(value, attr, data, **kwargs).strip().lower()
         try:
-            validate_email(email, check_deliverability=False, test_environment=True)
+            return normalize_email(super()._deserialize(value, attr, data, **kwargs))
         except EmailNotValidError as error:
             raise ma.ValidationError(f"Not a valid email address: {error}") from error
-        return email
 
 
 def NewPassword(**kwargs):
