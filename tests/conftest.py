@@ -187,15 +187,31 @@ def inline_client(inline_app):
 
 
 @pytest.fixture
-def embedded_app(tmp_path):
-    """The embedded default of `make run`: SQLite built by the migrations, no Redis, inline jobs."""
-    built = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'saas.db'}", REDIS_URL="")
-    init_migrations(built)
-    with built.app_context():
+def embedded_with(tmp_path):
+    """Build apps on the embedded default of `make run` (SQLite built by the migrations, no Redis,
+    inline jobs), settings overridden by keyword; each yields its test client."""
+    built = []
+
+    def build(**overrides):
+        app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / f'saas-{len(built)}.db'}", REDIS_URL="", **overrides)
+        init_migrations(app)
+        context = app.app_context()
+        context.push()
         upgrade()
-        yield built
+        built.append((app, context))
+        return app.test_client()
+
+    yield build
+    for app, context in reversed(built):
         db.session.remove()
         db.engine.dispose()
+        context.pop()
+
+
+@pytest.fixture
+def embedded_app(embedded_with):
+    """The embedded default of `make run`: SQLite built by the migrations, no Redis, inline jobs."""
+    return embedded_with().application
 
 
 @pytest.fixture

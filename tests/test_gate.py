@@ -1,11 +1,7 @@
 """The auth gate, on the embedded default (SQLite, no Redis): what it checks, when, and how it
 keys the rate limits. No server needed."""
 import pytest
-from flask_migrate import upgrade
 
-from saas import init_migrations
-from saas.extensions import db
-from tests.conftest import make_app
 from tests.helpers import bearer, sign_up
 
 ME = "/api/v1/users/me"
@@ -58,17 +54,8 @@ def test_token_errors_never_show_library_internals(embedded_client):
 
 
 @pytest.fixture
-def limited_client(tmp_path):
-    app = make_app(
-        DATABASE_URL=f"sqlite:///{tmp_path / 'limited.db'}", REDIS_URL="", RATELIMIT_ENABLED="true",
-        RATELIMIT_DEFAULT="3 per minute",
-    )
-    init_migrations(app)
-    with app.app_context():
-        upgrade()
-        yield app.test_client()
-        db.session.remove()
-        db.engine.dispose()
+def limited_client(embedded_with):
+    return embedded_with(RATELIMIT_ENABLED="true", RATELIMIT_DEFAULT="3 per minute")
 
 
 def test_the_default_limit_counts_per_user_not_per_address(limited_client):

@@ -4,12 +4,9 @@ the embedded app (SQLite, limits in memory) carries every rule."""
 import json
 
 import pytest
-from flask_migrate import upgrade
 
-from saas import init_migrations
 from saas.auth.limits import account_key
-from saas.extensions import db
-from tests.conftest import WEBHOOK_SECRET, make_app
+from tests.conftest import WEBHOOK_SECRET
 from tests.fake_stripe import sign_payload
 from tests.helpers import PASSWORD, bearer, register, sign_up
 
@@ -28,18 +25,11 @@ JSON_ENDPOINTS = [
 
 
 @pytest.fixture
-def limited(tmp_path):
+def limited(embedded_with):
     """The embedded app with rate limits on (in memory) and a 3-failure account lock."""
-    app = make_app(
-        DATABASE_URL=f"sqlite:///{tmp_path / 'limited.db'}", REDIS_URL="", RATELIMIT_ENABLED="true",
-        RATELIMIT_LOGIN_ACCOUNT="3 per minute", RATELIMIT_LOGIN_IP="1000 per minute",
+    return embedded_with(
+        RATELIMIT_ENABLED="true", RATELIMIT_LOGIN_ACCOUNT="3 per minute", RATELIMIT_LOGIN_IP="1000 per minute"
     )
-    init_migrations(app)
-    with app.app_context():
-        upgrade()
-        yield app.test_client()
-        db.session.remove()
-        db.engine.dispose()
 
 
 # 2. Any body that cannot be parsed is a JSON 400
