@@ -152,6 +152,8 @@ class AiSettings(Settings):
     # The default and the ceiling of max_tokens; it is also what a call reserves of the quota.
     max_tokens: int = Field(1024, alias="AI_MAX_TOKENS", ge=1)
     plan_quotas: Quotas = Field({"free": 20000, "pro": 2000000}, alias="PLAN_QUOTAS")
+    # Chats being answered plus AI jobs queued or running, per user, at once.
+    max_concurrent: int = Field(4, alias="AI_MAX_CONCURRENT", ge=1)
 
 
 class RateLimitSettings(Settings):
@@ -349,6 +351,7 @@ class Config:
             "AI_MAX_RETRIES": ai.max_retries,
             "AI_MAX_TOKENS": ai.max_tokens,
             "PLAN_QUOTAS": dict(ai.plan_quotas),
+            "AI_MAX_CONCURRENT": ai.max_concurrent,
             # Rate limits (flask-limiter's names)
             "RATELIMIT_ENABLED": limits.enabled,
             "RATELIMIT_STORAGE_URI": limits.storage_uri or redis.url or "memory://",

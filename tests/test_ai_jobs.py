@@ -1,4 +1,5 @@
 """Background chat jobs: queued by the API, run by a real `rq worker`, read back by their owner."""
+import threading
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -8,7 +9,9 @@ from rq.job import Job
 from saas.ai.models import AiJob
 from saas.extensions import db
 from tests.ai_support import (
+    CHAT,
     JOBS,
+    USAGE,
     create_api_key,
     messages,
     usage_records,
@@ -142,9 +145,65 @@ def test_a_queued_job_that_redis_lost_is_reported_failed(client, tokens, redis_c
 
     assert read["status"] == "failed"
     assert "lost" in read["error"]["message"]
+    usage = client.get(USAGE, headers=bearer(tokens["access_token"])).get_json()
+    assert usage["reserved"] == 0  # what the lost job held went back to the quota
 
 
 def test_a_queued_job_still_in_the_queue_stays_queued(client, tokens):
     job = _submit(client, tokens["access_token"])
     read = client.get(f"{JOBS}/{job['id']}", headers=bearer(tokens["access_token"])).get_json()
     assert read["status"] == "queued"
+
+
+def _submit_status(client, token):
+    return client.post(JOBS, json={"messages": messages()}, headers=bearer(token)).status_code
+
+
+def test_a_burst_of_jobs_reserves_at_submit_and_cannot_pass_the_quota(app_with, fake_openai):
+    # Each job reserves 108 tokens (an 8-token prompt estimate plus max_tokens 100): 3 fit in 330.
+    client = app_with(PLAN_QUOTAS="free:330", AI_MAX_CONCURRENT="50")
+    token = sign_up(client)
+    statuses = [_submit_status(client, token) for _ in range(10)]
+    assert statuses == [202, 202, 202] + [429] * 7
+    usage = client.get(USAGE, headers=bearer(token)).get_json()
+    assert (usage["used"], usage["reserved"]) == (0, 324)
+    _run_worker()
+    usage = client.get(USAGE, headers=bearer(token)).get_json()
+    assert usage["reserved"] == 0 and 0 < usage["used"] <= 330
+    assert len(fake_openai.completions()) == 3
+
+
+def test_queued_and_running_ai_work_is_capped_per_user(app_with, fake_openai):
+    client = app_with(AI_MAX_CONCURRENT="4")
+    token, other = sign_up(client), sign_up(client, "other@example.com")
+    statuses = [_submit_status(client, token) for _ in range(6)]
+    assert statuses == [202] * 4 + [429] * 2
+    refused = client.post(JOBS, json={"messages": messages()}, headers=bearer(token))
+    assert refused.get_json()["errors"]["in_progress"]["limit"] == 4
+    assert refused.headers["Retry-After"]
+    assert _submit_status(client, other) == 202  # another user is not held up
+    _run_worker()
+    assert _submit_status(client, token) == 202  # the finished jobs freed their places
+
+
+def test_concurrent_chats_are_capped_per_user(app_with, fake_openai, database):
+    fake_openai.mode, fake_openai.delay = "slow", 1.5
+    client = app_with(AI_MAX_CONCURRENT="2", AI_TIMEOUT="5")
+    token = sign_up(client)
+    app = client.application
+    barrier = threading.Barrier(4, timeout=30)
+    statuses = []
+
+    def chat():
+        with app.app_context():
+            own = app.test_client()
+            barrier.wait()
+            statuses.append(own.post(CHAT, json={"messages": messages()}, headers=bearer(token)).status_code)
+            db.session.remove()
+
+    threads = [threading.Thread(target=chat) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200, 200, 429, 429]

@@ -96,16 +96,18 @@ def test_a_call_that_would_pass_the_quota_is_refused_with_429(app_with, fake_ope
     assert smaller.status_code == 200
 
 
-def test_a_stale_reservation_stops_counting(client, tokens, user):
-    db.session.add(
-        UsageRecord(
-            user_id=user["id"], model="fake-model", status="reserved", reserved_tokens=19000,
-            created_at=datetime.now(timezone.utc) - timedelta(hours=1),
+def test_a_reservation_counts_until_it_expires(client, tokens, user):
+    now = datetime.now(timezone.utc)
+    for tokens_held, expires_at in ((19000, now - timedelta(minutes=1)), (300, now + timedelta(minutes=5))):
+        db.session.add(
+            UsageRecord(
+                user_id=user["id"], model="fake-model", status="reserved", reserved_tokens=tokens_held,
+                created_at=now - timedelta(minutes=10), expires_at=expires_at,
+            )
         )
-    )
     db.session.commit()
     usage = client.get(USAGE, headers=bearer(tokens["access_token"])).get_json()
-    assert (usage["used"], usage["reserved"]) == (0, 0)
+    assert (usage["used"], usage["reserved"]) == (0, 300)
 
 
 def test_concurrent_calls_cannot_push_a_user_past_the_quota(client, fake_openai):

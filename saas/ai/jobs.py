@@ -1,6 +1,12 @@
 """Chat jobs: queued on ``default`` by ``submit_job``, run by the worker; their outcome is kept
-on the ``ai_jobs`` row."""
+on the ``ai_jobs`` row.
+
+A job reserves its share of the quota when it is submitted, so a burst of jobs cannot run past
+the quota, and counts as a call in progress (AI_MAX_CONCURRENT) until it ends. The reservation
+holds for QUEUE_WAIT while the job waits; a job that starts later reserves again.
+"""
 import logging
+from datetime import timedelta
 
 import sqlalchemy as sa
 from redis.exceptions import RedisError
@@ -8,8 +14,10 @@ from redis.exceptions import RedisError
 from saas.ai.models import FAILED, QUEUED, RUNNING, SUCCEEDED, AiJob
 from saas.ai.service import (
     CHAT_JOB,
+    call_tokens,
     complete,
-    estimate_prompt_tokens,
+    complete_reserved,
+    job_reservation,
     longest_run,
     resolve_max_tokens,
     resolve_model,
@@ -18,10 +26,13 @@ from saas.core.errors import DomainError, Forbidden, envelope, envelope_of
 from saas.core.queue import DEFAULT, enqueue, job_app_context, job_id
 from saas.core.time import utcnow
 from saas.extensions import db
-from saas.usage.service import check_quota
+from saas.usage.service import extend, release, reserve
 from saas.users.models import User
 
 log = logging.getLogger(__name__)
+
+# How long a queued job's reservation holds before it is given back (a worker down for longer).
+QUEUE_WAIT = timedelta(hours=1)
 
 
 class AccountDisabled(Forbidden):
@@ -29,10 +40,17 @@ class AccountDisabled(Forbidden):
 
 
 def submit_job(user, *, messages, model=None, max_tokens=None, request_id=None):
-    """Store a chat job and queue it for the worker; refused at once if over quota."""
+    """Reserve the job's quota, store it and queue it for the worker; refused at once (429) over
+    the quota or past AI_MAX_CONCURRENT calls and jobs in progress."""
     model, max_tokens = resolve_model(model), resolve_max_tokens(max_tokens)
-    check_quota(user, estimate_prompt_tokens(messages) + max_tokens)
-    job = AiJob(user_id=user.id, model=model, max_tokens=max_tokens, messages=messages, request_id=request_id)
+    reservation = reserve(
+        user, model=model, tokens=call_tokens(messages, max_tokens), hold_for=QUEUE_WAIT + longest_run(),
+        request_id=request_id,
+    )
+    job = AiJob(
+        user_id=user.id, model=model, max_tokens=max_tokens, messages=messages, request_id=request_id,
+        usage_record_id=reservation.record_id,
+    )
     db.session.add(job)
     db.session.commit()
     stored_id = job.id
@@ -45,6 +63,7 @@ def submit_job(user, *, messages, model=None, max_tokens=None, request_id=None):
     except RedisError:
         db.session.delete(job)
         db.session.commit()
+        release(reservation)
         raise
     return db.session.get(AiJob, stored_id)
 
@@ -61,10 +80,16 @@ def run_chat_job(stored_id):
         return None
     job = db.session.get(AiJob, stored_id)
     user = db.session.get(User, job.user_id)
+    reservation = job_reservation(job)
     try:
         if not user.is_active:
+            if reservation is not None:
+                release(reservation)
             raise AccountDisabled()
-        result = complete(user, job.messages, model=job.model, max_tokens=job.max_tokens, request_id=job.request_id)
+        if reservation is not None and extend(reservation, longest_run()):
+            result = complete_reserved(reservation, job.messages, max_tokens=job.max_tokens)
+        else:  # waited past QUEUE_WAIT (its reservation was given back), or older than reservations
+            result = complete(user, job.messages, model=job.model, max_tokens=job.max_tokens, request_id=job.request_id)
     except DomainError as error:  # quota, provider: the answer the API would have given
         _finish(stored_id, FAILED, error=envelope_of(error))
         return None

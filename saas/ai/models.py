@@ -30,6 +30,8 @@ class AiJob(db.Model):
     messages: Mapped[list] = mapped_column(sa.JSON, nullable=False)
     result: Mapped[dict | None] = mapped_column(sa.JSON)
     error: Mapped[dict | None] = mapped_column(sa.JSON)
+    # The quota reservation taken when the job was submitted (the job settles it).
+    usage_record_id: Mapped[int | None] = mapped_column(sa.ForeignKey("usage_records.id", ondelete="SET NULL"))
     # The id of the request that submitted the job; its usage record carries it too.
     request_id: Mapped[str | None] = mapped_column(sa.String(128))
     created_at: Mapped[datetime] = mapped_column(

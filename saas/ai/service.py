@@ -11,7 +11,7 @@ from saas.core.errors import DomainError, InvalidInput, NotFound, envelope, enve
 from saas.core.queue import job_id, job_is_lost
 from saas.core.time import utcnow
 from saas.extensions import db
-from saas.usage.service import reserved, settle
+from saas.usage.service import Reservation, extend, release, reserve, reserved, settle
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +70,29 @@ def usage_dict(usage):
     }
 
 
-def complete(user, messages, *, model=None, max_tokens=None, request_id=None):
-    """One metered completion: reserve the quota, call the provider, settle what it used.
+def call_tokens(messages, max_tokens):
+    """What a call reserves: its prompt estimate plus the most it may generate."""
+    return estimate_prompt_tokens(messages) + max_tokens
 
-    A call that fails is not counted: the provider reports no usage for it.
-    """
+
+def complete(user, messages, *, model=None, max_tokens=None, request_id=None):
+    """One metered completion: reserve the quota, call the provider, settle what it used."""
     model, max_tokens = resolve_model(model), resolve_max_tokens(max_tokens)
-    prompt_tokens = estimate_prompt_tokens(messages)
-    with reserved(user, model=model, tokens=prompt_tokens + max_tokens, request_id=request_id) as reservation:
+    reservation = reserve(
+        user, model=model, tokens=call_tokens(messages, max_tokens), hold_for=longest_run(), request_id=request_id
+    )
+    return complete_reserved(reservation, messages, max_tokens=max_tokens)
+
+
+def complete_reserved(reservation, messages, *, max_tokens):
+    """The completion a reservation was taken for. A call that fails is not counted (the
+    provider reports no usage for it): its reservation is given back."""
+    model, prompt_tokens = reservation.model, estimate_prompt_tokens(messages)
+    try:
         completion = provider.chat_completion(messages, model=model, max_tokens=max_tokens)
+    except Exception:
+        release(reservation)
+        raise
     usage = completion.usage or provider.Usage(prompt_tokens, estimate_tokens(completion.content))
     settle(reservation, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, model=completion.model)
     return {
@@ -99,7 +113,9 @@ def stream_completion(user, messages, *, model=None, max_tokens=None, request_id
     """
     model, max_tokens = resolve_model(model), resolve_max_tokens(max_tokens)
     prompt_tokens = estimate_prompt_tokens(messages)
-    with reserved(user, model=model, tokens=prompt_tokens + max_tokens, request_id=request_id) as reservation:
+    with reserved(
+        user, model=model, tokens=prompt_tokens + max_tokens, hold_for=longest_run(), request_id=request_id
+    ) as reservation:
         stream = provider.open_chat_stream(messages, model=model, max_tokens=max_tokens)
     return _relayed_events(stream, reservation, prompt_tokens)
 
@@ -142,6 +158,13 @@ def get_job(user, stored_id):
     return job
 
 
+def job_reservation(job):
+    """The reservation a job took when it was submitted (None for jobs from before that)."""
+    if job.usage_record_id is None:
+        return None
+    return Reservation(job.usage_record_id, call_tokens(job.messages, job.max_tokens), job.model)
+
+
 def longest_run():
     """How long a running job can last: every provider attempt timing out, plus a margin."""
     config = current_app.config
@@ -151,10 +174,13 @@ def longest_run():
 def _mark_failed(job, expected_status, message):
     # A worker killed mid-job (OOM, deploy without graceful stop) or a queue entry that is gone
     # never records an outcome; say so instead of leaving the client polling forever.
-    db.session.execute(
+    failed = db.session.execute(
         sa.update(AiJob)
         .where(AiJob.id == job.id, AiJob.status == expected_status)
         .values(status=FAILED, finished_at=utcnow(), error=envelope(504, message))
-    )
+    ).rowcount
     db.session.commit()
     db.session.refresh(job)
+    reservation = job_reservation(job)
+    if failed and reservation is not None:
+        release(reservation)  # what a lost job held goes back to the quota

@@ -25,6 +25,8 @@ class UsageRecord(db.Model):
     input_tokens: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0, server_default="0")
     output_tokens: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0, server_default="0")
     request_id: Mapped[str | None] = mapped_column(sa.String(128))
+    # Until when an unsettled reservation counts (its call's longest run; a queued job's wait).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
     )

@@ -4,6 +4,11 @@ A call first reserves the most it may use (its prompt estimate plus max_tokens) 
 if that would pass the quota; reservations of one user are taken one at a time, so concurrent
 calls cannot all see the same remaining tokens. Settling replaces the reservation by the tokens
 the provider reports, so a user ends at most one call's estimate error past the quota.
+
+A held reservation is also a call in progress: a chat being answered, or an AI job queued or
+running (it reserves when it is submitted). A user may hold at most AI_MAX_CONCURRENT of them,
+so one account cannot take every request thread or fill the queue. A reservation that is never
+settled (its process died) stops counting at its ``expires_at``.
 """
 import contextlib
 from dataclasses import dataclass
@@ -19,8 +24,6 @@ from saas.usage.jobs import report_usage_later
 from saas.usage.models import RESERVED, SETTLED, UsageRecord
 from saas.users.models import FREE_PLAN, User
 
-# A reservation whose call never settled (its process died) stops counting after this.
-RESERVATION_TTL = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -61,13 +64,25 @@ def quota_period(now):
     return start, (start + timedelta(days=32)).replace(day=1)
 
 
+class TooManyCallsInProgress(TooManyRequests):
+    def __init__(self, limit):
+        super().__init__(
+            f"{limit} AI calls or jobs of yours are in progress already (AI_MAX_CONCURRENT); wait for one to end.",
+            errors={"in_progress": {"limit": limit}},
+            headers={"Retry-After": "5"},
+        )
+
+
+def held(now):
+    """The reservations that still hold quota: not settled, not expired."""
+    return sa.and_(UsageRecord.status == RESERVED, UsageRecord.expires_at > now)
+
+
 def quota_status(user):
     now = utcnow()
     start, resets_at = quota_period(now)
     plan = user.effective_plan
-    counts_as_held = sa.and_(
-        UsageRecord.status == RESERVED, UsageRecord.created_at > now - RESERVATION_TTL
-    )
+    counts_as_held = held(now)
     used, reserved = db.session.execute(
         sa.select(
             sa.func.coalesce(
@@ -85,24 +100,27 @@ def quota_status(user):
     return QuotaStatus(plan, plan_quota(plan), int(used), int(reserved), start, resets_at)
 
 
-def check_quota(user, tokens):
-    """Refuse with 429 (QuotaExceeded) now if a call of ``tokens`` would not fit; reserves nothing."""
-    status = quota_status(user)
-    if not status.allows(tokens):
-        raise QuotaExceeded(status, tokens)
-
-
-def reserve(user, *, model, tokens, request_id=None):
-    """Hold ``tokens`` of the user's quota for a call, or refuse with 429 (QuotaExceeded)."""
+def reserve(user, *, model, tokens, hold_for, request_id=None):
+    """Hold ``tokens`` of the user's quota for a call for at most ``hold_for`` (a timedelta), or
+    refuse with 429: QuotaExceeded, or TooManyCallsInProgress past AI_MAX_CONCURRENT."""
     # Serialise the user's reservations on their row: the second of two concurrent calls
     # counts only after the first one's reservation is committed.
     db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update())
+    now = utcnow()
+    limit = current_app.config["AI_MAX_CONCURRENT"]
+    in_progress = db.session.scalar(
+        sa.select(sa.func.count()).select_from(UsageRecord).where(UsageRecord.user_id == user.id, held(now))
+    )
+    if in_progress >= limit:
+        db.session.rollback()
+        raise TooManyCallsInProgress(limit)
     status = quota_status(user)
     if not status.allows(tokens):
         db.session.rollback()
         raise QuotaExceeded(status, tokens)
     record = UsageRecord(
-        user_id=user.id, model=model, status=RESERVED, reserved_tokens=tokens, request_id=request_id
+        user_id=user.id, model=model, status=RESERVED, reserved_tokens=tokens, request_id=request_id,
+        expires_at=now + hold_for,
     )
     db.session.add(record)
     db.session.flush()
@@ -112,14 +130,26 @@ def reserve(user, *, model, tokens, request_id=None):
 
 
 @contextlib.contextmanager
-def reserved(user, *, model, tokens, request_id=None):
+def reserved(user, *, model, tokens, hold_for, request_id=None):
     """``reserve`` for the block; the reservation is given back if the block raises."""
-    reservation = reserve(user, model=model, tokens=tokens, request_id=request_id)
+    reservation = reserve(user, model=model, tokens=tokens, hold_for=hold_for, request_id=request_id)
     try:
         yield reservation
     except Exception:
         release(reservation)
         raise
+
+
+def extend(reservation, hold_for):
+    """Hold a reservation ``hold_for`` from now (a queued job that starts running); False if it
+    was released or settled meanwhile."""
+    extended = db.session.execute(
+        sa.update(UsageRecord)
+        .where(UsageRecord.id == reservation.record_id, UsageRecord.status == RESERVED)
+        .values(expires_at=utcnow() + hold_for)
+    ).rowcount
+    db.session.commit()
+    return bool(extended)
 
 
 def settle(reservation, *, input_tokens, output_tokens, model=None):
