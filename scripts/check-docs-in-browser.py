@@ -35,6 +35,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
+    # Containers often give /dev/shm 64 MB, too little for Chromium's renderer: use /tmp.
+    "--disable-dev-shm-usage",
     # No name resolves: even a request that escaped the routing below could reach no CDN.
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
