@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTEST_ARGS ?= -q
 SERVICES_DIR ?= $(or $(SAAS_SERVICES_DIR),/tmp/saas-test-services)
 
-.PHONY: venv dev-deps k8s-tools run serve worker test test-fast lint-docker bench bench-scale k8s clean
+.PHONY: venv dev-deps k8s-tools browser run serve worker test test-fast check-docs lint-docker bench bench-scale k8s clean
 
 venv: $(VENV)/.installed-runtime
 
@@ -47,6 +47,17 @@ $(CHECKOV_VENV)/.installed: $(K8S_TOOLS)/requirements-checkov.txt | $(VENV)/bin/
 	$(CHECKOV_VENV)/bin/pip install -q -r $(K8S_TOOLS)/requirements-checkov.txt
 	touch $@
 
+# Debian's Chromium, which scripts/check-docs-in-browser.py drives with Playwright (never
+# `playwright install`: that downloads a browser from outside PyPI, apt and npm).
+CHROMIUM := /usr/bin/chromium
+
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@[ "$$(id -u)" -eq 0 ] || { echo "chromium is missing: install the Debian package chromium (needs root)" >&2; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
 # No DATABASE_URL/REDIS_URL needed: the app defaults to SQLite under instance/ and inline jobs.
 run: venv
 	mkdir -p instance
@@ -63,7 +74,7 @@ worker: venv
 	$(VENV)/bin/python -m saas.worker
 
 # One shell, so the trap stops the services whatever happens and pytest's status is kept.
-test: dev-deps k8s-tools
+test: dev-deps k8s-tools browser
 	@export SAAS_SERVICES_DIR="$(SERVICES_DIR)"; \
 	trap 'bash scripts/test-services.sh stop' EXIT; trap 'exit 130' INT TERM; \
 	bash scripts/test-services.sh start || exit $$?; \
@@ -71,10 +82,15 @@ test: dev-deps k8s-tools
 	status=0; $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	exit $$status
 
-# The tests that need neither PostgreSQL nor Redis (nor the Kubernetes tools): config, schemas,
-# the gate, the API on SQLite with inline jobs. Under a minute.
+# The tests that need neither PostgreSQL nor Redis (nor the Kubernetes tools, nor Chromium): config,
+# schemas, the gate, the API on SQLite with inline jobs. Under a minute.
 test-fast: dev-deps
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) -m "not services and not k8s"
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) -m "not services and not k8s and not browser"
+
+# Swagger UI and ReDoc in headless Chromium, offline: Authorize with the OAuth2 password form,
+# then "Try it out" on GET /api/v1/users/me. The app runs on the embedded default (throwaway SQLite).
+check-docs: dev-deps browser
+	$(VENV)/bin/python scripts/check-docs-in-browser.py
 
 lint-docker: dev-deps
 	$(VENV)/bin/hadolint Dockerfile

@@ -177,10 +177,9 @@ class ObservabilitySettings(Settings):
 
 
 class DocsSettings(Settings):
-    swagger_ui_url: str = Field("https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/", alias="SWAGGER_UI_URL")
-    redoc_url: str = Field(
-        "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js", alias="REDOC_URL"
-    )
+    # The app's own copies (saas/web/docs.py); a CDN URL here loads them from there instead.
+    swagger_ui_url: str = Field("/docs/assets/swagger-ui/", alias="SWAGGER_UI_URL")
+    redoc_url: str = Field("/docs/assets/redoc/redoc.standalone.js", alias="REDOC_URL")
 
 
 def _cpus():

@@ -19,6 +19,7 @@ from saas.extensions import api, cors, db, jwt, limiter
 from saas.usage import cli as usage_cli  # noqa: F401  (adds `flask billing report-usage`)
 from saas.users.cli import users_cli
 from saas.web.blueprint import register_authenticators
+from saas.web.docs import blp as docs_assets_blp, docs_page_policies
 from saas.web.errors import register_error_handlers
 from saas.web.json import JSONProvider
 from saas.web.logging import init_logging
@@ -37,7 +38,8 @@ def create_app(config=None):
     config = config or Config.from_env()
     config.validate()
 
-    app = Flask(__name__)
+    # Templates: Swagger UI's page, in place of flask-smorest's (see saas/web/docs.py).
+    app = Flask(__name__, template_folder="web/templates")
     app.request_class = Request
     app.session_interface = NoCookieSessions()
     app.config.update(config.flask_config())
@@ -50,7 +52,12 @@ def create_app(config=None):
     _register_cli(app)
 
     # Outermost last: ProxyFix sets the client's address before the edge logs it.
-    app.wsgi_app = Edge(app.wsgi_app, metrics=metrics, production=app.config["APP_ENV"] == "production")
+    app.wsgi_app = Edge(
+        app.wsgi_app,
+        metrics=metrics,
+        production=app.config["APP_ENV"] == "production",
+        page_policies=docs_page_policies(app.config),
+    )
     if app.config["PROXY_FIX_HOPS"]:
         hops = app.config["PROXY_FIX_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
@@ -88,6 +95,7 @@ def init_migrations(app):
 
 
 def _register_blueprints(app):
+    app.register_blueprint(docs_assets_blp)
     api.register_blueprint(system.blp)
     for package in (auth, users, apikeys, billing, ai, usage):
         api.register_blueprint(package.blp, url_prefix=API_PREFIX + package.blp.url_prefix)

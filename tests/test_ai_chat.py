@@ -136,6 +136,6 @@ def test_failed_calls_are_retried_as_configured(app_with, fake_openai):
 
 def test_openapi_documents_chat_with_either_credential(client):
     operation = client.get("/openapi.json").get_json()["paths"]["/api/v1/ai/chat"]["post"]
-    assert operation["security"] == [{"BearerAuth": []}, {"ApiKeyAuth": []}]
+    assert operation["security"] == [{"BearerAuth": []}, {"OAuth2PasswordBearer": []}, {"ApiKeyAuth": []}]
     assert {"200", "401", "422", "429", "502", "504"} <= set(operation["responses"])
     assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/event-stream"}

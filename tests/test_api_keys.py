@@ -144,6 +144,6 @@ def test_an_access_token_still_wins_when_no_key_is_sent(client):
 def test_openapi_declares_the_api_key_scheme_where_keys_are_accepted(client):
     spec = client.get("/openapi.json").get_json()
     assert spec["components"]["securitySchemes"]["ApiKeyAuth"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
-    both = [{"BearerAuth": []}, {"ApiKeyAuth": []}]
-    assert spec["paths"]["/api/v1/users/me"]["get"]["security"] == both
-    assert spec["paths"]["/api/v1/api-keys"]["post"]["security"] == [{"BearerAuth": []}]
+    session = [{"BearerAuth": []}, {"OAuth2PasswordBearer": []}]
+    assert spec["paths"]["/api/v1/users/me"]["get"]["security"] == [*session, {"ApiKeyAuth": []}]
+    assert spec["paths"]["/api/v1/api-keys"]["post"]["security"] == session

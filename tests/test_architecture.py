@@ -24,6 +24,12 @@ ALLOWED_FUNCTION_LEVEL_IMPORTS = {
     ("core/sentry.py", "sentry_sdk.integrations.rq"),
     ("core/sentry.py", "sentry_sdk.scrubber"),
 }
+# How each kind of credentials appears in an operation's `security`: a session's access token is
+# pasted as a bearer token or obtained by Swagger UI's OAuth2 password login.
+DOCUMENTED_AS = {
+    SESSION: [{"BearerAuth": []}, {"OAuth2PasswordBearer": []}],
+    API_KEY: [{"ApiKeyAuth": []}],
+}
 PUBLIC_OPERATIONS = {
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
@@ -148,7 +154,7 @@ def test_every_non_public_operation_is_gated_and_documents_its_schemes(spec_and_
             assert schemes is None, f"{method} {path} is public but gated"
             continue
         assert schemes, f"{method} {path} has no gate"
-        assert operation["security"] == [{scheme.name: []} for scheme in schemes]
+        assert operation["security"] == [requirement for scheme in schemes for requirement in DOCUMENTED_AS[scheme]]
         assert "401" in operation["responses"]
 
 
@@ -164,3 +170,17 @@ def test_api_keys_are_accepted_only_where_the_gate_names_them(spec_and_app):
         "GET /api/v1/ai/jobs/{job_id}",
     }
     assert spec["components"]["securitySchemes"][SESSION.name]["scheme"] == "bearer"
+
+
+def test_the_oauth2_password_flow_logs_in_at_the_login_operation(spec_and_app):
+    spec, _ = spec_and_app
+    flows = spec["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]
+    assert set(flows) == {"password"}
+    login = spec["paths"][flows["password"]["tokenUrl"]]["post"]
+    form = login["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    if "$ref" in form:
+        form = spec["components"]["schemas"][form["$ref"].rsplit("/", 1)[-1]]
+    assert {"username", "password"} <= set(form["required"])
+    token = login["responses"]["200"]["content"]["application/json"]["schema"]
+    token = spec["components"]["schemas"][token["$ref"].rsplit("/", 1)[-1]]
+    assert {"access_token", "token_type"} <= set(token["properties"])

@@ -62,10 +62,13 @@ def test_readiness_is_503_when_postgres_is_down():
 def test_openapi_document_declares_bearer_security_and_every_endpoint(client):
     spec = client.get("/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
-    assert spec["components"]["securitySchemes"]["BearerAuth"] == {
-        "type": "http",
-        "scheme": "bearer",
-        "bearerFormat": "JWT",
+    assert spec["components"]["securitySchemes"] == {
+        "BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+        "OAuth2PasswordBearer": {
+            "type": "oauth2",
+            "flows": {"password": {"tokenUrl": "/api/v1/auth/login", "scopes": {}}},
+        },
+        "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
     }
     for path in (
         "/",
@@ -81,7 +84,7 @@ def test_openapi_document_declares_bearer_security_and_every_endpoint(client):
     ):
         assert path in spec["paths"], path
     assert {"BearerAuth": []} in spec["paths"]["/api/v1/users/me"]["get"]["security"]
-    assert spec["paths"]["/api/v1/users/me"]["patch"]["security"] == [{"BearerAuth": []}]
+    assert spec["paths"]["/api/v1/users/me"]["patch"]["security"] == [{"BearerAuth": []}, {"OAuth2PasswordBearer": []}]
 
 
 def test_login_documents_json_and_oauth2_form_bodies(client):

@@ -14,14 +14,38 @@ FORWARDED_ERROR_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 @dataclass(frozen=True)
 class SecurityScheme:
-    """A kind of credentials a request can carry, as the OpenAPI document declares it."""
+    """A kind of credentials a request can carry, as the OpenAPI document declares it.
+
+    ``also_documented_as`` names further OpenAPI schemes that yield the same credentials, each
+    an alternative in the ``security`` of every operation that accepts them.
+    """
 
     name: str
     definition: dict = field(compare=False, hash=False)
+    also_documented_as: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def declarations(self):
+        """``{OpenAPI scheme name: definition}``, this scheme's own first."""
+        return {self.name: self.definition, **self.also_documented_as}
+
+    @property
+    def requirements(self):
+        """The alternatives this scheme adds to an operation's ``security``."""
+        return [{name: []} for name in self.declarations]
 
 
-# A login session's access token: `Authorization: Bearer <JWT>`.
-SESSION = SecurityScheme("BearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+# The login endpoint, which also answers the OAuth2 password grant form.
+LOGIN_PATH = "/api/v1/auth/login"
+# A login session's access token: `Authorization: Bearer <JWT>`. Declared a second time as an
+# OAuth2 password flow so that Swagger UI's Authorize dialog can log in with email and password.
+SESSION = SecurityScheme(
+    "BearerAuth",
+    {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    also_documented_as={
+        "OAuth2PasswordBearer": {"type": "oauth2", "flows": {"password": {"tokenUrl": LOGIN_PATH, "scopes": {}}}},
+    },
+)
 # An API key: `X-API-Key: sk_...` (or `Authorization: Bearer sk_...`).
 API_KEY = SecurityScheme("ApiKeyAuth", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
 SCHEMES = (SESSION, API_KEY)
@@ -31,7 +55,8 @@ class Api(flask_smorest.Api):
     def init_app(self, app, *args, **kwargs):
         super().init_app(app, *args, **kwargs)
         for scheme in SCHEMES:
-            self.spec.components.security_scheme(scheme.name, scheme.definition)
+            for name, definition in scheme.declarations.items():
+                self.spec.components.security_scheme(name, definition)
 
     def handle_http_exception(self, error):
         """Answer any HTTP error as ``{code, status, message, errors?}``."""

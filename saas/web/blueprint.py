@@ -133,7 +133,8 @@ class Blueprint(flask_smorest.Blueprint):
                 return limited(*args, **kwargs)
 
             gated.auth_schemes = schemes
-            documented = self.doc(security=[{scheme.name: []} for scheme in schemes])(gated)
+            security = [requirement for scheme in schemes for requirement in scheme.requirements]
+            documented = self.doc(security=security)(gated)
             return self.alt_response(401, response="UNAUTHORIZED")(documented)
 
         return decorator

@@ -31,8 +31,6 @@ SECURITY_HEADERS = (
 API_CSP = ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 NO_STORE = ("Cache-Control", "no-store")
 HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-# The docs pages load Swagger UI / ReDoc scripts, so they get no deny-all policy.
-DOCS_PATHS = ("/docs", "/redoc")
 
 request_id_var = contextvars.ContextVar("request_id", default=None)
 log = logging.getLogger("saas.request")
@@ -85,10 +83,13 @@ class NoCookieSessions(SessionInterface):
 
 
 class Edge:
-    def __init__(self, app, *, metrics, production):
+    def __init__(self, app, *, metrics, production, page_policies):
+        """``page_policies``: ``{path: Content-Security-Policy}`` for the pages (the docs) that
+        need another policy than the API's deny-all one."""
         self.app = app
         self.metrics = metrics
         self.production = production
+        self.page_policies = {path: ("Content-Security-Policy", policy) for path, policy in page_policies.items()}
 
     def __call__(self, environ, start_response):
         started = time.perf_counter()
@@ -103,8 +104,8 @@ class Edge:
             answer["sized"] = "content-length" in present
             headers.append((REQUEST_ID_HEADER, request_id))
             headers.extend(header for header in SECURITY_HEADERS if header[0].lower() not in present)
-            if "content-security-policy" not in present and not path.startswith(DOCS_PATHS):
-                headers.append(API_CSP)
+            if "content-security-policy" not in present:
+                headers.append(self.page_policies.get(path, API_CSP))
             if "cache-control" not in present and path.startswith("/api/"):
                 headers.append(NO_STORE)
             if self.production and "strict-transport-security" not in present:
