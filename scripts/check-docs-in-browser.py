@@ -82,7 +82,7 @@ def serve_embedded_app(workdir):
 def register_user(base):
     request = urllib.request.Request(
         f"{base}/api/v1/auth/register",
-        data=json.dumps({"email": EMAIL, "password": PASSWORD, "full_name": "Docs Check"}).encode(),
+        data=json.dumps({"email": EMAIL, "password": PASSWORD, "full_name": "Swagger Visitor"}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
