@@ -1,13 +1,19 @@
 """The dependency locks: in step with the pins people edit, complete, hashed, PyPI-only, and what
 is installed. No server needed; `make lock` rewrites the locks when one of these fails."""
+import importlib.util
+import json
 import re
 from importlib import metadata
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+import requests
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
+from pip_audit._service.interface import ConnectionError as ServiceConnectionError
+from pip_audit._service.interface import ResolvedDependency
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_LOCK, DEV_LOCK = "requirements.lock", "requirements-dev.lock"
@@ -171,3 +177,97 @@ def test_the_image_installs_the_runtime_lock_with_hashes():
     assert any(line.split()[:2] == ["COPY", RUNTIME_LOCK] for line in lines)
     (install,) = [line for line in lines if "pip install" in line]
     assert "--require-hashes" in install.split() and f"/tmp/{RUNTIME_LOCK}" in install.split()
+
+
+# --- scripts/audit_dependencies.py: its decisions, against canned PyPI answers (the real audit runs
+# in `make test` and needs the network) ---
+
+def _audit_module():
+    spec = importlib.util.spec_from_file_location("audit_dependencies", ROOT / "scripts" / "audit_dependencies.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _response(url, status, body=None):
+    response = requests.Response()
+    response.url, response.status_code, response.reason = url, status, "canned"
+    response._content = json.dumps(body).encode() if body is not None else b""
+    return response
+
+
+class CannedPyPI:
+    """PyPI's JSON documents by URL; a URL it does not know is a 404, as from this network."""
+
+    def __init__(self, documents=None, error=None):
+        self.documents, self.error = documents or {}, error
+
+    def get(self, url, **kwargs):
+        if self.error:
+            raise self.error
+        return _response(url, 200, self.documents[url]) if url in self.documents else _response(url, 404)
+
+
+VULN = {"id": "PYSEC-0000-1", "aliases": ["CVE-0000-1"], "fixed_in": ["9.9"], "summary": "bad", "withdrawn": None}
+
+
+def _project(latest, releases, vulns=()):
+    return {"info": {"version": latest}, "releases": {v: [] for v in releases}, "vulnerabilities": list(vulns)}
+
+
+@pytest.fixture
+def audit(tmp_path):
+    module = _audit_module()
+
+    def query(name, version, documents=None, error=None):
+        service = module.FallbackPyPIService(cache_dir=tmp_path, timeout=1)
+        service.session = CannedPyPI(documents, error)
+        result, vulns = service.query(ResolvedDependency(name, Version(version)))
+        return service, result, vulns
+
+    query.module = module
+    return query
+
+
+def test_audit_reads_the_release_document_when_it_is_reachable(audit):
+    documents = {"https://pypi.org/pypi/pkg/1.0/json": {"info": {}, "vulnerabilities": [VULN]}}
+    service, result, vulns = audit("pkg", "1.0", documents)
+    assert [v.id for v in vulns] == ["PYSEC-0000-1"] and service.audited == {"pkg": Version("1.0")}
+    assert not service.from_project
+
+
+def test_audit_reads_the_latest_release_from_the_project_document(audit):
+    documents = {"https://pypi.org/pypi/pkg/json": _project("2.0", ["1.0", "2.0"], [VULN])}
+    service, result, vulns = audit("pkg", "2.0", documents)
+    assert [v.id for v in vulns] == ["PYSEC-0000-1"] and service.from_project == {"pkg"}
+
+
+def test_audit_refuses_a_release_below_the_latest_it_cannot_read(audit):
+    documents = {"https://pypi.org/pypi/pkg/json": _project("2.0", ["1.0", "2.0"])}
+    with pytest.raises(audit.module._Fatal, match=r"pkg 1.0 cannot be audited.*--upgrade-package pkg.*HELD_BACK"):
+        audit("pkg", "1.0", documents)
+
+
+def test_audit_lists_a_held_back_package_as_not_audited(audit):
+    documents = {"https://pypi.org/pypi/rq/json": _project("3.0.0", ["2.12.0", "3.0.0"])}
+    service, result, vulns = audit("rq", "2.12.0", documents)
+    assert result.is_skipped() and result.skip_reason.startswith("NOT AUDITED: held back below 3.0.0")
+    assert service.held_back == {"rq": (Version("2.12.0"), Version("3.0.0"))} and not service.audited
+
+
+def test_audit_refuses_a_release_pypi_does_not_have(audit):
+    documents = {"https://pypi.org/pypi/pkg/json": _project("2.0", ["2.0"])}
+    with pytest.raises(audit.module._Fatal, match="not on PyPI"):
+        audit("pkg", "1.5", documents)
+
+
+def test_audit_fails_loudly_when_pypi_cannot_be_reached(audit):
+    with pytest.raises(ServiceConnectionError, match="PyPI did not answer about pkg 1.0"):
+        audit("pkg", "1.0", error=requests.ConnectionError("refused"))
+
+
+def test_audit_flags_held_back_entries_that_are_no_longer_needed(audit):
+    service, _, _ = audit("rq", "3.0.0", {"https://pypi.org/pypi/rq/json": _project("3.0.0", ["3.0.0"])})
+    problems = audit.module._problems(service)
+    assert "rq is at its latest release now: remove it from HELD_BACK" in problems
+    assert "deprecated is not in requirements-dev.lock any more: remove it from HELD_BACK" in problems
