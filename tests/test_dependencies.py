@@ -17,8 +17,9 @@ from pip_audit._service.interface import ResolvedDependency
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_LOCK, DEV_LOCK = "requirements.lock", "requirements-dev.lock"
+CHECKOV = "deploy/kubernetes/tools/requirements-checkov"  # checkov's own virtualenv (make k8s-tools)
 # Each file of direct pins and the lock made from it.
-LOCKS = {"requirements.txt": RUNTIME_LOCK, "requirements-dev.txt": DEV_LOCK}
+LOCKS = {"requirements.txt": RUNTIME_LOCK, "requirements-dev.txt": DEV_LOCK, f"{CHECKOV}.txt": f"{CHECKOV}.lock"}
 RELOCK = "run `make lock` after editing requirements*.txt, and commit the locks"
 SHA256 = re.compile(r"--hash=sha256:[0-9a-f]{64}")
 
@@ -114,7 +115,7 @@ def test_the_lock_holds_nothing_that_is_no_longer_asked_for(requirements, lock):
                 )
 
 
-@pytest.mark.parametrize("lock", [RUNTIME_LOCK, DEV_LOCK])
+@pytest.mark.parametrize("lock", LOCKS.values())
 def test_every_lock_entry_has_a_sha256_hash(lock):
     for entry in lock_entries(lock):
         assert entry.hashes and all(SHA256.fullmatch(h) for h in entry.hashes), (
@@ -122,7 +123,7 @@ def test_every_lock_entry_has_a_sha256_hash(lock):
         )
 
 
-@pytest.mark.parametrize("lock", [RUNTIME_LOCK, DEV_LOCK])
+@pytest.mark.parametrize("lock", LOCKS.values())
 def test_the_locks_name_packages_from_pypi_only(lock):
     # No index, find-links, URL or path: everything comes from PyPI by name, checked by hash.
     for entry in lock_entries(lock):
@@ -164,12 +165,23 @@ def _commands(path):
 
 def test_make_installs_the_locks_with_hashes_and_reinstalls_when_they_change():
     lines = _commands("Makefile")
-    installs = [line.split() for line in lines if "pip install" in line and "$(VENV)/bin/pip" in line]
-    assert installs, "the Makefile installs nothing into the venv"
+    installs = [line.split() for line in lines if "bin/pip install" in line and "$(LOCK_TOOLS)" not in line]
+    assert len(installs) == 3, installs
     for words in installs:
-        assert "--require-hashes" in words and words[words.index("-r") + 1] in (RUNTIME_LOCK, DEV_LOCK), words
-    stamps = {line.split(":")[0]: line.split(":")[1].split("|")[0].split() for line in lines if line.startswith("$(VENV)/.installed")}
-    assert stamps == {"$(VENV)/.installed-runtime": [RUNTIME_LOCK], "$(VENV)/.installed-dev": [DEV_LOCK]}
+        assert "--require-hashes" in words, words
+    assert sorted(words[words.index("-r") + 1] for words in installs) == sorted(
+        [RUNTIME_LOCK, DEV_LOCK, "$(K8S_TOOLS)/requirements-checkov.lock"]
+    )
+    stamps = {
+        line.split(":")[0]: line.split(":")[1].split("|")[0].split()
+        for line in lines
+        if line.startswith(("$(VENV)/.installed", "$(CHECKOV_VENV)/.installed"))
+    }
+    assert stamps == {
+        "$(VENV)/.installed-runtime": [RUNTIME_LOCK],
+        "$(VENV)/.installed-dev": [DEV_LOCK],
+        "$(CHECKOV_VENV)/.installed": ["$(K8S_TOOLS)/requirements-checkov.lock"],
+    }
 
 
 def test_the_image_installs_the_runtime_lock_with_hashes():
