@@ -1,11 +1,12 @@
 # syntax=docker/dockerfile:1
 
-# --- builder: resolve and install dependencies into a self-contained venv ---
+# --- builder: install the locked dependencies into a self-contained venv ---
 FROM python:3.11-slim-bookworm AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
-COPY requirements.txt /tmp/requirements.txt
-RUN /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt
+# Every transitive dependency at its locked version, each file checked against its hash (`make lock`).
+COPY requirements.lock /tmp/requirements.lock
+RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock
 
 # --- runtime: no build tools, non-root ---
 FROM python:3.11-slim-bookworm

