@@ -135,7 +135,9 @@ class FakeStripe(LoopbackServer):
         ("GET", r"/v1/customers/(?P<id>[^/]+)", "_retrieve_customer"),
         ("DELETE", r"/v1/customers/(?P<id>[^/]+)", "_delete_customer"),
         ("POST", r"/v1/checkout/sessions", "_create_checkout_session"),
+        ("GET", r"/v1/checkout/sessions", "_list_checkout_sessions"),
         ("GET", r"/v1/checkout/sessions/(?P<id>[^/]+)", "_retrieve_checkout_session"),
+        ("POST", r"/v1/checkout/sessions/(?P<id>[^/]+)/expire", "_expire_checkout_session"),
         ("POST", r"/v1/billing_portal/sessions", "_create_portal_session"),
         ("GET", r"/v1/subscriptions", "_list_subscriptions"),
         ("GET", r"/v1/subscriptions/(?P<id>[^/]+)", "_retrieve_subscription"),
@@ -565,6 +567,35 @@ class FakeStripe(LoopbackServer):
         if id not in self.checkout_sessions:
             raise StripeApiError(404, f"No such checkout.session: '{id}'", code="resource_missing", param="session")
         return self.checkout_sessions[id]
+
+    def _list_checkout_sessions(self, params: dict) -> dict:
+        status = params.get("status")
+        if status is not None and status not in ("open", "complete", "expired"):
+            raise StripeApiError(400, f"Invalid status: {status!r}", code="parameter_invalid_string", param="status")
+        matches = [
+            session for session in reversed(list(self.checkout_sessions.values()))  # newest first
+            if (not params.get("customer") or session["customer"] == params["customer"])
+            and (status is None or session["status"] == status)
+        ]
+        limit = int(params.get("limit", 10))
+        return {"object": "list", "data": matches[:limit], "has_more": len(matches) > limit, "url": "/v1/checkout/sessions"}
+
+    def _expire_checkout_session(self, params: dict, id: str) -> dict:
+        session = self._retrieve_checkout_session(params, id)
+        if session["status"] != "open":
+            raise StripeApiError(
+                400,
+                'Only Checkout Sessions with a status in ["open"] can be expired. '
+                f'This Checkout Session has a status of "{session["status"]}".',
+            )
+        session["status"] = "expired"
+        session["url"] = None
+        return session
+
+    def complete_checkout_session(self, session_id: str) -> None:
+        """Mark a checkout session paid, as Stripe does when the customer finishes it."""
+        with self._lock:
+            self.checkout_sessions[session_id].update(status="complete", payment_status="paid", url=None)
 
     def _create_portal_session(self, params: dict) -> dict:
         self._require(params, "customer")

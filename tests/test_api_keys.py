@@ -147,3 +147,20 @@ def test_openapi_declares_the_api_key_scheme_where_keys_are_accepted(client):
     session = [{"BearerAuth": []}, {"OAuth2PasswordBearer": []}]
     assert spec["paths"]["/api/v1/users/me"]["get"]["security"] == [*session, {"ApiKeyAuth": []}]
     assert spec["paths"]["/api/v1/api-keys"]["post"]["security"] == session
+
+
+def test_deactivating_an_account_revokes_its_keys_for_good(client, tokens, user):
+    key = create_api_key(client, tokens["access_token"])["key"]
+    set_user_active(db.session.get(User, user["id"]), False)
+    set_user_active(db.session.get(User, user["id"]), True)
+    assert client.get(ME, headers=bearer(key)).status_code == 401
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ApiKey)) == 0
+
+
+def test_logout_all_ends_sessions_but_leaves_api_keys(client, tokens):
+    """Keys are separate credentials for scripts: logging out everywhere does not break them
+    (revoke them at /api-keys, or change the password, which revokes every key)."""
+    key = create_api_key(client, tokens["access_token"])["key"]
+    assert client.post("/api/v1/auth/logout-all", headers=bearer(tokens["access_token"])).status_code == 204
+    assert client.get(ME, headers=bearer(tokens["access_token"])).status_code == 401
+    assert client.get(ME, headers=bearer(key)).status_code == 200

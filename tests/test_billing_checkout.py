@@ -1,8 +1,10 @@
 """POST /api/v1/billing/create-checkout-session and GET /api/v1/billing/customer-portal."""
+import threading
 from datetime import datetime
 
 import pytest
 
+from saas.extensions import db
 from tests.billing_support import customer_user, subscribe
 from tests.helpers import bearer
 
@@ -70,7 +72,8 @@ def test_checkout_by_price_id_reuses_the_customer(client, tokens, fake_stripe):
     assert (first.status_code, second.status_code) == (200, 200)
     assert len(created_customers(fake_stripe)) == 1
     prices = [r.params["line_items"][0]["price"] for r in fake_stripe.requests_to("POST", "/v1/checkout/sessions")]
-    assert prices == ["price_team", "price_team"]
+    assert prices == ["price_team"]  # the second asked for the same price: the open session is reused
+    assert second.get_json() == first.get_json()
 
 
 def test_checkout_accepts_redirects_to_allowed_origins(client, tokens, fake_stripe):
@@ -206,3 +209,55 @@ def test_portal_needs_a_valid_access_token(client, fake_stripe):
     assert client.get(PORTAL).status_code == 401
     assert client.get(PORTAL, headers=bearer("not.a.token")).status_code == 401
     assert fake_stripe.requests == []
+
+
+# One open checkout per user (issue 11, item 8)
+
+
+def _checkout(client, token, **body):
+    response = client.post(CHECKOUT, json={"plan": "pro", **body}, headers=bearer(token))
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_a_second_checkout_for_the_same_plan_reuses_the_open_session(client, tokens, fake_stripe):
+    first = _checkout(client, tokens["access_token"])
+    again = _checkout(client, tokens["access_token"])
+    assert again == first
+    assert len(fake_stripe.requests_to("POST", "/v1/checkout/sessions")) == 1
+    assert [s["status"] for s in fake_stripe.checkout_sessions.values()] == ["open"]
+
+
+def test_a_checkout_for_another_plan_expires_the_open_one(client, tokens, fake_stripe):
+    pro = _checkout(client, tokens["access_token"])
+    team = _checkout(client, tokens["access_token"], plan="team")
+    assert team["session_id"] != pro["session_id"]
+    assert fake_stripe.checkout_sessions[pro["session_id"]]["status"] == "expired"
+    assert fake_stripe.checkout_sessions[team["session_id"]]["status"] == "open"
+
+
+def test_a_completed_checkout_is_never_handed_out_again(client, tokens, fake_stripe):
+    first = _checkout(client, tokens["access_token"])
+    fake_stripe.complete_checkout_session(first["session_id"])
+    second = _checkout(client, tokens["access_token"])
+    assert second["session_id"] != first["session_id"]
+
+
+def test_concurrent_checkouts_open_one_session(app, tokens, fake_stripe):
+    barrier = threading.Barrier(4, timeout=30)
+    sessions = []
+
+    def checkout():
+        with app.app_context():
+            own = app.test_client()
+            barrier.wait()
+            sessions.append(own.post(CHECKOUT, json={"plan": "pro"}, headers=bearer(tokens["access_token"])).get_json())
+            db.session.remove()
+
+    threads = [threading.Thread(target=checkout) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({session["session_id"] for session in sessions}) == 1
+    assert [s["status"] for s in fake_stripe.checkout_sessions.values()] == ["open"]

@@ -22,6 +22,7 @@ from tests.billing_support import (
 )
 from tests.conftest import REDIS_URL, WEBHOOK_SECRET, make_app
 from tests.fake_stripe import make_event, sign_payload
+from tests.helpers import bearer
 from tests.servers import run_rq_worker_burst
 
 OLD_SECRET = "whsec_the_secret_being_rolled_out"
@@ -517,3 +518,20 @@ def test_a_job_that_fails_in_the_worker_is_recorded_and_scheduled_for_retry(clie
     assert queue.fetch_job(job_id).get_status() == "scheduled"
     [failed] = stored_events()
     assert failed.processed_at is None and failed.attempts == 1 and "StripeRejected" in failed.processing_error
+
+
+def test_after_its_customer_is_deleted_billing_works_again_with_a_new_customer(inline_client, fake_stripe):
+    """Stripe replays a request's answer for 24 hours per idempotency key: reusing the signup's
+    key would bring back the deleted customer and make every billing call fail."""
+    user, token = customer_user(inline_client, fake_stripe)
+    deleted = user["stripe_customer_id"]
+    fake_stripe.delete_customer(deleted)
+    deliver_ok(inline_client, make_event("customer.deleted", {"id": deleted, "object": "customer"}))
+
+    portal = inline_client.get("/api/v1/billing/customer-portal", headers=bearer(token))
+
+    assert portal.status_code == 200
+    replacement = inline_client.get("/api/v1/users/me", headers=bearer(token)).get_json()["stripe_customer_id"]
+    assert replacement not in (None, deleted) and not fake_stripe.customers[replacement].get("deleted")
+    keys = [request.headers["Idempotency-Key"] for request in fake_stripe.requests_to("POST", "/v1/customers")]
+    assert len(keys) == 2 and len(set(keys)) == 2

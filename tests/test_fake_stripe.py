@@ -417,3 +417,20 @@ def test_signature_matches_the_sdk_and_stale_timestamps_are_rejected():
 
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(payload, sign_payload(payload, "whsec_other"), WEBHOOK_SECRET)
+
+
+def test_open_checkout_sessions_are_listed_per_customer_and_can_be_expired_once(fake, client, customer):
+    other = client.v1.customers.create(params={"email": "bob@example.com"})
+    first = client.v1.checkout.sessions.create(params=checkout_params(customer.id))
+    second = client.v1.checkout.sessions.create(params=checkout_params(customer.id))
+    client.v1.checkout.sessions.create(params=checkout_params(other.id))
+    fake.complete_checkout_session(first.id)
+
+    listed = client.v1.checkout.sessions.list(params={"customer": customer.id, "status": "open"})
+    assert [session.id for session in listed.data] == [second.id]
+
+    expired = client.v1.checkout.sessions.expire(second.id)
+    assert (expired.status, expired.url) == ("expired", None)
+    with pytest.raises(stripe.InvalidRequestError, match="status"):
+        client.v1.checkout.sessions.expire(second.id)
+    assert client.v1.checkout.sessions.list(params={"customer": customer.id, "status": "open"}).data == []

@@ -64,6 +64,9 @@ def test_metrics_under_gunicorn_add_up_every_worker(database):
             requests.get(f"{server.url}/health/live", timeout=10)
         body = requests.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10).text
     assert 'saas_http_request_duration_seconds_count{endpoint="system.liveness",method="GET",status="200"} 2' in body
+    # The app's own gauges are part of the scrape under gunicorn too (they were not, once).
+    assert 'saas_rq_queue_depth{queue="high"} 0.0' in body
+    assert 'saas_app_info{version="1.0.0"} 1.0' in body
     line = next(l for l in body.splitlines() if l.startswith('saas_http_request_duration_seconds_count{endpoint="system.liveness"'))
     # The readiness probe of the fixture adds to the 20 requests made here.
     assert float(line.rsplit(" ", 1)[1]) >= 20

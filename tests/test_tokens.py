@@ -7,8 +7,10 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
+from saas.auth.models import AuthSession
+from saas.extensions import db
 from tests.conftest import TEST_SECRET, make_app
-from tests.helpers import bearer
+from tests.helpers import PASSWORD, bearer, register
 
 ME = "/api/v1/users/me"
 REFRESH = "/api/v1/auth/refresh"
@@ -280,3 +282,24 @@ def test_production_starts_with_a_32_byte_secret_key_and_debug_off():
     app = make_app(APP_ENV="production", SECRET_KEY="x" * 32, DEBUG="false")
     assert app.config["JWT_SECRET_KEY"] == "x" * 32
     assert app.config["JWT_ALGORITHM"] == "HS256"
+
+
+def test_an_access_token_dies_with_its_sessions_expiry(client, user, tokens):
+    """The session (the refresh token's lifetime) bounds every token of the login, even an access
+    token that has not expired itself."""
+    assert client.get(ME, headers=bearer(tokens["access_token"])).status_code == 200
+    db.session.execute(
+        sa.update(AuthSession).values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+    )
+    db.session.commit()
+    assert_token_rejected(client.get(ME, headers=bearer(tokens["access_token"])))
+
+
+def test_a_forwarded_address_longer_than_any_address_is_stored_cut_not_a_500(database):
+    client = make_app(PROXY_FIX_HOPS="1").test_client()
+    register(client)
+    response = client.post(
+        "/api/v1/auth/login", json={"email": "user@example.com", "password": PASSWORD},
+        headers={"X-Forwarded-For": "x" * 300},
+    )
+    assert response.status_code == 200

@@ -18,6 +18,8 @@ from saas.core.emails import lenient_email
 from saas.web.requests import client_ip_key, never_raises
 
 ACCOUNT_SCOPE = "login-account"
+# flask-limiter files a scoped limit's counters under "<endpoint>:<scope>".
+LOGIN_ENDPOINT = "auth.login"
 
 
 def _configured(name):
@@ -53,7 +55,7 @@ def unlock_account(email):
     key = account_key(email)
     cleared = 0
     for item in parse_many(current_app.config["RATELIMIT_LOGIN_ACCOUNT"]):
-        limiter.limiter.clear(item, key, ACCOUNT_SCOPE)
+        limiter.limiter.clear(item, key, f"{LOGIN_ENDPOINT}:{ACCOUNT_SCOPE}")
         cleared += 1
     return cleared
 

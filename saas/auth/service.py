@@ -78,7 +78,8 @@ def start_session(user, *, user_agent=None, ip_address=None):
         refresh_jti=new_uuid(),
         expires_at=utcnow() + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
         user_agent=(user_agent or "")[:256] or None,
-        ip_address=ip_address,
+        # Behind a proxy the address comes from X-Forwarded-For, which a client can fill with anything.
+        ip_address=(ip_address or "")[:64] or None,
     )
     db.session.add(session)
     db.session.commit()

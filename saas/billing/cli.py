@@ -55,7 +55,9 @@ def sync():
 
 
 @billing_cli.command("prune-events")
-@click.option("--keep-days", default=90, show_default=True, help="Keep applied events this long.")
+@click.option(
+    "--keep-days", default=90, show_default=True, type=click.IntRange(min=1), help="Keep applied events this long."
+)
 def prune_events(keep_days):
     """Delete applied webhook events older than --keep-days; unapplied ones are always kept."""
     cutoff = utcnow() - timedelta(days=keep_days)

@@ -67,8 +67,10 @@ def translated_stripe_errors():
 
 
 def customer_idempotency_key(user):
-    """Derived from the user, so the signup job and an on-demand call create one customer."""
-    return f"saas-customer-create-user-{user.id}-{int(user.created_at.timestamp())}"
+    """Derived from the user, so the signup job and an on-demand call create one customer; a new
+    one after each deleted customer, or Stripe would answer with the deleted one for 24 hours."""
+    replaced = f"-{user.stripe_customers_deleted}" if user.stripe_customers_deleted else ""
+    return f"saas-customer-create-user-{user.id}-{int(user.created_at.timestamp())}{replaced}"
 
 
 def create_customer(user):
@@ -94,10 +96,30 @@ def create_checkout_session(*, customer_id, price_id, success_url, cancel_url, u
                 "success_url": success_url,
                 "cancel_url": cancel_url,
                 "client_reference_id": str(user_id),
-                "metadata": {"user_id": str(user_id)},
+                # The price is kept in the metadata so an open session can be matched later.
+                "metadata": {"user_id": str(user_id), "price_id": price_id},
                 "subscription_data": {"metadata": {"user_id": str(user_id)}},
             }
         )
+
+
+def open_checkout_sessions(customer_id):
+    """The customer's checkout sessions that can still be paid, newest first, as plain dicts."""
+    with translated_stripe_errors():
+        listed = stripe_client().v1.checkout.sessions.list(
+            params={"customer": customer_id, "status": "open", "limit": 100}
+        )
+        return [session.to_dict() for session in listed.auto_paging_iter()]
+
+
+def expire_checkout_session(session_id):
+    """Close an open checkout session, so it can no longer be paid; False if it was not open."""
+    try:
+        with translated_stripe_errors():
+            stripe_client().v1.checkout.sessions.expire(session_id)
+    except StripeRejected:
+        return False  # completed or expired meanwhile
+    return True
 
 
 def create_portal_session(*, customer_id, return_url):

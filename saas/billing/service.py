@@ -6,6 +6,7 @@ from flask import current_app
 
 from saas.billing import gateway
 from saas.billing.entitlements import current_subscription
+from saas.billing.subscriptions import lock_user
 from saas.core.errors import Conflict, InvalidInput
 from saas.extensions import db
 from saas.users.models import User
@@ -102,19 +103,28 @@ def _origin(url):
 
 
 def start_checkout(user, *, price_id=None, plan=None, success_url=None, cancel_url=None):
+    """A checkout session for ``price``: the user's open one for the same price and redirects if
+    there is one, else a new one, after expiring any other open session, so one user can never
+    pay for two subscriptions. Checkouts of one user are serialised on their row."""
     price = resolve_price(price_id=price_id, plan=plan)
     existing = current_subscription(user)
     if existing is not None and existing.status in ("active", "trialing", "past_due"):
         raise AlreadySubscribed()
     success = safe_redirect_url(success_url, field="success_url", default_path="/billing/success?session_id={CHECKOUT_SESSION_ID}")
     cancel = safe_redirect_url(cancel_url, field="cancel_url", default_path="/billing/cancel")
-    session = gateway.create_checkout_session(
-        customer_id=ensure_customer(user),
-        price_id=price,
-        success_url=success,
-        cancel_url=cancel,
-        user_id=user.id,
-    )
+    customer_id = ensure_customer(user)
+    lock_user(user.id)
+    try:
+        for session in gateway.open_checkout_sessions(customer_id):
+            same = (session.get("metadata") or {}).get("price_id") == price
+            if same and (session.get("success_url"), session.get("cancel_url")) == (success, cancel):
+                return {"checkout_url": session["url"], "session_id": session["id"]}
+            gateway.expire_checkout_session(session["id"])
+        session = gateway.create_checkout_session(
+            customer_id=customer_id, price_id=price, success_url=success, cancel_url=cancel, user_id=user.id
+        )
+    finally:
+        db.session.commit()  # releases the lock
     return {"checkout_url": session.url, "session_id": session.id}
 
 

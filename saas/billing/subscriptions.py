@@ -160,6 +160,7 @@ def cancel_customer_subscriptions(customer_id):
     user = lock_user(owner_id) if owner_id is not None else None
     if user is not None and user.stripe_customer_id == customer_id:
         user.stripe_customer_id = None
+        user.stripe_customers_deleted += 1
     db.session.execute(
         sa.update(Subscription)
         .where(Subscription.stripe_customer_id == customer_id, Subscription.status.not_in(ENDED_STATUSES))

@@ -26,6 +26,10 @@ class User(db.Model):
         sa.Boolean, nullable=False, default=False, server_default=sa.false()
     )
     stripe_customer_id: Mapped[str | None] = mapped_column(sa.String, unique=True, index=True)
+    # How many of the user's Stripe customers were deleted: the next one needs a new idempotency key.
+    stripe_customers_deleted: Mapped[int] = mapped_column(
+        sa.Integer, nullable=False, default=0, server_default="0"
+    )
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
     )
