@@ -25,3 +25,30 @@ def sign_up(client, email=DEFAULT_EMAIL, password=PASSWORD, **extra):
     """Register and log in: the new user's access token."""
     register(client, email, password, **extra)
     return login(client, email, password)["access_token"]
+
+
+def at_once(app, count, request):
+    """Send ``request(client)`` ``count`` times at the same moment, each from its own thread,
+    app context and test client; their results, in the order they finished. A thread that dies
+    fails the test at the barrier instead of hanging it."""
+    import threading
+
+    from saas.extensions import db
+
+    barrier = threading.Barrier(count, timeout=30)
+    results = []
+
+    def send():
+        with app.app_context():
+            client = app.test_client()
+            barrier.wait()
+            results.append(request(client))
+            db.session.remove()
+
+    threads = [threading.Thread(target=send) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == count
+    return results

@@ -1,5 +1,4 @@
 """Background chat jobs: queued by the API, run by a real `rq worker`, read back by their owner."""
-import threading
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -17,7 +16,7 @@ from tests.ai_support import (
     usage_records,
 )
 from tests.conftest import make_app
-from tests.helpers import bearer, sign_up
+from tests.helpers import at_once, bearer, sign_up
 from tests.servers import run_rq_worker_burst
 
 
@@ -190,20 +189,8 @@ def test_concurrent_chats_are_capped_per_user(app_with, fake_openai, database):
     fake_openai.mode, fake_openai.delay = "slow", 1.5
     client = app_with(AI_MAX_CONCURRENT="2", AI_TIMEOUT="5")
     token = sign_up(client)
-    app = client.application
-    barrier = threading.Barrier(4, timeout=30)
-    statuses = []
-
-    def chat():
-        with app.app_context():
-            own = app.test_client()
-            barrier.wait()
-            statuses.append(own.post(CHAT, json={"messages": messages()}, headers=bearer(token)).status_code)
-            db.session.remove()
-
-    threads = [threading.Thread(target=chat) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = at_once(
+        client.application, 4,
+        lambda own: own.post(CHAT, json={"messages": messages()}, headers=bearer(token)).status_code,
+    )
     assert sorted(statuses) == [200, 200, 429, 429]

@@ -1,12 +1,10 @@
 """POST /api/v1/billing/create-checkout-session and GET /api/v1/billing/customer-portal."""
-import threading
 from datetime import datetime
 
 import pytest
 
-from saas.extensions import db
 from tests.billing_support import customer_user, subscribe
-from tests.helpers import bearer
+from tests.helpers import at_once, bearer
 
 CHECKOUT = "/api/v1/billing/create-checkout-session"
 PORTAL = "/api/v1/billing/customer-portal"
@@ -244,20 +242,8 @@ def test_a_completed_checkout_is_never_handed_out_again(client, tokens, fake_str
 
 
 def test_concurrent_checkouts_open_one_session(app, tokens, fake_stripe):
-    barrier = threading.Barrier(4, timeout=30)
-    sessions = []
-
-    def checkout():
-        with app.app_context():
-            own = app.test_client()
-            barrier.wait()
-            sessions.append(own.post(CHECKOUT, json={"plan": "pro"}, headers=bearer(tokens["access_token"])).get_json())
-            db.session.remove()
-
-    threads = [threading.Thread(target=checkout) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    sessions = at_once(
+        app, 4, lambda own: own.post(CHECKOUT, json={"plan": "pro"}, headers=bearer(tokens["access_token"])).get_json()
+    )
     assert len({session["session_id"] for session in sessions}) == 1
     assert [s["status"] for s in fake_stripe.checkout_sessions.values()] == ["open"]
