@@ -57,7 +57,10 @@ class FakeOpenAI(LoopbackServer):
     sends two pieces and then an error chunk); "malformed" (200 with no choices). ``stream_gate``, when set to a
     ``threading.Event``, holds a stream after its first piece until the event is set, so a
     test can see that the first token reached the client before the answer was complete.
-    ``models``, when not None, is the set of model names that exist.
+    ``models``, when not None, is the set of model names that exist. ``framing`` is how a
+    stream's body is delimited: "chunked" (HTTP/1.1 chunks, as most providers send it) or
+    "close" (no length, no chunks: the body ends when the connection closes, as some proxies
+    and self-hosted servers send it).
     """
 
     NAME = "fake-openai"
@@ -76,6 +79,7 @@ class FakeOpenAI(LoopbackServer):
             self.reply = DEFAULT_REPLY
             self.models = None
             self.stream_gate = None
+            self.framing = "chunked"
             self.requests.clear()
 
     # -- test helpers --------------------------------------------------------
@@ -119,6 +123,16 @@ class FakeOpenAI(LoopbackServer):
         raise ConnectionAbortedError("FakeOpenAI dropped the connection on purpose")
 
     @staticmethod
+    def _send_until_close(environ, chunks):
+        """Write the stream straight to the socket, delimited only by closing the connection."""
+        connection = environ["werkzeug.socket"]
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n")
+        for chunk in chunks:
+            connection.sendall(chunk.encode("utf-8"))
+        connection.shutdown(socket.SHUT_RDWR)
+        raise ConnectionAbortedError("FakeOpenAI ended a close-delimited stream")
+
+    @staticmethod
     def _error(status, message, type_, code=None):
         body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
         return Response(json.dumps(body), status=status, content_type="application/json")
@@ -148,6 +162,8 @@ class FakeOpenAI(LoopbackServer):
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             chunks = self._chunks(completion_id, body["model"], pieces, finish_reason, usage if include_usage else None, mode)
+            if self.framing == "close":
+                self._send_until_close(request.environ, chunks)
             return Response(chunks, status=200, content_type="text/event-stream")
         completion = {
             "id": completion_id,

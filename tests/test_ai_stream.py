@@ -39,8 +39,11 @@ def _events(response):
             block = []
 
 
-def test_tokens_reach_the_client_as_the_provider_sends_them(client, server, fake_openai):
-    key = _api_key(server, "stream@example.com")
+@pytest.mark.parametrize("framing", ["chunked", "close"])
+def test_tokens_reach_the_client_as_the_provider_sends_them(client, server, fake_openai, framing):
+    """Whatever the provider's framing: chunks, or a body that ends when it closes the connection."""
+    fake_openai.framing = framing
+    key = _api_key(server, f"stream-{framing}@example.com")
     # The provider holds its answer after the first token until the gate opens: the client must
     # read that token before then (a buffering server would make the read below time out).
     fake_openai.stream_gate = gate = threading.Event()

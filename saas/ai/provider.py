@@ -167,8 +167,7 @@ class ChatStream:
 
     def __iter__(self):
         with translated_provider_errors():
-            # chunk_size=None hands over each chunk as it arrives instead of filling a buffer.
-            for line in self._response.iter_lines(chunk_size=None):
+            for line in _lines_as_they_arrive(self._response.raw):
                 if not line.startswith(b"data:"):
                     continue
                 data = line[len(b"data:"):].strip()
@@ -188,3 +187,16 @@ class ChatStream:
 
     def close(self):
         self._response.close()
+
+
+def _lines_as_they_arrive(raw):
+    """The lines of a streamed body, each handed over as soon as it is complete, whatever the
+    framing: chunked, or (as some proxies and self-hosted servers send it) ended by closing
+    the connection, where requests' ``iter_lines`` would wait for the end of the whole body."""
+    pending = b""
+    while data := raw.read1(65536):
+        *lines, pending = (pending + data).split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r")
+    if pending:
+        yield pending.rstrip(b"\r")
