@@ -90,7 +90,7 @@ $(CHROMIUM):
 run: venv
 	mkdir -p instance
 	$(VENV)/bin/flask db upgrade
-	$(VENV)/bin/flask run --host 127.0.0.1 --port 8000
+	$(VENV)/bin/flask run --host 127.0.0.1 --port $${PORT:-8000}
 
 serve: venv
 	mkdir -p instance

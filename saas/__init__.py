@@ -13,6 +13,7 @@ from saas.auth.credentials import session_authenticator
 from saas.auth.service import connect_signals as connect_session_signals
 from saas.billing.cli import billing_cli
 from saas.billing.jobs import connect_signals as connect_billing_signals
+from saas.core.queue import set_inline_runner
 from saas.core.redis import init_redis
 from saas.core.sentry import init_sentry
 from saas.extensions import api, cors, db, jwt, limiter
@@ -23,7 +24,7 @@ from saas.web.docs import blp as docs_assets_blp, docs_page_policies
 from saas.web.errors import register_error_handlers
 from saas.web.json import JSONProvider
 from saas.web.logging import init_logging
-from saas.web.edge import Edge, NoCookieSessions, Request
+from saas.web.edge import Edge, NoCookieSessions, Request, run_after_response
 from saas.web.metrics import init_metrics
 
 API_PREFIX = "/api/v1"
@@ -79,6 +80,7 @@ def _init_extensions(app):
     )
     limiter.init_app(app)
     init_redis(app)
+    set_inline_runner(app, run_after_response)
     api.init_app(app)
     register_error_handlers(app)
     return init_metrics(app)

@@ -17,6 +17,7 @@ import redis
 import sqlalchemy as sa
 
 from config import Config
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
 from saas import create_app, init_migrations
@@ -68,9 +69,19 @@ def suite_config(**overrides):
     return Config.from_env({**BASE_ENV, **{name: str(value) for name, value in overrides.items()}})
 
 
+class BufferedClient(FlaskClient):
+    """Reads each response whole and closes it, as a WSGI server does once it has sent it: what
+    runs after the response (jobs without Redis) has run when the call returns."""
+
+    def open(self, *args, buffered=True, **kwargs):
+        return super().open(*args, buffered=buffered, **kwargs)
+
+
 def make_app(**overrides):
     """A fresh app built from the suite's settings plus ``overrides`` (variable names)."""
-    return create_app(suite_config(**overrides))
+    app = create_app(suite_config(**overrides))
+    app.test_client_class = BufferedClient
+    return app
 
 
 def child_env(**overrides):

@@ -112,6 +112,20 @@ def test_an_unreachable_provider_is_a_json_502(app_with):
     assert "could not be reached" in response.get_json()["message"]
 
 
+def test_without_ai_api_key_the_providers_refusal_names_the_setting(app_with, fake_openai):
+    client = app_with(AI_API_KEY="")
+    response = client.post(CHAT, json={"messages": messages()}, headers=bearer(sign_up(client)))
+    assert response.status_code == 502
+    assert "AI_API_KEY is not set" in response.get_json()["message"]
+
+
+def test_a_wrong_ai_api_key_is_named_too(app_with, fake_openai):
+    client = app_with(AI_API_KEY="sk-not-the-providers")
+    response = client.post(CHAT, json={"messages": messages()}, headers=bearer(sign_up(client)))
+    assert response.status_code == 502
+    assert "check AI_API_KEY" in response.get_json()["message"]
+
+
 def test_a_dropped_connection_is_a_json_502(client, tokens, fake_openai):
     fake_openai.mode = "unavailable"
     response = client.post(CHAT, json={"messages": messages()}, headers=bearer(tokens["access_token"]))

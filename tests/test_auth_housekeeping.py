@@ -1,12 +1,15 @@
 """`flask auth prune-sessions` deletes long-ended sessions and nothing else; `flask auth unlock`."""
 from datetime import datetime, timedelta, timezone
 
+import subprocess
+import sys
+
 import pytest
 import sqlalchemy as sa
 
 from saas.auth.models import AuthSession
 from saas.extensions import db
-from tests.conftest import make_app
+from tests.conftest import ROOT, child_env, make_app
 from tests.helpers import PASSWORD, login, register
 
 LOGIN = "/api/v1/auth/login"
@@ -63,3 +66,13 @@ def limited_client(database, redis_client):
         yield app.test_client(), app.test_cli_runner()
         db.session.remove()
         db.engine.dispose()
+
+
+def test_the_flask_limiter_commands_work(database):
+    """flask-limiter adds `flask limiter ...` to `flask --help`; its [cli] extra must be installed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "limiter", "limits"], cwd=ROOT, env=child_env(RATELIMIT_ENABLED="true"),
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "auth.login" in result.stdout

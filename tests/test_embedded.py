@@ -2,6 +2,7 @@
 through the API with the real Stripe SDK and provider client against the fakes. No server needed."""
 import json
 
+from tests.conftest import make_app
 from tests.fake_stripe import make_event, sign_payload
 from tests.helpers import bearer, login, register, sign_up
 
@@ -64,3 +65,31 @@ def test_a_chat_is_metered_on_sqlite(embedded_client, fake_openai):
     assert chat.status_code == 200
     usage = embedded_client.get("/api/v1/usage", headers=bearer(token)).get_json()
     assert usage["used"] == chat.get_json()["usage"]["total_tokens"] > 0
+
+
+def test_without_redis_the_customer_job_runs_after_the_response_is_sent(embedded_client, fake_stripe):
+    """A slow Stripe must never hold a signup: the job waits until the server has sent the
+    answer and closes it (a client left unbuffered here plays the server that has not yet)."""
+    response = embedded_client.post(
+        "/api/v1/auth/register", json={"email": "after@example.com", "password": "engines weave patterns"},
+        buffered=False,
+    )
+    assert response.status_code == 201
+    assert fake_stripe.requests_to("POST", "/v1/customers") == []
+    response.close()
+    assert len(fake_stripe.requests_to("POST", "/v1/customers")) == 1
+
+
+def test_a_forgotten_flask_db_upgrade_is_named_by_health_and_every_answer(tmp_path):
+    app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'never-migrated.db'}", REDIS_URL="")
+    client = app.test_client()
+    health = client.get("/health")
+    assert health.status_code == 503
+    assert health.get_json()["migrations"] == "pending"
+    register_attempt = client.post("/api/v1/auth/register", json={"email": "a@example.com", "password": "engines weave patterns"})
+    assert register_attempt.status_code == 503
+    assert "flask db upgrade" in register_attempt.get_json()["message"]
+
+
+def test_a_migrated_database_keeps_the_seeds_health_answer(embedded_client):
+    assert embedded_client.get("/health").get_json() == {"status": "healthy", "database": "ok", "redis": "not configured"}

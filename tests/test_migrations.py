@@ -100,3 +100,17 @@ def test_the_readiness_check_reads_the_same_heads_as_alembic():
     revisions, heads = known_revisions()
     assert heads == set(script.get_heads())
     assert revisions == {revision.revision for revision in script.walk_revisions()}
+
+
+def test_a_postgres_database_never_migrated_answers_503_naming_flask_db_upgrade(empty_postgres_database):
+    app = make_app(DATABASE_URL=empty_postgres_database)
+    try:
+        client = app.test_client()
+        response = client.post("/api/v1/auth/register", json={"email": "a@example.com", "password": "engines weave patterns"})
+        assert response.status_code == 503
+        assert "flask db upgrade" in response.get_json()["message"]
+        health = client.get("/health")
+        assert (health.status_code, health.get_json()["migrations"]) == (503, "pending")
+    finally:
+        with app.app_context():
+            db.engine.dispose()

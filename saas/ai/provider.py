@@ -114,6 +114,10 @@ def _raise_for_provider_status(response):
     finally:
         response.close()
     log.error("model provider answered %s: %s", status, detail)
+    if status in (401, 403):
+        if not current_app.config["AI_API_KEY"]:
+            raise ProviderError(f"The model provider refused the request ({status}): AI_API_KEY is not set.")
+        raise ProviderError(f"The model provider refused our credentials ({status}): check AI_API_KEY.")
     if status in CLIENT_STATUSES and detail:
         raise ProviderError(f"The model provider refused the request ({status}): {str(detail)[:500]}")
     raise ProviderError(f"The model provider answered with an error ({status}); try again shortly.")

@@ -7,12 +7,13 @@ Queues by priority, listened to in this order by the worker (``saas.worker``):
 - ``low``: housekeeping.
 
 So a burst of AI jobs never delays a subscription webhook. Without Redis (the embedded default)
-a job runs inline instead of being queued.
+a job runs in the app's own process instead: after the response when a request queued it (the
+HTTP layer registers how, ``set_inline_runner``), so no client waits on Stripe or SMTP.
 """
 import functools
 import logging
 
-from flask import has_app_context
+from flask import current_app, has_app_context
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
@@ -40,25 +41,39 @@ def job_id(kind, key):
 
 
 def enqueue(func, *args, queue, backoff=DEFAULT_BACKOFF, job_id=None, job_timeout=None):
-    """Queue ``func(*args)`` on ``queue`` with retries; run it now when there is no Redis.
+    """Queue ``func(*args)`` on ``queue`` with retries; without Redis, run it in this process.
 
-    Returns the RQ job, or None when it ran inline. An inline failure is logged, not raised:
-    the callers' work (a signup, a webhook) must not fail because a side job did. Raises
-    RedisError when Redis is configured but cannot be reached.
+    Returns the RQ job, or None when it runs inline. An inline failure is logged, not raised.
+    Raises RedisError when Redis is configured but cannot be reached.
     """
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
     connection = get_redis()
     if connection is None:
-        try:
-            func(*args)
-        except Exception:
-            log.exception("inline job %s failed", func.__qualname__)
+        runner = current_app.extensions.get("inline_job_runner", _run_now)
+        runner(functools.partial(_run_logged, func, *args))
         return None
     retry = Retry(max=len(backoff), interval=backoff) if backoff else None
     return Queue(queue, connection=connection).enqueue(
         func, *args, retry=retry, job_id=job_id, job_timeout=job_timeout
     )
+
+
+def set_inline_runner(app, runner):
+    """``runner(job)`` decides when a job runs without Redis (``job()`` takes no argument)."""
+    app.extensions["inline_job_runner"] = runner
+
+
+def _run_now(job):
+    job()
+
+
+def _run_logged(func, *args):
+    # The callers' work (a signup, a webhook) must not fail because a side job did.
+    try:
+        func(*args)
+    except Exception:
+        log.exception("inline job %s failed", func.__qualname__)
 
 
 def job_is_lost(queued_job_id):

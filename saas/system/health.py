@@ -11,9 +11,13 @@ log = logging.getLogger(__name__)
 
 
 def check_dependencies(*, include_migrations):
+    """``{status, database, redis}``, plus ``migrations``: always for readiness, and for /health
+    when they are not at this code's head (its healthy answer stays the seed's three fields)."""
     report = {"status": "healthy", "database": _check_database(), "redis": _check_redis()}
-    if include_migrations and report["database"] == "ok":
-        report["migrations"] = _check_migrations()
+    if report["database"] == "ok":
+        migrations = _check_migrations()
+        if include_migrations or migrations != "ok":
+            report["migrations"] = migrations
     failing = [
         part for part, state in report.items() if part != "status" and state not in ("ok", "not configured", "ahead")
     ]

@@ -32,10 +32,31 @@ def domain_error(error):
     return envelope(error.status, error.message, errors), error.status, error.headers
 
 
+# PostgreSQL's codes for a missing table or column; SQLite says it in words.
+_MISSING_SCHEMA_CODES = ("42P01", "42703")
+_MISSING_SCHEMA_WORDS = ("no such table", "no such column")
+
+
+def _missing_schema(error):
+    """Whether the database lacks the tables the code expects (`flask db upgrade` not run)."""
+    original = getattr(error, "orig", None)
+    return getattr(original, "pgcode", None) in _MISSING_SCHEMA_CODES or any(
+        words in str(original).lower() for words in _MISSING_SCHEMA_WORDS
+    )
+
+
 def database_unavailable(error):
+    if _missing_schema(error):
+        return schema_not_migrated(error)
     log.warning("database unavailable: %s", error.__class__.__name__)
     _rollback_quietly()
     return envelope(503, "The database is unavailable; try again shortly."), 503
+
+
+def schema_not_migrated(error):
+    log.error("the database schema is behind the code: run `flask db upgrade`")
+    _rollback_quietly()
+    return envelope(503, "The database schema is not up to date: an operator must run `flask db upgrade`."), 503
 
 
 def redis_unavailable(error):
@@ -50,10 +71,12 @@ def unexpected_error(error):
 
 
 def _database_error(error):
-    # A dropped connection surfaces as DBAPIError with connection_invalidated set; anything
-    # else from the database is a bug in our SQL and stays a 500.
+    # A dropped connection surfaces as DBAPIError with connection_invalidated set, a forgotten
+    # migration as a missing table; anything else from the database is a bug in our SQL (500).
     if getattr(error, "connection_invalidated", False):
         return database_unavailable(error)
+    if _missing_schema(error):
+        return schema_not_migrated(error)
     return unexpected_error(error)
 
 
