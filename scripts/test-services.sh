@@ -21,14 +21,15 @@ as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
 # nginx is for tests/test_proxy.py (the reverse proxy in front of gunicorn); the tests start
 # their own instances, never the system service.
 ensure_packages() {
+  # curl: the README's walkthroughs use it, and tests/test_readme.py runs them.
   if [ -x "$PG_BIN/initdb" ] && command -v redis-server >/dev/null && command -v redis-cli >/dev/null \
-    && [ -x /usr/sbin/nginx ]; then
+    && [ -x /usr/sbin/nginx ] && command -v curl >/dev/null; then
     return
   fi
-  is_root || die "PostgreSQL 15 / Redis / nginx missing; install postgresql-15, redis-server and nginx (needs root)"
+  is_root || die "PostgreSQL 15 / Redis / nginx / curl missing; install postgresql-15, redis-server, nginx and curl (needs root)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq postgresql-15 redis-server nginx >/dev/null
+  apt-get install -y -qq postgresql-15 redis-server nginx curl >/dev/null
 }
 
 # Ports are read back from $STATE by stop/restart, which may run with a different env.
