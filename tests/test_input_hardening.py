@@ -151,3 +151,11 @@ def test_a_password_change_to_a_common_password_is_refused(embedded_client):
 
 def test_an_uncommon_passphrase_is_accepted(embedded_client):
     register(embedded_client, "ada.lovelace@example.com", "engines weave algebraic patterns", full_name="Ada Lovelace")
+
+
+def test_an_address_typed_into_the_login_form_reaches_no_log_line(limited, caplog):
+    caplog.set_level("DEBUG")
+    for _ in range(4):
+        limited.post("/api/v1/auth/login", json={"email": "secret.person@example.com", "password": "wrong guess"})
+    assert "ratelimit" in caplog.text.lower()  # the throttle was logged...
+    assert "secret.person" not in caplog.text  # ...without the address
