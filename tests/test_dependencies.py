@@ -254,16 +254,19 @@ def test_audit_reads_the_latest_release_from_the_project_document(audit):
     assert [v.id for v in vulns] == ["PYSEC-0000-1"] and service.from_project == {"pkg"}
 
 
-def test_audit_refuses_a_release_below_the_latest_it_cannot_read(audit):
+def test_audit_lists_a_release_below_the_latest_as_not_audited_without_failing(audit):
+    """A newer upstream release must not turn an audited lock into a failing CI run."""
     documents = {"https://pypi.org/pypi/pkg/json": _project("2.0", ["1.0", "2.0"])}
-    with pytest.raises(audit.module._Fatal, match=r"pkg 1.0 cannot be audited.*--upgrade-package pkg.*HELD_BACK"):
-        audit("pkg", "1.0", documents)
+    service, result, vulns = audit("pkg", "1.0", documents)
+    assert result.is_skipped() and "NOT AUDITED below 2.0" in result.skip_reason
+    assert "--upgrade-package pkg" in result.skip_reason
+    assert service.held_back == {"pkg": (Version("1.0"), Version("2.0"))} and not audit.module._problems(service)
 
 
 def test_audit_lists_a_held_back_package_as_not_audited(audit):
     documents = {"https://pypi.org/pypi/rq/json": _project("3.0.0", ["2.12.0", "3.0.0"])}
     service, result, vulns = audit("rq", "2.12.0", documents)
-    assert result.is_skipped() and result.skip_reason.startswith("NOT AUDITED: held back below 3.0.0")
+    assert result.is_skipped() and result.skip_reason.startswith("NOT AUDITED below 3.0.0: rq 3 is a major release")
     assert service.held_back == {"rq": (Version("2.12.0"), Version("3.0.0"))} and not service.audited
 
 
@@ -278,8 +281,9 @@ def test_audit_fails_loudly_when_pypi_cannot_be_reached(audit):
         audit("pkg", "1.0", error=requests.ConnectionError("refused"))
 
 
-def test_audit_flags_held_back_entries_that_are_no_longer_needed(audit):
+def test_audit_notes_held_back_entries_that_are_no_longer_needed(audit):
     service, _, _ = audit("rq", "3.0.0", {"https://pypi.org/pypi/rq/json": _project("3.0.0", ["3.0.0"])})
-    problems = audit.module._problems(service)
-    assert "rq is at its latest release now: remove it from HELD_BACK" in problems
-    assert "deprecated is not in requirements-dev.lock any more: remove it from HELD_BACK" in problems
+    notes = list(audit.module._stale_settings(service))
+    assert "rq is at its latest release now: its HELD_BACK entry can go" in notes
+    assert "deprecated is not in requirements-dev.lock any more: its HELD_BACK entry can go" in notes
+    assert not audit.module._problems(service)
