@@ -136,6 +136,8 @@ class StripeSettings(Settings):
     max_network_retries: int = Field(2, alias="STRIPE_MAX_NETWORK_RETRIES", ge=0)
     plans: Plans = Field({}, alias="STRIPE_PLANS")
     past_due_grace_days: int = Field(7, alias="BILLING_PAST_DUE_GRACE_DAYS", ge=0)
+    # Request threads (per gunicorn worker) that Stripe calls may hold at once; more are a 503.
+    max_concurrent: int = Field(3, alias="STRIPE_MAX_CONCURRENT", ge=1)
     # Token usage is reported to this Stripe Billing meter; unset means usage is not billed.
     meter_event_name: str | None = Field(None, alias="STRIPE_METER_EVENT_NAME")
 
@@ -154,6 +156,8 @@ class AiSettings(Settings):
     plan_quotas: Quotas = Field({"free": 20000, "pro": 2000000}, alias="PLAN_QUOTAS")
     # Chats being answered plus AI jobs queued or running, per user, at once.
     max_concurrent: int = Field(4, alias="AI_MAX_CONCURRENT", ge=1)
+    # Request threads (per gunicorn worker) that calls to the provider may hold at once.
+    max_concurrent_calls: int = Field(3, alias="AI_MAX_CONCURRENT_CALLS", ge=1)
 
 
 class RateLimitSettings(Settings):
@@ -165,6 +169,11 @@ class RateLimitSettings(Settings):
     login_account: str = Field("10 per 15 minutes", alias="RATELIMIT_LOGIN_ACCOUNT")
     register_ip: str = Field("100 per hour", alias="RATELIMIT_REGISTER_IP")
     refresh_ip: str = Field("60 per minute", alias="RATELIMIT_REFRESH_IP")
+
+
+class WorkerSettings(Settings):
+    # How often the worker runs its repairs (saas/sweeps.py) and its own RQ housekeeping.
+    sweep_interval_seconds: int = Field(60, alias="SWEEP_INTERVAL_SECONDS", ge=5)
 
 
 class ObservabilitySettings(Settings):
@@ -246,6 +255,7 @@ class Config:
         self.stripe = _build(StripeSettings, values)
         self.ai = _build(AiSettings, values)
         self.rate_limits = _build(RateLimitSettings, values)
+        self.worker = _build(WorkerSettings, values)
         self.observability = _build(ObservabilitySettings, values)
         self.docs = _build(DocsSettings, values)
 
@@ -341,6 +351,7 @@ class Config:
             "STRIPE_PLANS": dict(stripe.plans),
             "BILLING_PAST_DUE_GRACE_DAYS": stripe.past_due_grace_days,
             "STRIPE_METER_EVENT_NAME": stripe.meter_event_name,
+            "STRIPE_MAX_CONCURRENT": stripe.max_concurrent,
             # AI provider and quotas
             "AI_API_BASE": ai.api_base,
             "AI_API_KEY": ai.api_key,
@@ -351,6 +362,9 @@ class Config:
             "AI_MAX_TOKENS": ai.max_tokens,
             "PLAN_QUOTAS": dict(ai.plan_quotas),
             "AI_MAX_CONCURRENT": ai.max_concurrent,
+            "AI_MAX_CONCURRENT_CALLS": ai.max_concurrent_calls,
+            # Background work
+            "SWEEP_INTERVAL_SECONDS": self.worker.sweep_interval_seconds,
             # Rate limits (flask-limiter's names)
             "RATELIMIT_ENABLED": limits.enabled,
             "RATELIMIT_STORAGE_URI": limits.storage_uri or redis.url or "memory://",

@@ -11,6 +11,7 @@ os.environ.setdefault(
 
 import config as _config  # noqa: E402
 from saas.core import logging as _logging  # noqa: E402
+from saas.web import server_errors as _server_errors  # noqa: E402
 
 # Names without a leading underscore are gunicorn settings (a test holds them to gunicorn's list).
 _settings = _config.ServerSettings.from_env()
@@ -38,6 +39,17 @@ errorlog = "-"
 loglevel = _settings.loglevel
 
 forwarded_allow_ips = _settings.forwarded_allow_ips
+
+# Size limits are the proxy's job (deploy/nginx/nginx.conf: 32 KiB per request or header line):
+# gunicorn's must not be tighter, or a valid request the proxy let through (a 2,048-character
+# return_url of non-ASCII characters is ~20 KiB once percent-encoded) would be refused here.
+# gunicorn caps a line at 8,190 bytes unless told 0 (no limit of its own); run it behind a proxy.
+limit_request_line = 0
+limit_request_field_size = 32768
+limit_request_fields = 200
+
+# What gunicorn still refuses itself (a malformed request) is answered in the JSON envelope.
+_server_errors.install()
 
 # gunicorn's own lines in the same JSON shape as the app's.
 logconfig_dict = {

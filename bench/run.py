@@ -44,7 +44,7 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "50"))
 STORM_SECONDS = int(os.environ.get("BENCH_STORM", "30"))
 JOBS = int(os.environ.get("BENCH_JOBS", "1000"))
 BCRYPT_ROUNDS = int(os.environ.get("BCRYPT_ROUNDS", "12"))
-EMAIL, PASSWORD = "bench@example.com", "benchmark password 123"
+EMAIL, PASSWORD = "bench@example.com", "quiet engines weave long patterns"
 TARGETS = {"health/live": 0.9, "users/me (token)": 0.6, "users/me (API key)": 0.5}
 
 
@@ -67,8 +67,13 @@ def bcrypt_ceiling(seconds=DURATION):
 
 
 def account(app_url):
-    requests.post(f"{app_url}/api/v1/auth/register", json={"email": EMAIL, "password": PASSWORD}, timeout=30)
-    token = requests.post(f"{app_url}/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}, timeout=30).json()["access_token"]
+    registered = requests.post(f"{app_url}/api/v1/auth/register", json={"email": EMAIL, "password": PASSWORD}, timeout=30)
+    if registered.status_code != 201:
+        raise RuntimeError(f"registration failed: {registered.status_code} {registered.text}")
+    login = requests.post(f"{app_url}/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}, timeout=30)
+    if login.status_code != 200:
+        raise RuntimeError(f"login failed: {login.status_code} {login.text}")
+    token = login.json()["access_token"]
     key = requests.post(f"{app_url}/api/v1/api-keys", json={"name": "bench"}, headers={"Authorization": f"Bearer {token}"}, timeout=30).json()["key"]
     return token, key
 

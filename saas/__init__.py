@@ -13,6 +13,7 @@ from saas.auth.credentials import session_authenticator
 from saas.auth.service import connect_signals as connect_session_signals
 from saas.billing.cli import billing_cli
 from saas.billing.jobs import connect_signals as connect_billing_signals
+from saas.core.bulkhead import init_bulkheads
 from saas.core.queue import set_inline_runner
 from saas.core.redis import init_redis
 from saas.core.sentry import init_sentry
@@ -81,6 +82,10 @@ def _init_extensions(app):
     limiter.init_app(app)
     init_redis(app)
     set_inline_runner(app, run_after_response)
+    init_bulkheads(app, {
+        "stripe": ("Stripe", app.config["STRIPE_MAX_CONCURRENT"]),
+        "ai": ("the model provider", app.config["AI_MAX_CONCURRENT_CALLS"]),
+    })
     api.init_app(app)
     register_error_handlers(app)
     return init_metrics(app)

@@ -110,3 +110,27 @@ def run_rq_worker_burst(plain_cli=False, **env):
     as the plain `rq worker` CLI with the project's worker class (the README's other way)."""
     command = rq_worker_command("--burst", redis_url=env.get("REDIS_URL")) if plain_cli else worker_command("--burst")
     return subprocess.run(command, cwd=ROOT, env=child_env(**env), capture_output=True, text=True, timeout=120)
+
+
+def assert_json_error(response, code, status):
+    assert response.status_code == code, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    assert (body["code"], body["status"]) == (code, status)
+    assert body["message"]
+
+
+def raw_request(port, data, timeout=5):
+    """Send raw bytes, return the whole answer (nginx and gunicorn close after their own errors)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        with contextlib.suppress(socket.timeout, ConnectionResetError):
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return int(head.split()[1]), head.decode(), body
+
+
+def port_of(url):
+    return int(url.rsplit(":", 1)[1])

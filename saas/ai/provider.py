@@ -1,6 +1,8 @@
 """Every call to the model provider, through one ``requests.Session`` built from config (AI_*).
 
 Any server speaking OpenAI's ``/chat/completions`` will do: OpenAI, OpenRouter, vLLM, Ollama.
+At most AI_MAX_CONCURRENT_CALLS calls (a stream counts until it is closed) run at once per
+process: a slow provider cannot take every request thread.
 Failures leave this module as domain errors: 504 when the provider did not answer in time, 502
 for anything else (unreachable, an error status, an answer we cannot read).
 """
@@ -14,6 +16,7 @@ from flask import current_app
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from saas.core.bulkhead import bulkhead
 from saas.core.errors import BadGateway, GatewayTimeout
 
 log = logging.getLogger(__name__)
@@ -131,7 +134,7 @@ def _usage(raw):
 
 def chat_completion(messages, *, model, max_tokens):
     """One completion for ``messages``, with the token usage the provider reports."""
-    with translated_provider_errors():
+    with bulkhead("ai").slot(), translated_provider_errors():
         data = _post({"model": model, "messages": messages, "max_tokens": max_tokens}).json()
         choice = data["choices"][0]
         return Completion(
@@ -152,8 +155,14 @@ def open_chat_stream(messages, *, model, max_tokens):
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    with translated_provider_errors():
-        return ChatStream(_post(body, stream=True), model)
+    slots = bulkhead("ai")
+    slots.enter()  # held until the stream is closed
+    try:
+        with translated_provider_errors():
+            return ChatStream(_post(body, stream=True), model, on_close=slots.leave)
+    except BaseException:
+        slots.leave()
+        raise
 
 
 class ChatStream:
@@ -163,8 +172,9 @@ class ChatStream:
     if the provider sent none), and ``model`` and ``finish_reason`` what it said.
     """
 
-    def __init__(self, response, model):
+    def __init__(self, response, model, on_close=None):
         self._response = response
+        self._on_close = on_close
         self.model = model
         self.usage = None
         self.finish_reason = None
@@ -190,7 +200,12 @@ class ChatStream:
                         yield piece
 
     def close(self):
-        self._response.close()
+        try:
+            self._response.close()
+        finally:
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                on_close()
 
 
 def _lines_as_they_arrive(raw):

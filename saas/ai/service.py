@@ -149,13 +149,29 @@ def get_job(user, stored_id):
     job = db.session.get(AiJob, stored_id)
     if job is None or job.user_id != user.id:
         raise NoSuchJob()
-    if job.status == RUNNING and job.started_at < utcnow() - longest_run():
-        _mark_failed(job, RUNNING, "The job was interrupted before it finished; submit it again.")
-    elif job.status == QUEUED and job_is_lost(job_id(CHAT_JOB, job.id)):
-        # Redis lost it, or it failed before it could claim the row (a worker whose app would
-        # not start): it will never run.
-        _mark_failed(job, QUEUED, "The job was lost before it ran; submit it again.")
+    fail_if_orphaned(job)
     return job
+
+
+def fail_if_orphaned(job):
+    """Mark failed, and give its reservation back, a job that will never finish: running past
+    its longest run, or no longer held by RQ (Redis lost it, it failed before it could claim the
+    row, or its worker was killed and RQ gave it up). Returns whether it did."""
+    if job.status == RUNNING and job.started_at < utcnow() - longest_run():
+        return _mark_failed(job, RUNNING, "The job was interrupted before it finished; submit it again.")
+    if job.status in (QUEUED, RUNNING) and job_is_lost(job_id(CHAT_JOB, job.id)):
+        if job.status == QUEUED:
+            return _mark_failed(job, QUEUED, "The job was lost before it ran; submit it again.")
+        return _mark_failed(job, RUNNING, "The job was interrupted before it finished; submit it again.")
+    return False
+
+
+def fail_orphaned_jobs(limit=None):
+    """``fail_if_orphaned`` for every queued or running job; returns how many it failed."""
+    jobs = db.session.scalars(
+        sa.select(AiJob).where(AiJob.status.in_((QUEUED, RUNNING))).order_by(AiJob.created_at).limit(limit)
+    ).all()
+    return sum(bool(fail_if_orphaned(job)) for job in jobs)
 
 
 def job_reservation(job):
@@ -184,3 +200,4 @@ def _mark_failed(job, expected_status, message):
     reservation = job_reservation(job)
     if failed and reservation is not None:
         release(reservation)  # what a lost job held goes back to the quota
+    return bool(failed)

@@ -6,12 +6,11 @@ import sqlalchemy as sa
 from flask.cli import AppGroup
 
 from saas.billing.models import StripeEvent
-from saas.billing.service import ensure_customer
+from saas.billing.service import create_missing_customers
 from saas.billing.subscriptions import sync_all_customers
 from saas.billing.webhooks import replay_failed_events
 from saas.core.time import utcnow
 from saas.extensions import db
-from saas.users.models import User
 
 billing_cli = AppGroup("billing", help="Stripe billing operations.")
 
@@ -28,15 +27,7 @@ def report_outcome(summary, failures, label):
 @billing_cli.command("ensure-customers")
 def ensure_customers():
     """Create the Stripe customer of every user who has none (after a Redis or Stripe outage)."""
-    users = db.session.scalars(sa.select(User).where(User.stripe_customer_id.is_(None))).all()
-    created, failures = 0, []
-    for user in users:
-        try:
-            ensure_customer(user)
-            created += 1
-        except Exception as error:  # keep going; report the count at the end
-            failures.append((user.id, error))
-            db.session.rollback()
+    created, failures = create_missing_customers()
     report_outcome(f"created {created} customers", failures, "user")
 
 

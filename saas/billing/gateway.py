@@ -2,6 +2,10 @@
 
 Stripe failures leave this module as domain errors: 503 when Stripe cannot be reached or is
 throttling us (worth retrying), 502 when it answered with an error we cannot fix here.
+
+Every call goes through ``stripe_call()``: at most STRIPE_MAX_CONCURRENT at once per process (a
+bulkhead: a hung Stripe cannot take every request thread), and the whole call, retries
+included, within STRIPE_TIMEOUT.
 """
 import contextlib
 import logging
@@ -9,6 +13,7 @@ import logging
 import stripe
 from flask import current_app
 
+from saas.core.bulkhead import bulkhead
 from saas.core.errors import BadGateway, ServiceUnavailable
 from saas.web.json import loads
 
@@ -39,18 +44,33 @@ def stripe_client():
         config = current_app.config
         if not config["STRIPE_SECRET_KEY"]:
             raise BillingNotConfigured()
+        retries = config["STRIPE_MAX_NETWORK_RETRIES"]
         client = stripe.StripeClient(
             config["STRIPE_SECRET_KEY"],
             base_addresses={"api": config["STRIPE_API_BASE"]},
-            max_network_retries=config["STRIPE_MAX_NETWORK_RETRIES"],
-            http_client=stripe.RequestsClient(timeout=config["STRIPE_TIMEOUT"]),
+            max_network_retries=retries,
+            http_client=stripe.RequestsClient(timeout=attempt_timeout(config["STRIPE_TIMEOUT"], retries)),
         )
         current_app.extensions["stripe_client"] = client
     return client
 
 
+def attempt_timeout(total, retries):
+    """Each attempt's timeout, so that every attempt plus the SDK's waits between them (0.5 s,
+    1 s, 2 s... at most 5 s) fit in ``total`` seconds."""
+    waits = sum(min(0.5 * 2**attempt, 5) for attempt in range(retries))
+    return max(0.5, (total - waits) / (retries + 1))
+
+
 @contextlib.contextmanager
-def translated_stripe_errors():
+def stripe_call():
+    """One call to Stripe: a slot of the Stripe bulkhead, and Stripe's errors as domain errors."""
+    with bulkhead("stripe").slot(), _translated_stripe_errors():
+        yield
+
+
+@contextlib.contextmanager
+def _translated_stripe_errors():
     try:
         yield
     except stripe.APIConnectionError as error:
@@ -74,7 +94,7 @@ def customer_idempotency_key(user):
 
 
 def create_customer(user):
-    with translated_stripe_errors():
+    with stripe_call():
         customer = stripe_client().v1.customers.create(
             params={
                 "email": user.email,
@@ -87,7 +107,7 @@ def create_customer(user):
 
 
 def create_checkout_session(*, customer_id, price_id, success_url, cancel_url, user_id):
-    with translated_stripe_errors():
+    with stripe_call():
         return stripe_client().v1.checkout.sessions.create(
             params={
                 "customer": customer_id,
@@ -105,7 +125,7 @@ def create_checkout_session(*, customer_id, price_id, success_url, cancel_url, u
 
 def open_checkout_sessions(customer_id):
     """The customer's checkout sessions that can still be paid, newest first, as plain dicts."""
-    with translated_stripe_errors():
+    with stripe_call():
         listed = stripe_client().v1.checkout.sessions.list(
             params={"customer": customer_id, "status": "open", "limit": 100}
         )
@@ -115,7 +135,7 @@ def open_checkout_sessions(customer_id):
 def expire_checkout_session(session_id):
     """Close an open checkout session, so it can no longer be paid; False if it was not open."""
     try:
-        with translated_stripe_errors():
+        with stripe_call():
             stripe_client().v1.checkout.sessions.expire(session_id)
     except StripeRejected:
         return False  # completed or expired meanwhile
@@ -123,7 +143,7 @@ def expire_checkout_session(session_id):
 
 
 def create_portal_session(*, customer_id, return_url):
-    with translated_stripe_errors():
+    with stripe_call():
         return stripe_client().v1.billing_portal.sessions.create(
             params={"customer": customer_id, "return_url": return_url}
         )
@@ -136,7 +156,7 @@ def create_meter_event(*, event_name, customer_id, value, identifier, timestamp)
     answer that was lost): that usage is counted already.
     """
     try:
-        with translated_stripe_errors():
+        with stripe_call():
             stripe_client().v1.billing.meter_events.create(
                 params={
                     "event_name": event_name,
@@ -155,7 +175,7 @@ def create_meter_event(*, event_name, customer_id, value, identifier, timestamp)
 
 def list_subscriptions(customer_id):
     """Every subscription of the customer, ended ones included, as plain dicts."""
-    with translated_stripe_errors():
+    with stripe_call():
         listed = stripe_client().v1.subscriptions.list(
             params={"customer": customer_id, "status": "all", "limit": 100}
         )
@@ -165,7 +185,7 @@ def list_subscriptions(customer_id):
 def retrieve_subscription(subscription_id):
     """The subscription as Stripe has it now, as a plain dict; None if Stripe has no such one."""
     try:
-        with translated_stripe_errors():
+        with stripe_call():
             return stripe_client().v1.subscriptions.retrieve(subscription_id).to_dict()
     except StripeRejected as error:
         if getattr(error.__cause__, "code", None) == "resource_missing":

@@ -47,6 +47,24 @@ def ensure_customer(user):
     return user.stripe_customer_id
 
 
+def create_missing_customers(registered_before=None, limit=None):
+    """The Stripe customer of every user who has none (their signup job was lost, Redis or
+    Stripe was down); registered before ``registered_before`` when given: a younger user's job
+    may still be queued. Returns (how many were created, [(user id, error), ...])."""
+    query = sa.select(User).where(User.stripe_customer_id.is_(None), User.is_active.is_(True))
+    if registered_before is not None:
+        query = query.where(User.created_at < registered_before)
+    created, failures = 0, []
+    for user in db.session.scalars(query.order_by(User.id).limit(limit)).all():
+        try:
+            ensure_customer(user)
+            created += 1
+        except Exception as error:  # keep going; the caller reports the failures
+            failures.append((user.id, error))
+            db.session.rollback()
+    return created, failures
+
+
 def configured_plans():
     """``{plan_name: price_id}`` from STRIPE_PLANS."""
     return current_app.config["STRIPE_PLANS"]

@@ -129,14 +129,16 @@ def _record_failure(event_id, error):
     db.session.commit()
 
 
-def replay_failed_events():
-    """Apply again, oldest first, every stored event not applied yet.
+def replay_failed_events(received_before=None, limit=None):
+    """Apply again, oldest first, every stored event not applied yet (received before
+    ``received_before`` when given: a younger one may still be on its way through the queue).
 
     Returns (how many were applied, [(event id, error), ...] for those that failed again).
     """
-    pending = db.session.scalars(
-        sa.select(StripeEvent.id).where(StripeEvent.processed_at.is_(None)).order_by(StripeEvent.received_at)
-    ).all()
+    query = sa.select(StripeEvent.id).where(StripeEvent.processed_at.is_(None))
+    if received_before is not None:
+        query = query.where(StripeEvent.received_at < received_before)
+    pending = db.session.scalars(query.order_by(StripeEvent.received_at).limit(limit)).all()
     applied, failures = 0, []
     for event_id in pending:
         try:

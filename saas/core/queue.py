@@ -18,6 +18,8 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+from rq.utils import current_timestamp
 
 from saas.core.redis import get_redis
 
@@ -30,6 +32,12 @@ QUEUES = (HIGH, DEFAULT, LOW)
 
 # Waits between retries, in seconds: a Stripe outage of a few minutes heals by itself.
 DEFAULT_BACKOFF = [10, 30, 60, 300, 900]
+
+# How often a worker's parent vouches for the job its horse runs (RQ's heartbeat). RQ then keeps
+# the job in the started registry for 60 s more, so a job whose worker was killed would wait
+# that long; recover_abandoned_jobs hands it back after two missed heartbeats instead.
+JOB_MONITORING_INTERVAL = 10
+_RQ_HEARTBEAT_MARGIN = 60
 
 # RQ states in which a job will never run its function again.
 _ENDED_STATUSES = (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
@@ -90,6 +98,18 @@ def job_is_lost(queued_job_id):
         return True
     except RedisError:
         return None
+
+
+def recover_abandoned_jobs(connection):
+    """Jobs whose worker stopped vouching for them (killed, its machine gone) go back through
+    RQ's own cleanup: retried if they have retries left, else failed. Returns how many."""
+    cutoff = current_timestamp() + _RQ_HEARTBEAT_MARGIN - 2 * JOB_MONITORING_INTERVAL
+    recovered = 0
+    for name in QUEUES:
+        registry = StartedJobRegistry(name, connection=connection)
+        recovered += len(registry.get_expired_job_ids(cutoff))
+        registry.cleanup(cutoff)
+    return recovered
 
 
 def queue_depths(connection):

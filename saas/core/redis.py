@@ -19,3 +19,11 @@ def init_redis(app):
 def get_redis():
     """The app's Redis client, or None in the embedded (no ``REDIS_URL``) mode."""
     return current_app.extensions.get("redis")
+
+
+class RedisKeys:
+    """The names of the keys the app itself keeps in Redis (RQ and flask-limiter name theirs)."""
+
+    PREFIX = "saas"
+    # Held for one sweep interval by the worker that queued the sweep, so N workers queue one.
+    SWEEP_LOCK = f"{PREFIX}:sweep-lock"

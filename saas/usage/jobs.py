@@ -58,20 +58,20 @@ def report_usage_later(record_id):
         return None
 
 
-def report_pending_usage():
+def report_pending_usage(settled_before=None, limit=None):
     """Report every settled record Stripe has not confirmed yet (its job could not be queued,
-    or gave up). Returns the count reported and ``[(record_id, error), ...]``."""
+    or gave up; settled before ``settled_before`` when given: a younger one's job may still be
+    queued). Returns the count reported and ``[(record_id, error), ...]``."""
     since = utcnow() - REPORTABLE_AGE
-    record_ids = db.session.scalars(
-        sa.select(UsageRecord.id)
-        .where(
-            UsageRecord.status == SETTLED,
-            UsageRecord.reported_at.is_(None),
-            UsageRecord.created_at > since,
-            UsageRecord.input_tokens + UsageRecord.output_tokens > 0,
-        )
-        .order_by(UsageRecord.id)
-    ).all()
+    query = sa.select(UsageRecord.id).where(
+        UsageRecord.status == SETTLED,
+        UsageRecord.reported_at.is_(None),
+        UsageRecord.created_at > since,
+        UsageRecord.input_tokens + UsageRecord.output_tokens > 0,
+    )
+    if settled_before is not None:
+        query = query.where(UsageRecord.settled_at < settled_before)
+    record_ids = db.session.scalars(query.order_by(UsageRecord.id).limit(limit)).all()
     reported, failures = 0, []
     for record_id in record_ids:
         try:

@@ -170,6 +170,20 @@ def settle(reservation, *, input_tokens, output_tokens, model=None):
         report_usage_later(reservation.record_id)
 
 
+def forget_expired_reservations(limit=None):
+    """Delete reservations past their ``expires_at`` (their call's process died): they count no
+    more already; this keeps them out of the table. Returns how many."""
+    expired = db.session.scalars(
+        sa.select(UsageRecord.id)
+        .where(UsageRecord.status == RESERVED, UsageRecord.expires_at <= utcnow())
+        .limit(limit)
+    ).all()
+    if expired:
+        db.session.execute(sa.delete(UsageRecord).where(UsageRecord.id.in_(expired)))
+    db.session.commit()
+    return len(expired)
+
+
 def release(reservation):
     """Give the reservation back: the call failed before the provider used anything."""
     db.session.execute(sa.delete(UsageRecord).where(UsageRecord.id == reservation.record_id))

@@ -1,0 +1,79 @@
+"""Repairs that run themselves: the worker queues ``sweep`` on ``low`` every
+SWEEP_INTERVAL_SECONDS (one worker of many: a Redis lock), and it puts right what a lost Redis,
+a killed worker or an outside outage left undone:
+
+- stored webhook events still unapplied an interval after they came in are applied;
+- users without a Stripe customer an interval after signup get one;
+- settled usage not yet reported to the Stripe meter after an interval is reported;
+- AI jobs that can no longer finish are failed, and their reservations given back;
+- reservations past their time are deleted.
+
+Redis holds only work that PostgreSQL can rebuild: whatever it loses, the next sweep finds in
+the database. The `flask billing` commands do the same on demand.
+"""
+import logging
+from datetime import timedelta
+
+from flask import current_app
+
+from saas.ai.service import fail_orphaned_jobs
+from saas.billing.service import create_missing_customers
+from saas.billing.webhooks import replay_failed_events
+from saas.core.queue import job_app_context
+from saas.core.time import utcnow
+from saas.usage.jobs import report_pending_usage
+from saas.usage.service import forget_expired_reservations
+
+log = logging.getLogger(__name__)
+
+
+def settle_time():
+    """Work younger than one sweep interval may still be on its way through the queue: it is
+    left to its own job."""
+    return timedelta(seconds=current_app.config["SWEEP_INTERVAL_SECONDS"])
+
+# At most this much of each kind per sweep, so one sweep stays short; the next takes the rest.
+BATCH = 200
+
+
+def _pending_events():
+    applied, failures = replay_failed_events(received_before=utcnow() - settle_time(), limit=BATCH)
+    return {"applied": applied, "failed": len(failures)}
+
+
+def _missing_customers():
+    if not current_app.config["STRIPE_SECRET_KEY"]:
+        return "billing off"
+    created, failures = create_missing_customers(registered_before=utcnow() - settle_time(), limit=BATCH)
+    return {"created": created, "failed": len(failures)}
+
+
+def _unreported_usage():
+    config = current_app.config
+    if not (config["STRIPE_METER_EVENT_NAME"] and config["STRIPE_SECRET_KEY"]):
+        return "metering off"
+    reported, failures = report_pending_usage(settled_before=utcnow() - settle_time(), limit=BATCH)
+    return {"reported": reported, "failed": len(failures)}
+
+
+REPAIRS = {
+    "webhook_events": _pending_events,
+    "stripe_customers": _missing_customers,
+    "usage_reports": _unreported_usage,
+    "orphaned_ai_jobs": lambda: fail_orphaned_jobs(limit=BATCH),
+    "expired_reservations": lambda: forget_expired_reservations(limit=BATCH),
+}
+
+
+@job_app_context
+def sweep():
+    """Run every repair; one that fails is logged and the others still run."""
+    outcome = {}
+    for name, repair in REPAIRS.items():
+        try:
+            outcome[name] = repair()
+        except Exception:
+            log.exception("sweep: %s failed", name)
+            outcome[name] = "error"
+    log.info("sweep done", extra={"sweep": outcome})
+    return outcome
