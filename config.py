@@ -169,6 +169,36 @@ class RateLimitSettings(Settings):
     login_account: str = Field("10 per 15 minutes", alias="RATELIMIT_LOGIN_ACCOUNT")
     register_ip: str = Field("100 per hour", alias="RATELIMIT_REGISTER_IP")
     refresh_ip: str = Field("60 per minute", alias="RATELIMIT_REFRESH_IP")
+    # Password reset requests per address and per email asked about (every request counts).
+    password_reset_ip: str = Field("20 per hour", alias="RATELIMIT_PASSWORD_RESET_IP")
+    password_reset_account: str = Field("5 per hour", alias="RATELIMIT_PASSWORD_RESET_ACCOUNT")
+    # Messages a signed-in user can have sent: new verification links, email changes.
+    email_send: str = Field("5 per hour", alias="RATELIMIT_EMAIL_SEND")
+
+
+class MailSettings(Settings):
+    # None: "smtp" when SMTP_HOST is set, else "console" (the message, links included, in the log).
+    backend: Literal["smtp", "console"] | None = Field(None, alias="MAIL_BACKEND")
+    smtp_host: str | None = Field(None, alias="SMTP_HOST")
+    smtp_port: int = Field(587, alias="SMTP_PORT", ge=1, le=65535)
+    smtp_username: str | None = Field(None, alias="SMTP_USERNAME")
+    smtp_password: str | None = Field(None, alias="SMTP_PASSWORD")
+    # STARTTLS on a plain connection (587), or implicit TLS from the first byte (465) with SMTP_SSL.
+    smtp_starttls: bool = Field(True, alias="SMTP_STARTTLS")
+    smtp_ssl: bool = Field(False, alias="SMTP_SSL")
+    smtp_timeout: float = Field(10.0, alias="SMTP_TIMEOUT", gt=0)
+    mail_from: str = Field("saas <no-reply@localhost>", alias="MAIL_FROM")
+    # Front-end pages the links lead to: FRONTEND_URL + path + ?token=...
+    email_verify_path: str = Field("/verify-email", alias="EMAIL_VERIFY_PATH")
+    password_reset_path: str = Field("/reset-password", alias="PASSWORD_RESET_PATH")
+    email_verify_token_hours: int = Field(48, alias="EMAIL_VERIFY_TOKEN_HOURS", ge=1)
+    password_reset_token_minutes: int = Field(60, alias="PASSWORD_RESET_TOKEN_MINUTES", ge=1)
+    # True: unverified users get a 403 on billing, API keys and AI.
+    require_verified_email: bool = Field(False, alias="REQUIRE_VERIFIED_EMAIL")
+
+    @property
+    def effective_backend(self):
+        return self.backend or ("smtp" if self.smtp_host else "console")
 
 
 class WorkerSettings(Settings):
@@ -255,6 +285,7 @@ class Config:
         self.stripe = _build(StripeSettings, values)
         self.ai = _build(AiSettings, values)
         self.rate_limits = _build(RateLimitSettings, values)
+        self.mail = _build(MailSettings, values)
         self.worker = _build(WorkerSettings, values)
         self.observability = _build(ObservabilitySettings, values)
         self.docs = _build(DocsSettings, values)
@@ -284,7 +315,9 @@ class Config:
         return 4 if self.testing else 12
 
     def validate(self):
-        """Refuse settings that would be unsafe in production; each message names the variable."""
+        """Refuse settings that would be unsafe in production, or cannot work; each message
+        names the variable."""
+        self.validate_mail()
         if self.env != "production":
             return
         secret = self.app.secret_key
@@ -298,6 +331,13 @@ class Config:
             )
         if self.app.debug:
             raise ConfigError("DEBUG is true: production refuses to start with DEBUG on")
+
+    def validate_mail(self):
+        """Mail settings that cannot work, in any environment."""
+        if self.mail.backend == "smtp" and not self.mail.smtp_host:
+            raise ConfigError("MAIL_BACKEND is smtp but SMTP_HOST is not set")
+        if bool(self.mail.smtp_username) != bool(self.mail.smtp_password):
+            raise ConfigError("SMTP_USERNAME and SMTP_PASSWORD go together: set both or neither")
 
     def flask_config(self):
         """The flat ``app.config`` mapping: Flask's, the extensions' and ours."""
@@ -363,6 +403,21 @@ class Config:
             "PLAN_QUOTAS": dict(ai.plan_quotas),
             "AI_MAX_CONCURRENT": ai.max_concurrent,
             "AI_MAX_CONCURRENT_CALLS": ai.max_concurrent_calls,
+            # Mail
+            "MAIL_BACKEND": self.mail.effective_backend,
+            "SMTP_HOST": self.mail.smtp_host,
+            "SMTP_PORT": self.mail.smtp_port,
+            "SMTP_USERNAME": self.mail.smtp_username,
+            "SMTP_PASSWORD": self.mail.smtp_password,
+            "SMTP_STARTTLS": self.mail.smtp_starttls,
+            "SMTP_SSL": self.mail.smtp_ssl,
+            "SMTP_TIMEOUT": self.mail.smtp_timeout,
+            "MAIL_FROM": self.mail.mail_from,
+            "EMAIL_VERIFY_PATH": self.mail.email_verify_path,
+            "PASSWORD_RESET_PATH": self.mail.password_reset_path,
+            "EMAIL_VERIFY_TOKEN_HOURS": self.mail.email_verify_token_hours,
+            "PASSWORD_RESET_TOKEN_MINUTES": self.mail.password_reset_token_minutes,
+            "REQUIRE_VERIFIED_EMAIL": self.mail.require_verified_email,
             # Background work
             "SWEEP_INTERVAL_SECONDS": self.worker.sweep_interval_seconds,
             # Rate limits (flask-limiter's names)
@@ -373,6 +428,9 @@ class Config:
             "RATELIMIT_LOGIN_ACCOUNT": limits.login_account,
             "RATELIMIT_REGISTER_IP": limits.register_ip,
             "RATELIMIT_REFRESH_IP": limits.refresh_ip,
+            "RATELIMIT_PASSWORD_RESET_IP": limits.password_reset_ip,
+            "RATELIMIT_PASSWORD_RESET_ACCOUNT": limits.password_reset_account,
+            "RATELIMIT_EMAIL_SEND": limits.email_send,
             "RATELIMIT_HEADERS_ENABLED": True,
             # Redis trouble must not fail requests: fall back to per-process counting.
             "RATELIMIT_SWALLOW_ERRORS": True,

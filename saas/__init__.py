@@ -18,7 +18,10 @@ from saas.core.queue import set_inline_runner
 from saas.core.redis import init_redis
 from saas.core.sentry import init_sentry
 from saas.extensions import api, cors, db, jwt, limiter
+from saas.mail import init_mail
+from saas.mail.cli import mail_cli
 from saas.usage import cli as usage_cli  # noqa: F401  (adds `flask billing report-usage`)
+from saas.users import addresses, recovery
 from saas.users.cli import users_cli
 from saas.web.blueprint import register_authenticators
 from saas.web.docs import blp as docs_assets_blp, docs_page_policies
@@ -82,6 +85,7 @@ def _init_extensions(app):
     limiter.init_app(app)
     init_redis(app)
     set_inline_runner(app, run_after_response)
+    init_mail(app)
     init_bulkheads(app, {
         "stripe": ("Stripe", app.config["STRIPE_MAX_CONCURRENT"]),
         "ai": ("the model provider", app.config["AI_MAX_CONCURRENT_CALLS"]),
@@ -115,9 +119,12 @@ def _connect_packages(app):
     connect_session_signals()
     connect_api_key_signals()
     connect_billing_signals()
+    addresses.connect_mail()
+    recovery.connect_mail()
 
 
 def _register_cli(app):
     app.cli.add_command(auth_cli)
     app.cli.add_command(billing_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(mail_cli)

@@ -6,7 +6,8 @@ a killed worker or an outside outage left undone:
 - users without a Stripe customer an interval after signup get one;
 - settled usage not yet reported to the Stripe meter after an interval is reported;
 - AI jobs that can no longer finish are failed, and their reservations given back;
-- reservations past their time are deleted.
+- reservations past their time are deleted;
+- mail still unsent whose job is gone is queued again.
 
 Redis holds only work that PostgreSQL can rebuild: whatever it loses, the next sweep finds in
 the database. The `flask billing` commands do the same on demand.
@@ -20,6 +21,7 @@ from saas.ai.service import fail_orphaned_jobs
 from saas.billing.service import create_missing_customers
 from saas.billing.webhooks import replay_failed_events
 from saas.core.queue import job_app_context
+from saas.mail.service import resend_unsent
 from saas.core.time import utcnow
 from saas.usage.jobs import report_pending_usage
 from saas.usage.service import forget_expired_reservations
@@ -62,6 +64,7 @@ REPAIRS = {
     "usage_reports": _unreported_usage,
     "orphaned_ai_jobs": lambda: fail_orphaned_jobs(limit=BATCH),
     "expired_reservations": lambda: forget_expired_reservations(limit=BATCH),
+    "unsent_mail": lambda: resend_unsent(created_before=utcnow() - settle_time(), limit=BATCH),
 }
 
 

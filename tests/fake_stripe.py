@@ -133,6 +133,7 @@ class FakeStripe(LoopbackServer):
     ROUTES = [
         ("POST", r"/v1/customers", "_create_customer"),
         ("GET", r"/v1/customers/(?P<id>[^/]+)", "_retrieve_customer"),
+        ("POST", r"/v1/customers/(?P<id>[^/]+)", "_update_customer"),
         ("DELETE", r"/v1/customers/(?P<id>[^/]+)", "_delete_customer"),
         ("POST", r"/v1/checkout/sessions", "_create_checkout_session"),
         ("GET", r"/v1/checkout/sessions", "_list_checkout_sessions"),
@@ -512,6 +513,15 @@ class FakeStripe(LoopbackServer):
         if id not in self.customers:
             raise StripeApiError(404, f"No such customer: '{id}'", code="resource_missing", param="id")
         return self.customers[id]
+
+    def _update_customer(self, params: dict, id: str) -> dict:
+        customer = self._live_customer(id, "id")
+        for field in ("email", "name"):
+            if field in params:
+                customer[field] = params[field]
+        if "metadata" in params:
+            customer["metadata"] = {**customer.get("metadata", {}), **params["metadata"]}
+        return customer
 
     def _delete_customer(self, params: dict, id: str) -> dict:
         self._live_customer(id, "id")

@@ -124,3 +124,15 @@ def test_shell_scripts_have_valid_syntax():
     for script in ("scripts/test-services.sh", ".ci/run"):
         result = subprocess.run([bash, "-n", script], cwd=ROOT, capture_output=True, text=True)
         assert result.returncode == 0, f"{script}: {result.stderr}"
+
+
+def test_compose_sends_mail_to_mailpit_by_default():
+    services = _compose_services()
+    mailpit = services["mailpit"]
+    assert mailpit["image"].startswith("axllent/mailpit:v")  # a pinned release, not latest
+    assert "8025:8025" in mailpit["ports"] and "1025" in mailpit["expose"]
+    for name in ("api", "worker"):
+        environment = services[name]["environment"]
+        assert environment["SMTP_HOST"] == "${SMTP_HOST:-mailpit}"
+        assert environment["SMTP_PORT"] == "${SMTP_PORT:-1025}"
+        assert environment["SMTP_STARTTLS"] == "${SMTP_STARTTLS:-false}"

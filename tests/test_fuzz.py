@@ -38,6 +38,11 @@ RULES_BEYOND_THE_SCHEMA = {
     "POST /api/v1/ai/chat": ["422"],  # the model must be one of the configured ones
     "POST /api/v1/ai/jobs": ["422"],
     "POST /api/v1/api-keys": ["422"],  # expires_at must lie in the future
+    # A generated token was not signed with SECRET_KEY.
+    "POST /api/v1/auth/verify-email": ["400"],
+    "POST /api/v1/auth/password-reset/confirm": ["400", "422"],
+    # A generated current_password is not the user's; the new address may be the user's own.
+    "POST /api/v1/users/me/email": ["400", "422"],
 }
 # An invalid request may also be refused for its size (MAX_CONTENT_LENGTH).
 REJECTED = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]

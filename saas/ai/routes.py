@@ -9,7 +9,10 @@ from saas.web.api import API_KEY, SESSION
 from saas.web.blueprint import Blueprint, current_principal
 from saas.web.edge import current_request_id
 
-blp = Blueprint("ai", __name__, url_prefix="/ai", description="Model calls, metered against the plan's quota.")
+blp = Blueprint(
+    "ai", __name__, url_prefix="/ai", description="Model calls, metered against the plan's quota.",
+    requires_verified_email=True,
+)
 
 # Proxies (nginx) must pass each event on at once instead of buffering the answer.
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -4,7 +4,10 @@ from saas.apikeys.schemas import ApiKeyCreateSchema, ApiKeySchema, NewApiKeySche
 from saas.web.api import SESSION
 from saas.web.blueprint import Blueprint, current_principal
 
-blp = Blueprint("api_keys", __name__, url_prefix="/api-keys", description="API keys for scripts and servers.")
+blp = Blueprint(
+    "api_keys", __name__, url_prefix="/api-keys", description="API keys for scripts and servers.",
+    requires_verified_email=True,
+)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

@@ -18,6 +18,7 @@ from saas.core.emails import lenient_email
 from saas.web.requests import client_ip_key, never_raises
 
 ACCOUNT_SCOPE = "login-account"
+RESET_SCOPE = "password-reset-account"
 # flask-limiter files a scoped limit's counters under "<endpoint>:<scope>".
 LOGIN_ENDPOINT = "auth.login"
 
@@ -30,11 +31,11 @@ def _failed(response):
     return response.status_code == 401
 
 
-def account_key(email):
+def account_key(email, scope=ACCOUNT_SCOPE):
     """The counter of one account: its normalised address, hashed (addresses stay out of Redis
     and of the limiter's log lines)."""
     digest = hashlib.sha256(lenient_email(str(email or "")).encode("utf-8")).hexdigest()
-    return f"{ACCOUNT_SCOPE}:{digest[:32]}"
+    return f"{scope}:{digest[:32]}"
 
 
 @never_raises(fallback=lambda: f"{ACCOUNT_SCOPE}:unreadable")
@@ -47,6 +48,13 @@ def login_account_key():
     else:
         email = request.form.get("username")
     return account_key(email)
+
+
+@never_raises(fallback=lambda: f"{RESET_SCOPE}:unreadable")
+def password_reset_account_key():
+    """The address a password reset asks about, whether or not an account has it."""
+    body = request.get_json(silent=True)
+    return account_key(body.get("email") if isinstance(body, dict) else None, RESET_SCOPE)
 
 
 def unlock_account(email):
@@ -71,3 +79,11 @@ login_account_limit = limiter.limit(
 )
 register_ip_limit = limiter.limit(_configured("RATELIMIT_REGISTER_IP"), key_func=client_ip_key)
 refresh_ip_limit = limiter.limit(_configured("RATELIMIT_REFRESH_IP"), key_func=client_ip_key)
+# Every request counts, found account or not: a limit that counted only real accounts would
+# tell which addresses have one.
+password_reset_ip_limit = limiter.limit(
+    _configured("RATELIMIT_PASSWORD_RESET_IP"), key_func=client_ip_key, scope="password-reset-ip"
+)
+password_reset_account_limit = limiter.limit(
+    _configured("RATELIMIT_PASSWORD_RESET_ACCOUNT"), key_func=password_reset_account_key, scope=RESET_SCOPE
+)

@@ -2,9 +2,28 @@
 from flask import request
 
 from saas.auth import service
-from saas.auth.limits import login_account_limit, login_ip_limit, refresh_ip_limit, register_ip_limit
-from saas.auth.schemas import LoginSchema, OAuth2PasswordFormSchema, RefreshSchema, RegisterSchema, TokenSchema
-from saas.users.schemas import UserSchema
+from saas.auth.limits import (
+    login_account_limit,
+    login_ip_limit,
+    password_reset_account_limit,
+    password_reset_ip_limit,
+    refresh_ip_limit,
+    register_ip_limit,
+)
+from saas.auth.schemas import (
+    LoginSchema,
+    OAuth2PasswordFormSchema,
+    PasswordResetConfirmSchema,
+    PasswordResetSchema,
+    RefreshSchema,
+    RegisterSchema,
+    TokenSchema,
+    VerifyEmailSchema,
+)
+from saas.users.addresses import send_verification, verify_email
+from saas.users.limits import email_send_limit
+from saas.users.recovery import ask_for_password_reset, reset_password
+from saas.users.schemas import AcceptedSchema, UserSchema
 from saas.users.service import create_user
 from saas.web.api import SESSION
 from saas.web.blueprint import Blueprint, current_principal
@@ -25,7 +44,8 @@ def register(fields):
     """Create an account.
 
     The email is trimmed and lower-cased. The password needs 8 to 1024 characters. The Stripe
-    customer is created in the background, so `stripe_customer_id` may be null at first.
+    customer is created in the background, so `stripe_customer_id` may be null at first. A
+    message with a link to verify the address is sent (`email_verified` is false until then).
     """
     return create_user(**fields)
 
@@ -90,6 +110,69 @@ def logout():
 def logout_all():
     """End every session of the current user, on every device."""
     service.end_all_sessions(current_principal().user_id)
+
+
+@blp.route("/verify-email", methods=["POST"])
+@blp.arguments(VerifyEmailSchema)
+@blp.response(204)
+@blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(409, response="CONFLICT")
+def verify_email_address(fields):
+    """Verify an address with the token of a mailed link.
+
+    A verification link marks the account's address verified; a link from an email change
+    (`POST /api/v1/users/me/email`) also makes it the account's address. Posting a used link
+    again changes nothing and is still a 204. A bad or expired token is a 400; a change to an
+    address another account took meanwhile is a 409.
+    """
+    verify_email(fields["token"])
+
+
+@blp.route("/verify-email/resend", methods=["POST"])
+@blp.auth(SESSION, limits=[email_send_limit])
+@blp.response(202, AcceptedSchema)
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def resend_verification():
+    """Send a new verification link to the current user's address (nothing if it is verified).
+
+    Rate limited per user (`RATELIMIT_EMAIL_SEND`). Earlier links keep working until they expire.
+    """
+    user = current_principal().user
+    if not user.email_verified:
+        send_verification(user)
+    return {"message": "If your address is not verified yet, a new link is on its way."}
+
+
+@blp.route("/password-reset", methods=["POST"])
+@password_reset_ip_limit
+@password_reset_account_limit
+@blp.arguments(PasswordResetSchema)
+@blp.response(202, AcceptedSchema)
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+def request_password_reset(fields):
+    """Ask for a password reset link by mail.
+
+    The answer is the same, and as fast, whether or not an account has this address: the
+    lookup and the message happen in the background. The link works once, for
+    `PASSWORD_RESET_TOKEN_MINUTES`. Rate limited per address and per email asked about.
+    """
+    ask_for_password_reset(fields["email"])
+    return {"message": "If an account has this address, a link to reset its password is on its way."}
+
+
+@blp.route("/password-reset/confirm", methods=["POST"])
+@blp.arguments(PasswordResetConfirmSchema)
+@blp.response(204)
+@blp.alt_response(400, response="BAD_REQUEST")
+def confirm_password_reset(fields):
+    """Set a new password with the token of a reset link.
+
+    Every session and API key of the account ends, the address counts as verified, and a
+    notice goes to it. The password follows the registration rules (422). A token that was used,
+    is older than the last password change, or expired is a 400.
+    """
+    reset_password(fields["token"], fields["password"])
 
 
 def _login_credentials():

@@ -38,3 +38,18 @@ class TokenSchema(ma.Schema):
     expires_in = ma.fields.Integer(
         required=True, metadata={"description": "Seconds until the access token expires."}
     )
+
+
+class VerifyEmailSchema(ma.Schema):
+    token = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2048),
+                             metadata={"description": "The `token` of the link in the message."})
+
+
+class PasswordResetSchema(ma.Schema):
+    email = Email(required=True)
+
+
+class PasswordResetConfirmSchema(ma.Schema):
+    token = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2048),
+                             metadata={"description": "The `token` of the link in the reset message."})
+    password = NewPassword(required=True)

@@ -106,6 +106,12 @@ def create_customer(user):
     return customer.id
 
 
+def update_customer_email(customer_id, email):
+    """Stripe mails receipts and invoices to the customer's email: keep it the user's."""
+    with stripe_call():
+        stripe_client().v1.customers.update(customer_id, params={"email": email})
+
+
 def create_checkout_session(*, customer_id, price_id, success_url, cancel_url, user_id):
     with stripe_call():
         return stripe_client().v1.checkout.sessions.create(

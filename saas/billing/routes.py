@@ -19,7 +19,9 @@ from saas.extensions import limiter
 from saas.web.api import SESSION
 from saas.web.blueprint import Blueprint, current_principal
 
-blp = Blueprint("billing", __name__, url_prefix="/billing", description="Stripe billing.")
+blp = Blueprint(
+    "billing", __name__, url_prefix="/billing", description="Stripe billing.", requires_verified_email=True
+)
 
 
 @blp.route("/plans", methods=["GET"])

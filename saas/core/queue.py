@@ -63,8 +63,14 @@ def enqueue(func, *args, queue, backoff=DEFAULT_BACKOFF, job_id=None, job_timeou
         return None
     retry = Retry(max=len(backoff), interval=backoff) if backoff else None
     return Queue(queue, connection=connection).enqueue(
-        func, *args, retry=retry, job_id=job_id, job_timeout=job_timeout
+        func, *args, retry=retry, job_id=job_id, job_timeout=job_timeout, description=job_description(func)
     )
+
+
+def job_description(func):
+    """What RQ logs for a job: the function alone. RQ's default shows the arguments, and those
+    may be an address or an id that must stay out of the logs."""
+    return f"{func.__module__}.{func.__qualname__}()"
 
 
 def set_inline_runner(app, runner):

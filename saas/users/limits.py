@@ -16,3 +16,9 @@ password_check_limit = limiter.limit(
     scope="password-check",
     override_defaults=False,
 )
+
+# Each of these sends a message (a new verification link, an email change's confirmation and
+# notice): a signed-in user cannot make the app mail anyone at speed.
+email_send_limit = limiter.limit(
+    lambda: current_app.config["RATELIMIT_EMAIL_SEND"], scope="email-send", override_defaults=False
+)

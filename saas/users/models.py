@@ -25,6 +25,10 @@ class User(db.Model):
     is_superuser: Mapped[bool] = mapped_column(
         sa.Boolean, nullable=False, default=False, server_default=sa.false()
     )
+    # True once the owner opened a link mailed to the address (or reset the password with one).
+    email_verified: Mapped[bool] = mapped_column(
+        sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    )
     stripe_customer_id: Mapped[str | None] = mapped_column(sa.String, unique=True, index=True)
     # How many of the user's Stripe customers were deleted: the next one needs a new idempotency key.
     stripe_customers_deleted: Mapped[int] = mapped_column(

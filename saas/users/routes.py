@@ -1,6 +1,7 @@
 """The current user's own account."""
-from saas.users.limits import password_check_limit
-from saas.users.schemas import UserSchema, UserUpdateSchema
+from saas.users.addresses import request_email_change
+from saas.users.limits import email_send_limit, password_check_limit
+from saas.users.schemas import AcceptedSchema, EmailChangeSchema, UserSchema, UserUpdateSchema
 from saas.users.service import update_profile
 from saas.web.api import API_KEY, SESSION
 from saas.web.blueprint import Blueprint, current_principal
@@ -39,3 +40,21 @@ def update_me(changes):
     """
     principal = current_principal()
     return update_profile(principal.user, changes, keep_session_id=principal.session_id)
+
+
+@blp.route("/me/email", methods=["POST"])
+@blp.auth(SESSION, limits=[password_check_limit, email_send_limit])
+@blp.arguments(EmailChangeSchema)
+@blp.response(202, AcceptedSchema)
+@blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def change_email(fields):
+    """Change the account's email address: needs the current password.
+
+    A link goes to the new address and a notice to the current one; the address changes, and
+    counts as verified, when the link is posted to `POST /api/v1/auth/verify-email`. A new
+    address that another account has is a 409 (checked again then). Rate limited per user.
+    """
+    request_email_change(current_principal().user, fields["email"], fields["current_password"])
+    return {"message": "Confirm the change with the link sent to the new address."}

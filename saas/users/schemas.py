@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from saas.web.fields import GivenPassword, NewPassword, Text
+from saas.web.fields import Email, GivenPassword, NewPassword, Text
 
 
 class UserSchema(ma.Schema):
@@ -9,6 +9,9 @@ class UserSchema(ma.Schema):
     full_name = ma.fields.String(allow_none=True, required=True)
     is_active = ma.fields.Boolean(required=True)
     is_superuser = ma.fields.Boolean(required=True)
+    email_verified = ma.fields.Boolean(
+        required=True, metadata={"description": "Whether the owner confirmed the address with a mailed link."}
+    )
     stripe_customer_id = ma.fields.String(allow_none=True, required=True)
     created_at = ma.fields.AwareDateTime(required=True)
     updated_at = ma.fields.AwareDateTime(allow_none=True, required=True)
@@ -33,3 +36,12 @@ class UserUpdateSchema(ma.Schema):
             raise ma.ValidationError(
                 "current_password is required to change the password.", "current_password"
             )
+
+
+class EmailChangeSchema(ma.Schema):
+    email = Email(required=True, metadata={"description": "The new address; a confirmation link is sent to it."})
+    current_password = GivenPassword(required=True)
+
+
+class AcceptedSchema(ma.Schema):
+    message = ma.fields.String(required=True)

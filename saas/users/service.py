@@ -31,13 +31,18 @@ def create_user(email, password, full_name=None):
     check_password(password, email=email, full_name=full_name)
     user = User(email=email, hashed_password=hash_password(password), full_name=full_name)
     db.session.add(user)
+    commit_unless_email_taken()
+    events.user_registered.send(user)
+    return user
+
+
+def commit_unless_email_taken():
+    """Commit; a unique-email violation (another account took the address first) is a 409."""
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         raise EmailTaken() from None
-    events.user_registered.send(user)
-    return user
 
 
 def user_by_email(email):

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import flask_smorest
 from flask import current_app, g, request
 
-from saas.core.errors import Unauthenticated
+from saas.core.errors import Forbidden, Unauthenticated
 from saas.extensions import limiter
 from saas.web.api import SecurityScheme
 from saas.web.edge import USER_ID_KEY
@@ -95,8 +95,25 @@ authenticated_default_limit = limiter.limit(
 )
 
 
+class EmailNotVerified(Forbidden):
+    message = (
+        "Your email address is not verified: open the link we mailed you, or ask for a new one "
+        "(POST /api/v1/auth/verify-email/resend)."
+    )
+
+    def __init__(self):
+        super().__init__(errors={"reason": ["email_not_verified"]})
+
+
 class Blueprint(flask_smorest.Blueprint):
+    """``requires_verified_email``: with REQUIRE_VERIFIED_EMAIL on, the gated views of this
+    blueprint refuse callers whose address is not verified (403, naming the reason)."""
+
     ARGUMENTS_PARSER = ArgumentsParser()
+
+    def __init__(self, *args, requires_verified_email=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.requires_verified_email = requires_verified_email
 
     def auth(self, *schemes, limits=()):
         """Gate the view: the caller must present credentials of one of ``schemes``.
@@ -113,6 +130,9 @@ class Blueprint(flask_smorest.Blueprint):
                 failure = g.pop("authentication_failure", None)
                 if failure is not None:
                     raise failure
+                if self.requires_verified_email and current_app.config["REQUIRE_VERIFIED_EMAIL"]:
+                    if not g.principal.user.email_verified:
+                        raise EmailNotVerified()
                 return view(*args, **kwargs)
 
             # Stacked flask-limiter decorators check every limit of the view in the innermost.
@@ -134,7 +154,9 @@ class Blueprint(flask_smorest.Blueprint):
 
             gated.auth_schemes = schemes
             security = [requirement for scheme in schemes for requirement in scheme.requirements]
-            documented = self.doc(security=security)(gated)
-            return self.alt_response(401, response="UNAUTHORIZED")(documented)
+            documented = self.alt_response(401, response="UNAUTHORIZED")(self.doc(security=security)(gated))
+            if self.requires_verified_email:
+                documented = self.alt_response(403, response="FORBIDDEN")(documented)
+            return documented
 
         return decorator
