@@ -9,10 +9,13 @@ prints a summary table and exits non-zero if one fails:
 - refresh race: one refresh token presented concurrently to all instances -> exactly one 200,
   every other attempt 401;
 - quota: a free-plan user hammering POST /api/v1/ai/chat on all instances never uses more than
-  its PLAN_QUOTAS quota;
+  its PLAN_QUOTAS quota, and never has more than AI_MAX_CONCURRENT calls at the provider at once
+  (each call is held HOLD_SECONDS there, so the cap is reached; a client told "too many in
+  progress" or "busy" waits and tries again, as a real one would);
 - rate limits: failed logins for one account spread over the instances are refused (429) from
   attempt RATELIMIT_LOGIN_ACCOUNT + 1 on, exactly as on one instance (counters in Redis);
-- jobs: AI jobs queued through the instances each run exactly once on the two workers;
+- jobs: AI jobs queued through the instances (spread over users, each under AI_MAX_CONCURRENT)
+  each run exactly once on the two workers (`python -m saas.worker`, as `make worker` runs it);
 - rolling restart: each instance in turn gets SIGTERM and is replaced while clients keep
   calling through the load balancer -> no non-2xx answer and no connection error.
 
@@ -21,7 +24,12 @@ reach an instance is retried on the next. The AI provider is the test suite's fa
 (tests/fake_openai.py), in process. PostgreSQL and Redis are started like bench/run.py does, on
 their own ports. Settings: SCALE_CLIENTS (threads per load phase, default 16), GUNICORN_WORKERS
 (per instance, default 1), GUNICORN_THREADS (default 8), BCRYPT_ROUNDS (default 12).
+
+Controls, to see the checks fail when a guarantee is taken away (bench/SCALE.md):
+    bench/scale.py --control memory-rate-limits   RATELIMIT_STORAGE_URI=memory:// (counters per process)
+    bench/scale.py --control no-retry             the balancer's proxy_next_upstream off
 """
+import argparse
 import collections
 import contextlib
 import os
@@ -39,12 +47,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis  # noqa: E402
 import requests  # noqa: E402
-from rq import Worker  # noqa: E402
+from rq.job import Job  # noqa: E402
 
 from bench.common import BIN, ROOT, app_env, free_port, serve, start_services, stop_services  # noqa: E402
+from saas.ai.service import CHAT_JOB  # noqa: E402
+from saas.core.queue import job_id  # noqa: E402
 from tests.fake_openai import API_KEY as FAKE_OPENAI_KEY, FakeOpenAI  # noqa: E402
 
 STATE = Path(os.environ.get("BENCH_SCALE_SERVICES_DIR", "/tmp/saas-bench-scale-services"))
+# Its own PostgreSQL and Redis ports, clear of the test services other worktrees run.
 PG_PORT, REDIS_PORT = 54611, 63961
 INSTANCES = 3
 CLIENTS = int(os.environ.get("SCALE_CLIENTS", "16"))
@@ -52,7 +63,14 @@ PASSWORD = "scale-out password 123"
 FREE_QUOTA = 3000
 MAX_TOKENS = 100
 LOGIN_ACCOUNT_LIMIT = "10 per 15 minutes"
+AI_MAX_CONCURRENT = 4  # the default: a user's chats and jobs in progress at once
+HOLD_SECONDS = 0.1  # how long the provider takes over each call
 JOBS = 15
+JOB_USERS = 5  # 3 jobs each: under AI_MAX_CONCURRENT, so every job is accepted
+CONTROLS = {
+    "memory-rate-limits": "RATELIMIT_STORAGE_URI=memory:// (rate-limit counters per process)",
+    "no-retry": "the balancer's proxy_next_upstream off (no retry on another instance)",
+}
 
 LB_CONF = """
 worker_processes 1;
@@ -76,7 +94,7 @@ http {{
             proxy_read_timeout 60s;
             # An instance that refuses or drops the connection: try the next one. A request that
             # was already sent is retried only when it is idempotent (nginx's rule).
-            proxy_next_upstream error timeout http_502;
+            proxy_next_upstream {next_upstream};
             proxy_next_upstream_tries {tries};
         }}
     }}
@@ -87,8 +105,9 @@ http {{
 class Cluster:
     """The processes of one run; ``stop()`` ends them all."""
 
-    def __init__(self, env):
+    def __init__(self, env, next_upstream="error timeout http_502"):
         self.env = env
+        self.next_upstream = next_upstream
         self.ports = [free_port() for _ in range(INSTANCES)]
         self.instances = [None] * INSTANCES
         self.workers = []
@@ -102,8 +121,8 @@ class Cluster:
         process, _ = serve("wsgi:app", self.env, port=self.ports[index])
         self.instances[index] = process
 
-    def start_workers(self, redis_url, count=2):
-        command = worker_command(redis_url)
+    def start_workers(self, count=2):
+        command = WORKER_COMMAND
         for _ in range(count):
             self.workers.append(subprocess.Popen(
                 command, cwd=ROOT, env={**self.env, "PYTHONPATH": str(ROOT)},
@@ -119,7 +138,9 @@ class Cluster:
         self.lb_dir.chmod(0o755)
         port = free_port()
         servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=1s;" for p in self.ports)
-        (self.lb_dir / "nginx.conf").write_text(LB_CONF.format(servers=servers, port=port, tries=INSTANCES))
+        (self.lb_dir / "nginx.conf").write_text(
+            LB_CONF.format(servers=servers, port=port, tries=INSTANCES, next_upstream=self.next_upstream)
+        )
         self.lb = subprocess.Popen(
             [binary, "-e", "stderr", "-p", f"{self.lb_dir}/", "-c", str(self.lb_dir / "nginx.conf"), "-g", "daemon off;"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -147,9 +168,32 @@ class Cluster:
             shutil.rmtree(self.lb_dir, ignore_errors=True)
 
 
-def worker_command(redis_url):
-    """The worker as `make worker` runs it."""
-    return [sys.executable, "-m", "saas.worker"]
+# The worker as `make worker` runs it (reads REDIS_URL; queues high, default, low; the scheduler).
+WORKER_COMMAND = [sys.executable, "-m", "saas.worker"]
+
+
+class CountingProvider(FakeOpenAI):
+    """The test suite's fake provider, holding each call HOLD_SECONDS and counting the calls in
+    flight at once (the most since ``start_counting``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.in_flight = self.most_in_flight = 0
+
+    def start_counting(self):
+        with self._lock:
+            self.most_in_flight = self.in_flight
+
+    def _answer(self, request, body, mode):
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(HOLD_SECONDS)
+            return super()._answer(request, body, mode)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
 
 def register_and_login(base_url, email):
@@ -213,23 +257,42 @@ def refresh_race(urls):
     return "refresh race: exactly one wins", ok, figures
 
 
-def quota(urls):
+def quota(urls, fake):
+    """Returns two rows: the monthly quota, and the calls in progress at once."""
     token = register_and_login(urls[0], "free-user@example.com")["access_token"]
     calls = 8 * CLIENTS
     body = {"messages": [{"role": "user", "content": "Count"}], "max_tokens": MAX_TOKENS}
+    retried, lock = collections.Counter(), threading.Lock()
 
     def call(number):
         url = urls[number % len(urls)]
-        return requests.post(f"{url}/api/v1/ai/chat", json=body, headers=bearer(token), timeout=60).status_code
+        while True:
+            response = requests.post(f"{url}/api/v1/ai/chat", json=body, headers=bearer(token), timeout=60)
+            if response.status_code == 429 and "in_progress" in (response.json().get("errors") or {}):
+                reason = "429 in progress"  # AI_MAX_CONCURRENT: wait for one to end
+            elif response.status_code == 503 and response.headers.get("Retry-After"):
+                reason = "503 busy"  # this instance's bulkhead (AI_MAX_CONCURRENT_CALLS) is full
+            else:
+                return "429 quota" if response.status_code == 429 else response.status_code
+            with lock:
+                retried[reason] += 1
+            time.sleep(0.05)
 
+    fake.start_counting()
     with ThreadPoolExecutor(CLIENTS) as pool:
         codes = collections.Counter(pool.map(call, range(calls)))
+    most_in_flight = fake.most_in_flight
     usage = requests.get(f"{urls[0]}/api/v1/usage", headers=bearer(token), timeout=30).json()
     ok = usage["used"] <= usage["quota"] == FREE_QUOTA and usage["reserved"] == 0 and codes[200] > 0 \
-        and codes[429] > 0 and set(codes) <= {200, 429}
-    figures = (f"{calls} calls, {CLIENTS} at a time over {len(urls)} instances: {dict(sorted(codes.items()))}; "
+        and codes["429 quota"] > 0 and set(codes) <= {200, "429 quota"}
+    figures = (f"{calls} calls, {CLIENTS} at a time over {len(urls)} instances: {dict(sorted(codes.items(), key=str))}; "
                f"used {usage['used']} of {usage['quota']} tokens, {usage['reserved']} still reserved")
-    return "quota: never exceeded", ok, figures
+    capped = 0 < most_in_flight <= AI_MAX_CONCURRENT
+    cap_figures = (f"at most {most_in_flight} of the user's calls at the provider at once (AI_MAX_CONCURRENT="
+                   f"{AI_MAX_CONCURRENT}; the per-process bulkheads alone would let {len(urls)} x 3 through); "
+                   f"refused and retried: {dict(sorted(retried.items())) or 'none'}")
+    return [("quota: never exceeded", ok, figures),
+            (f"calls in progress: at most {AI_MAX_CONCURRENT} per user", capped, cap_figures)]
 
 
 def login_rate_limit(urls, limit):
@@ -248,16 +311,21 @@ def login_rate_limit(urls, limit):
 
 
 def jobs(lb, fake, redis_url):
-    token = register_and_login(lb, "jobs@example.com")["access_token"]
-    ids = []
+    tokens = [register_and_login(lb, f"jobs-{number}@example.com")["access_token"] for number in range(JOB_USERS)]
+    ids, owner, refused = [], {}, collections.Counter()
     for number in range(JOBS):
+        token = tokens[number % JOB_USERS]
         body = {"messages": [{"role": "user", "content": f"job-marker-{number}"}], "max_tokens": 20}
         response = requests.post(f"{lb}/api/v1/ai/jobs", json=body, headers=bearer(token), timeout=30)
-        ids.append(response.json().get("id") if response.status_code == 202 else None)
+        job = response.json().get("id") if response.status_code == 202 else None
+        if job is None:
+            refused[response.status_code] += 1
+        ids.append(job)
+        owner[job] = token
     statuses = {}
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        statuses = {job: requests.get(f"{lb}/api/v1/ai/jobs/{job}", headers=bearer(token), timeout=30).json()["status"]
+        statuses = {job: requests.get(f"{lb}/api/v1/ai/jobs/{job}", headers=bearer(owner[job]), timeout=30).json()["status"]
                     for job in ids if job}
         if all(status in ("succeeded", "failed") for status in statuses.values()):
             break
@@ -268,11 +336,14 @@ def jobs(lb, fake, redis_url):
         if content.startswith("job-marker-"):
             calls[content] += 1
     connection = redis.Redis.from_url(redis_url)
-    per_worker = sorted(worker.successful_job_count for worker in Worker.all(connection=connection))
+    ran_on = collections.Counter(
+        Job.fetch(job_id(CHAT_JOB, job), connection=connection).worker_name for job in ids if job
+    )
     ok = None not in ids and list(statuses.values()).count("succeeded") == JOBS \
-        and sorted(calls.values()) == [1] * JOBS
-    figures = (f"{JOBS} jobs: {dict(collections.Counter(statuses.values()))}; provider calls per job "
-               f"{sorted(set(calls.values()))}; jobs done per worker {per_worker}")
+        and sorted(calls.values()) == [1] * JOBS and len(calls) == JOBS
+    figures = (f"{JOBS} jobs of {JOB_USERS} users: {dict(collections.Counter(statuses.values()))}"
+               + (f", refused at submission {dict(refused)}" if refused else "")
+               + f"; provider calls per job {sorted(set(calls.values()))}; jobs per worker {sorted(ran_on.values())}")
     return "jobs: each runs exactly once", ok, figures
 
 
@@ -319,8 +390,11 @@ def rolling_restart(cluster, lb):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--control", choices=sorted(CONTROLS), help="take one guarantee away (expect a FAIL)")
+    options = parser.parse_args()
     limit = int(LOGIN_ACCOUNT_LIMIT.split()[0])
-    fake = FakeOpenAI().start()
+    fake = CountingProvider().start()
     # Long answers: every chat call uses all of its max_tokens.
     fake.reply = " ".join(f"word{number}" for number in range(300))
     database_url, redis_url = start_services(STATE, PG_PORT, REDIS_PORT)
@@ -341,22 +415,27 @@ def main():
         "AI_MAX_RETRIES": "0",
         "AI_TIMEOUT": "10",
         "PLAN_QUOTAS": f"free:{FREE_QUOTA},pro:2000000",
+        "AI_MAX_CONCURRENT": str(AI_MAX_CONCURRENT),
     }
-    cluster = Cluster(env)
+    if options.control == "memory-rate-limits":
+        env["RATELIMIT_STORAGE_URI"] = "memory://"
+    cluster = Cluster(env, next_upstream="off" if options.control == "no-retry" else "error timeout http_502")
     rows = []
     try:
         subprocess.run([str(BIN / "flask"), "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
         for index in range(INSTANCES):
             cluster.start_instance(index)
-        command = cluster.start_workers(redis_url)
+        command = cluster.start_workers()
         lb = cluster.start_lb()
         urls = cluster.urls()
-        print(f"instances {', '.join(urls)} behind nginx {lb}; workers: {' '.join(Path(c).name for c in command[:2])} ...")
+        print(f"instances {', '.join(urls)} behind nginx {lb}; 2 workers: {Path(command[0]).name} {' '.join(command[1:])}"
+              + (f"\nCONTROL: {CONTROLS[options.control]}" if options.control else ""))
 
         load_token = register_and_login(lb, "load@example.com")["access_token"]
         with background_load(lb, load_token) as load:
-            for phase in (refresh_race, quota, lambda u: login_rate_limit(u, limit)):
-                rows.append(phase(urls))
+            rows.append(refresh_race(urls))
+            rows.extend(quota(urls, fake))
+            rows.append(login_rate_limit(urls, limit))
             rows.append(jobs(lb, fake, redis_url))
         background = dict(sorted(load.items(), key=str))
         rows.append(rolling_restart(cluster, lb))
@@ -366,8 +445,9 @@ def main():
         fake.stop()
 
     print(f"\nscale-out check: {INSTANCES} gunicorn instances (workers={env['GUNICORN_WORKERS']}, "
-          f"threads={env['GUNICORN_THREADS']}) behind nginx, 2 RQ workers, PostgreSQL, Redis; cores={os.cpu_count()}")
-    print(f"background load through the balancer during the first four checks: {background}")
+          f"threads={env['GUNICORN_THREADS']}) behind nginx, 2 RQ workers, PostgreSQL, Redis; cores={os.cpu_count()}"
+          + (f"; CONTROL: {CONTROLS[options.control]}" if options.control else ""))
+    print(f"background load through the balancer during every check before the rolling restart: {background}")
     width = max(len(name) for name, _, _ in rows)
     for name, ok, figures in rows:
         print(f"{'PASS' if ok else 'FAIL'}  {name:<{width}}  {figures}")

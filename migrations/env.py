@@ -1,9 +1,12 @@
+import contextlib
 import logging
 from logging.config import fileConfig
 
 from flask import current_app
 
 from alembic import context
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -55,6 +58,33 @@ def get_metadata():
     return target_db.metadata
 
 
+# `flask db upgrade` runs while the previous release serves. A schema change takes a lock that
+# waits for every transaction already using the table, and every query after it waits behind it:
+# so a migration waits at most this long for a lock, then fails (the whole upgrade is rolled back
+# and the previous release serves on), to be run again (the Kubernetes Job retries by itself).
+# `flask db upgrade -x lock_timeout=0` waits as long as it takes, e.g. in a maintenance window.
+LOCK_TIMEOUT = "5s"
+
+
+@contextlib.contextmanager
+def waiting_briefly_for_locks(connection):
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    lock_timeout = context.get_x_argument(as_dictionary=True).get("lock_timeout", LOCK_TIMEOUT)
+    connection.execute(text("SELECT set_config('lock_timeout', :value, false)"), {"value": lock_timeout})
+    connection.commit()  # a session setting: it holds for the migrations' own transaction
+    try:
+        yield
+    finally:
+        # The connection goes back to the app's pool (flask_migrate.upgrade() in a process); a
+        # broken one is discarded anyway, and its error must not hide the migration's.
+        with contextlib.suppress(DBAPIError):
+            connection.rollback()
+            connection.execute(text("RESET lock_timeout"))
+            connection.commit()
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -101,7 +131,7 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    with connectable.connect() as connection, waiting_briefly_for_locks(connection):
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

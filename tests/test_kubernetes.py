@@ -2,12 +2,15 @@
 
 Needs the pinned tools from `make k8s-tools` (make test installs them); no PostgreSQL or Redis.
 """
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+import config
 
 # Needs the pinned Kubernetes tools (`make k8s-tools`): part of `make test`, not `make test-fast`.
 pytestmark = pytest.mark.k8s
@@ -17,10 +20,13 @@ K8S = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ("dev", "production")
 APP_IMAGE = {"dev": "saas:dev", "production": "registry.example.com/saas:1.0.0"}
 GUNICORN_GRACEFUL_TIMEOUT = 30
-LONGEST_JOB_SECONDS = 240  # AI_TIMEOUT * (AI_MAX_RETRIES + 1) + 60 with the defaults
 SECRET_NAMES = {
     "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "AI_API_KEY",
-    "METRICS_TOKEN", "SMTP_PASSWORD", "FIRST_SUPERUSER_PASSWORD", "SENTRY_DSN",
+    "METRICS_TOKEN", "SENTRY_DSN",
+}
+# Every variable config.py reads (the app's and gunicorn's settings).
+SETTING_NAMES = {
+    field.alias for group in config.Settings.__subclasses__() for field in group.model_fields.values()
 }
 
 
@@ -139,8 +145,11 @@ def test_shutdown_leaves_time_to_drain(rendered, overlay):
     settings = config_map(rendered[overlay], "saas-config")["data"]
     assert int(settings["GUNICORN_GRACEFUL_TIMEOUT"]) == GUNICORN_GRACEFUL_TIMEOUT
 
+    # The longest job is an AI job (saas.ai.service.longest_run), with the overlay's settings.
+    ai = config.Config.from_env(settings).ai
+    longest_job_seconds = ai.timeout * (ai.max_retries + 1) + 60
     worker_spec = pod_spec(rendered[overlay], "Deployment", "saas-worker")
-    assert worker_spec["terminationGracePeriodSeconds"] > LONGEST_JOB_SECONDS
+    assert worker_spec["terminationGracePeriodSeconds"] > longest_job_seconds
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -197,6 +206,28 @@ def test_settings_come_from_a_config_map_and_a_secret(rendered, overlay):
             sources = c["envFrom"]
             assert sources[0]["configMapRef"]["name"] == settings["metadata"]["name"]
             assert sources[1]["secretRef"]["name"].startswith("saas-secrets")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_setting_in_the_config_map_and_secrets_is_one_the_app_reads(rendered, overlay):
+    settings = config_map(rendered[overlay], "saas-config")["data"]
+    assert settings.keys() <= SETTING_NAMES, settings.keys() - SETTING_NAMES
+    config.Config.from_env(settings)  # and each value is valid
+    assert SECRET_NAMES <= SETTING_NAMES, SECRET_NAMES - SETTING_NAMES
+    for secret in (d for d in rendered[overlay] if d["kind"] == "Secret" and d["metadata"]["name"].startswith("saas-secrets")):
+        assert secret["data"].keys() <= SECRET_NAMES, secret["data"].keys() - SECRET_NAMES
+
+
+def test_the_readme_lists_the_config_map_and_the_secret_as_they_are():
+    text = " ".join((ROOT / "README.md").read_text().split())
+    config_map_names = re.search(r"The ConfigMap holds (.*?); add ", text).group(1)
+    secret_names = re.search(r"The Secret `saas-secrets` holds (.*?) \(empty means unset", text).group(1)
+    base = dict(
+        line.split("=", 1) for line in (K8S / "base" / "settings.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert set(re.findall(r"`([A-Z_]+)(?:=[^`]*)?`", config_map_names)) == base.keys()
+    assert set(re.findall(r"`([A-Z_]+)`", secret_names)) == SECRET_NAMES
 
 
 def test_production_commits_no_secret(rendered):

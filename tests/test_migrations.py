@@ -15,13 +15,14 @@ from saas.extensions import db
 from tests.conftest import DATABASE_URL, ROOT, child_env, make_app
 
 
-def flask_db(*args, database_url):
+def flask_db(*args, database_url, timeout=None):
     return subprocess.run(
         [sys.executable, "-m", "flask", "db", *args],
         cwd=ROOT,
         env=child_env(DATABASE_URL=database_url),
         capture_output=True,
         text=True,
+        timeout=timeout,
     )
 
 
@@ -89,6 +90,37 @@ def test_readiness_holds_while_a_newer_release_has_migrated_and_fails_when_behin
     finally:
         with app.app_context():
             db.engine.dispose()
+        engine.dispose()
+
+
+def test_an_upgrade_that_cannot_get_its_lock_gives_up_instead_of_stalling_the_serving_release(empty_postgres_database):
+    """`flask db upgrade` runs while the previous release serves. A schema change waiting for a
+    table lock would queue every later query on that table behind it, for as long as the
+    transaction it waits for lasts: instead it gives up (lock_timeout, migrations/env.py), with
+    nothing applied, and the next run (the Kubernetes Job's retry) succeeds."""
+    assert flask_db("upgrade", database_url=empty_postgres_database).returncode == 0
+    assert flask_db("downgrade", database_url=empty_postgres_database).returncode == 0  # one back: the previous release
+    engine = sa.create_engine(empty_postgres_database.replace("postgresql://", "postgresql+psycopg2://", 1))
+
+    def revision():
+        with engine.connect() as connection:
+            return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+
+    previous = revision()
+    _, [head] = known_revisions()
+    try:
+        with engine.connect() as serving:
+            # A request of the previous release, in the middle of its transaction on users.
+            serving.execute(sa.text("SELECT count(*) FROM users"))
+            upgrade = flask_db("upgrade", database_url=empty_postgres_database, timeout=120)
+            assert upgrade.returncode != 0
+            assert "lock timeout" in upgrade.stderr
+            assert revision() == previous  # nothing half-applied
+            serving.rollback()
+        again = flask_db("upgrade", database_url=empty_postgres_database, timeout=120)
+        assert again.returncode == 0, again.stderr
+        assert revision() == head
+    finally:
         engine.dispose()
 
 
