@@ -1,5 +1,8 @@
 """The OpenAPI document as a contract for generated clients: valid OpenAPI 3.0.3, one stable
-operationId and at least one tag per operation."""
+operationId and at least one tag per operation, and the copy committed with the TypeScript client
+current. Needs no npm package: tests/test_client.py checks the generated TypeScript."""
+import importlib.util
+import json
 import re
 
 import flask
@@ -9,7 +12,7 @@ from openapi_spec_validator import OpenAPIV30SpecValidator
 
 from saas.web.api import Api
 from saas.web.blueprint import Blueprint
-from tests.conftest import make_app
+from tests.conftest import ROOT, make_app
 
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 # Front ends name these operations: renaming one breaks them, so a rename fails here first.
@@ -50,6 +53,13 @@ def operations(spec):
 @pytest.fixture(scope="module")
 def spec():
     return make_app(DATABASE_URL="sqlite://", REDIS_URL="").test_client().get("/openapi.json").get_json()
+
+
+def generate_client_script():
+    spec = importlib.util.spec_from_file_location("generate_client", ROOT / "scripts" / "generate_client.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def spec_of(*blueprints):
@@ -152,3 +162,10 @@ def test_two_operations_with_one_id_stop_the_app_from_starting():
 
     with pytest.raises(ValueError, match=r"operationId 'a_b_c' of GET /ab/y is already GET /a/x's"):
         spec_of(first, second)
+
+
+def test_the_committed_openapi_document_is_the_apps(spec):
+    script = generate_client_script()
+    committed = json.loads((script.CLIENT / script.DOCUMENT).read_text())
+    assert script.openapi_document() == spec
+    assert committed == spec, script.OUT_OF_DATE
