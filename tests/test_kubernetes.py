@@ -22,7 +22,7 @@ APP_IMAGE = {"dev": "saas:dev", "production": "registry.example.com/saas:1.0.0"}
 GUNICORN_GRACEFUL_TIMEOUT = 30
 SECRET_NAMES = {
     "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "AI_API_KEY",
-    "METRICS_TOKEN", "SENTRY_DSN",
+    "METRICS_TOKEN", "SENTRY_DSN", "SMTP_USERNAME", "SMTP_PASSWORD",
 }
 # Every variable config.py reads (the app's and gunicorn's settings).
 SETTING_NAMES = {

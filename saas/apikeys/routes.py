@@ -14,6 +14,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 @blp.route("", methods=["POST"])
 @blp.auth(SESSION)
+@blp.doc(operationId="api_keys_create")
 @blp.arguments(ApiKeyCreateSchema)
 @blp.response(201, NewApiKeySchema)
 def create_api_key(fields):
@@ -27,6 +28,7 @@ def create_api_key(fields):
 
 @blp.route("", methods=["GET"])
 @blp.auth(SESSION)
+@blp.doc(operationId="api_keys_list")
 @blp.response(200, ApiKeySchema(many=True))
 def list_api_keys():
     """The current user's API keys, newest first. The keys themselves are never shown again."""
@@ -35,6 +37,7 @@ def list_api_keys():
 
 @blp.route("/<int:key_id>", methods=["DELETE"])
 @blp.auth(SESSION)
+@blp.doc(operationId="api_keys_revoke")
 @blp.response(204)
 @blp.alt_response(404, response="NOT_FOUND")
 def revoke_api_key(key_id):

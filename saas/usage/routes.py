@@ -9,6 +9,7 @@ blp = Blueprint("usage", __name__, url_prefix="/usage", description="Token usage
 
 @blp.route("", methods=["GET"])
 @blp.auth(SESSION, API_KEY)
+@blp.doc(operationId="usage_get")
 @blp.response(200, UsageSchema)
 def get_usage():
     """Tokens used, held and left this month, the plan's quota and when it resets.

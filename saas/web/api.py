@@ -58,6 +58,21 @@ class Api(flask_smorest.Api):
             for name, definition in scheme.declarations.items():
                 self.spec.components.security_scheme(name, definition)
 
+    def register_blueprint(self, blp, **options):
+        super().register_blueprint(blp, **options)
+        # Each operationId names one operation in generated clients (saas.web.blueprint.Blueprint).
+        seen = {}
+        for path, operations in self.spec.to_dict()["paths"].items():
+            for method, operation in operations.items():
+                operation_id = operation.get("operationId") if isinstance(operation, dict) else None
+                if operation_id in seen:
+                    raise ValueError(
+                        f"operationId {operation_id!r} of {method.upper()} {path} is already "
+                        f"{seen[operation_id]}'s: override one with @blp.doc(operationId=...)"
+                    )
+                if operation_id:
+                    seen[operation_id] = f"{method.upper()} {path}"
+
     def handle_http_exception(self, error):
         """Answer any HTTP error as ``{code, status, message, errors?}``."""
         data = getattr(error, "data", None) or {}
