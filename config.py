@@ -136,6 +136,8 @@ class StripeSettings(Settings):
     max_network_retries: int = Field(2, alias="STRIPE_MAX_NETWORK_RETRIES", ge=0)
     plans: Plans = Field({}, alias="STRIPE_PLANS")
     past_due_grace_days: int = Field(7, alias="BILLING_PAST_DUE_GRACE_DAYS", ge=0)
+    # Plans billed per seat: their subscription's quantity follows the organisation's member count.
+    seat_plans: CommaList = Field([], alias="STRIPE_SEAT_PLANS")
     # Request threads (per gunicorn worker) that Stripe calls may hold at once; more are a 503.
     max_concurrent: int = Field(3, alias="STRIPE_MAX_CONCURRENT", ge=1)
     # Token usage is reported to this Stripe Billing meter; unset means usage is not billed.
@@ -199,6 +201,12 @@ class MailSettings(Settings):
     @property
     def effective_backend(self):
         return self.backend or ("smtp" if self.smtp_host else "console")
+
+
+class OrgSettings(Settings):
+    invitation_ttl_days: int = Field(7, alias="INVITATION_TTL_DAYS", ge=1, le=90)
+    # The front-end page an invitation links to: FRONTEND_URL + path + ?token=...
+    invitation_path: str = Field("/invitations", alias="INVITATION_PATH")
 
 
 class WorkerSettings(Settings):
@@ -286,6 +294,7 @@ class Config:
         self.ai = _build(AiSettings, values)
         self.rate_limits = _build(RateLimitSettings, values)
         self.mail = _build(MailSettings, values)
+        self.orgs = _build(OrgSettings, values)
         self.worker = _build(WorkerSettings, values)
         self.observability = _build(ObservabilitySettings, values)
         self.docs = _build(DocsSettings, values)
@@ -390,6 +399,7 @@ class Config:
             "STRIPE_MAX_NETWORK_RETRIES": stripe.max_network_retries,
             "STRIPE_PLANS": dict(stripe.plans),
             "BILLING_PAST_DUE_GRACE_DAYS": stripe.past_due_grace_days,
+            "STRIPE_SEAT_PLANS": list(stripe.seat_plans),
             "STRIPE_METER_EVENT_NAME": stripe.meter_event_name,
             "STRIPE_MAX_CONCURRENT": stripe.max_concurrent,
             # AI provider and quotas
@@ -418,6 +428,9 @@ class Config:
             "EMAIL_VERIFY_TOKEN_HOURS": self.mail.email_verify_token_hours,
             "PASSWORD_RESET_TOKEN_MINUTES": self.mail.password_reset_token_minutes,
             "REQUIRE_VERIFIED_EMAIL": self.mail.require_verified_email,
+            # Organisations
+            "INVITATION_TTL_DAYS": self.orgs.invitation_ttl_days,
+            "INVITATION_PATH": self.orgs.invitation_path,
             # Background work
             "SWEEP_INTERVAL_SECONDS": self.worker.sweep_interval_seconds,
             # Rate limits (flask-limiter's names)

@@ -5,7 +5,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import MIGRATIONS_DIR, Config
-from saas import ai, apikeys, auth, billing, system, usage, users
+from saas import ai, apikeys, auth, billing, orgs, system, usage, users
 from saas.apikeys.credentials import api_key_authenticator
 from saas.apikeys.service import connect_signals as connect_api_key_signals
 from saas.auth.cli import auth_cli
@@ -21,9 +21,10 @@ from saas.extensions import api, cors, db, jwt, limiter
 from saas.mail import init_mail
 from saas.mail.cli import mail_cli
 from saas.usage import cli as usage_cli  # noqa: F401  (adds `flask billing report-usage`)
+from saas.orgs import invitations as org_invitations, service as org_service
 from saas.users import addresses, recovery
 from saas.users.cli import users_cli
-from saas.web.blueprint import register_authenticators
+from saas.web.blueprint import OrgAccess, register_authenticators, register_org_access
 from saas.web.docs import blp as docs_assets_blp, docs_page_policies
 from saas.web.errors import register_error_handlers
 from saas.web.json import JSONProvider
@@ -108,14 +109,21 @@ def init_migrations(app):
 def _register_blueprints(app):
     app.register_blueprint(docs_assets_blp)
     api.register_blueprint(system.blp)
-    for package in (auth, users, apikeys, billing, ai, usage):
-        api.register_blueprint(package.blp, url_prefix=API_PREFIX + package.blp.url_prefix)
+    blueprints = [package.blp for package in (auth, users, orgs, apikeys, billing, ai, usage)]
+    blueprints += [orgs.invitations_blp, apikeys.org_keys_blp, billing.org_billing_blp, usage.org_usage_blp]
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint, url_prefix=API_PREFIX + blueprint.url_prefix)
 
 
 def _connect_packages(app):
     """The gate's authenticators and the reactions to account events (``saas.users.events``)."""
     # An API key wins when a request carries both (scripts that also hold a session token).
     register_authenticators(app, [api_key_authenticator, session_authenticator])
+    register_org_access(app, OrgAccess(
+        member=org_service.member_access, acting=org_service.acting_access, check=org_service.check_permission,
+    ))
+    org_service.connect_signals()
+    org_invitations.connect_mail()
     connect_session_signals()
     connect_api_key_signals()
     connect_billing_signals()

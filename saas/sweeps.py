@@ -7,7 +7,11 @@ a killed worker or an outside outage left undone:
 - settled usage not yet reported to the Stripe meter after an interval is reported;
 - AI jobs that can no longer finish are failed, and their reservations given back;
 - reservations past their time are deleted;
-- mail still unsent whose job is gone is queued again.
+- mail still unsent whose job is gone is queued again;
+- per-seat subscriptions whose quantity is not the member count are brought to it;
+- what the previous release wrote during a rollout without organisations (users without a
+  personal organisation, subscriptions, usage, AI jobs and keys without ``org_id``) is
+  given to the user's personal organisation.
 
 Redis holds only work that PostgreSQL can rebuild: whatever it loses, the next sweep finds in
 the database. The `flask billing` commands do the same on demand.
@@ -17,13 +21,25 @@ from datetime import timedelta
 
 from flask import current_app
 
+import sqlalchemy as sa
+
+from saas.ai.models import AiJob
 from saas.ai.service import fail_orphaned_jobs
+from saas.apikeys.models import ApiKey
+from saas.billing.entitlements import refresh_plan
+from saas.billing.jobs import sync_mismatched_seats
+from saas.billing.models import Subscription
 from saas.billing.service import create_missing_customers
 from saas.billing.webhooks import replay_failed_events
 from saas.core.queue import job_app_context
 from saas.mail.service import resend_unsent
 from saas.core.time import utcnow
+from saas.extensions import db
+from saas.orgs.models import Organization
+from saas.orgs.service import ensure_personal_org
 from saas.usage.jobs import report_pending_usage
+from saas.usage.models import UsageRecord
+from saas.users.models import User
 from saas.usage.service import forget_expired_reservations
 
 log = logging.getLogger(__name__)
@@ -58,12 +74,45 @@ def _unreported_usage():
     return {"reported": reported, "failed": len(failures)}
 
 
+def _seat_counts():
+    if not current_app.config["STRIPE_SECRET_KEY"]:
+        return "billing off"
+    synced, failures = sync_mismatched_seats(limit=BATCH)
+    return {"synced": synced, "failed": len(failures)}
+
+
+def rows_without_org(limit=BATCH):
+    """Expand/contract: give what the previous release wrote during a rollout to the personal
+    organisation of its user. Returns how many rows of each kind were adopted."""
+    users = db.session.scalars(
+        sa.select(User).outerjoin(Organization, Organization.personal_owner_id == User.id)
+        .where(Organization.id.is_(None)).order_by(User.id).limit(limit)
+    ).all()
+    for user in users:
+        ensure_personal_org(user)
+    adopted = {"users": len(users)}
+    for model in (Subscription, UsageRecord, AiJob, ApiKey):
+        personal = sa.select(Organization.id).where(Organization.personal_owner_id == model.user_id).scalar_subquery()
+        org_ids = db.session.scalars(
+            sa.update(model).where(model.org_id.is_(None), model.user_id.is_not(None)).values(org_id=personal)
+            .returning(model.org_id)
+        ).all()
+        adopted[model.__tablename__] = len(org_ids)
+        if model is Subscription:
+            for org_id in set(org_ids) - {None}:
+                refresh_plan(db.session.get(Organization, org_id))
+    db.session.commit()
+    return adopted
+
+
 REPAIRS = {
+    "rows_without_org": rows_without_org,
     "webhook_events": _pending_events,
     "stripe_customers": _missing_customers,
     "usage_reports": _unreported_usage,
     "orphaned_ai_jobs": lambda: fail_orphaned_jobs(limit=BATCH),
     "expired_reservations": lambda: forget_expired_reservations(limit=BATCH),
+    "seat_counts": _seat_counts,
     "unsent_mail": lambda: resend_unsent(created_before=utcnow() - settle_time(), limit=BATCH),
 }
 

@@ -235,6 +235,16 @@ def fake_stripe():
     return FAKE_STRIPE
 
 
+@pytest.fixture(scope="module")
+def smtp():
+    """A real SMTP server (aiosmtpd) for the module's tests; ``smtp.settings`` point an app at it."""
+    from tests.mail_support import SmtpServer  # it imports tests.servers, which imports this module
+
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def fake_openai():
     return FAKE_OPENAI

@@ -142,6 +142,8 @@ class FakeStripe(LoopbackServer):
         ("POST", r"/v1/billing_portal/sessions", "_create_portal_session"),
         ("GET", r"/v1/subscriptions", "_list_subscriptions"),
         ("GET", r"/v1/subscriptions/(?P<id>[^/]+)", "_retrieve_subscription"),
+        ("POST", r"/v1/subscriptions/(?P<id>[^/]+)", "_update_subscription"),
+        ("DELETE", r"/v1/subscriptions/(?P<id>[^/]+)", "_cancel_subscription"),
         ("POST", r"/v1/billing/meter_events", "_create_meter_event"),
     ]
 
@@ -625,6 +627,36 @@ class FakeStripe(LoopbackServer):
         }
         self.portal_sessions[session["id"]] = session
         return session
+
+    def _live_subscription(self, id: str) -> dict:
+        sub = self.subscriptions.get(id)
+        if sub is None:
+            raise StripeApiError(404, f"No such subscription: '{id}'", code="resource_missing", param="id")
+        return sub
+
+    def _update_subscription(self, params: dict, id: str) -> dict:
+        """Quantity changes of the subscription's item (what per-seat billing sends)."""
+        sub = self._live_subscription(id)
+        if sub["status"] in ("canceled", "incomplete_expired"):
+            raise StripeApiError(400, "A canceled subscription can only update its cancellation_details and metadata.")
+        changes = {}
+        for item in params.get("items") or []:
+            if item.get("id") != sub["items"]["data"][0]["id"]:
+                raise StripeApiError(400, f"Invalid subscription_item id: {item.get('id')}", param="items")
+            if "quantity" in item:
+                quantity = int(item["quantity"])
+                if quantity < 0:
+                    raise StripeApiError(400, "Invalid integer: quantity", param="items[0][quantity]")
+                changes["quantity"] = quantity
+        if "metadata" in params:
+            changes["metadata"] = {**sub["metadata"], **params["metadata"]}
+        return self.update_subscription(id, **changes)
+
+    def _cancel_subscription(self, params: dict, id: str) -> dict:
+        sub = self._live_subscription(id)
+        if sub["status"] in ("canceled", "incomplete_expired"):
+            raise StripeApiError(400, f"No such subscription: '{id}'; it is canceled already", code="resource_missing")
+        return self.update_subscription(id, status="canceled")
 
     def _list_subscriptions(self, params: dict) -> dict:
         status = params.get("status")

@@ -52,3 +52,11 @@ def at_once(app, count, request):
         thread.join()
     assert len(results) == count
     return results
+
+
+def personal_org_id(user):
+    """The id of the personal organisation of ``user`` (as the API shows it), from the database."""
+    from saas.extensions import db
+    from saas.users.models import User
+
+    return db.session.get(User, user["id"]).personal_org.id

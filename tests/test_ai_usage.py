@@ -24,7 +24,7 @@ from tests.ai_support import (
     messages,
     usage_records,
 )
-from tests.helpers import PASSWORD, bearer, sign_up
+from tests.helpers import PASSWORD, bearer, personal_org_id, sign_up
 from tests.servers import gunicorn, run_rq_worker_burst
 
 NEXT_MONTH = (datetime.now(timezone.utc).replace(day=1) + timedelta(days=32)).replace(day=1)
@@ -57,11 +57,12 @@ def test_usage_is_readable_with_an_api_key(client, tokens):
 def test_a_subscriber_gets_their_plans_quota(client, tokens, user):
     db.session.add(
         Subscription(
-            stripe_subscription_id="sub_test", user_id=user["id"], stripe_customer_id="cus_test",
+            stripe_subscription_id="sub_test", user_id=user["id"], org_id=personal_org_id(user),
+            stripe_customer_id="cus_test",
             status="active", price_id="price_pro", plan="pro",
         )
     )
-    refresh_plan(db.session.get(User, user["id"]))
+    refresh_plan(db.session.get(User, user["id"]).personal_org)
     db.session.commit()
     usage = client.get(USAGE, headers=bearer(tokens["access_token"])).get_json()
     assert (usage["plan"], usage["quota"]) == ("pro", 2000000)
@@ -101,7 +102,8 @@ def test_a_reservation_counts_until_it_expires(client, tokens, user):
     for tokens_held, expires_at in ((19000, now - timedelta(minutes=1)), (300, now + timedelta(minutes=5))):
         db.session.add(
             UsageRecord(
-                user_id=user["id"], model="fake-model", status="reserved", reserved_tokens=tokens_held,
+                user_id=user["id"], org_id=personal_org_id(user), model="fake-model", status="reserved",
+                reserved_tokens=tokens_held,
                 created_at=now - timedelta(minutes=10), expires_at=expires_at,
             )
         )

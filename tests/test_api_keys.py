@@ -19,7 +19,7 @@ def test_a_new_key_is_shown_once_with_a_recognisable_prefix(client, tokens):
     assert response.status_code == 201
     assert response.headers["Cache-Control"] == "no-store"
     created = response.get_json()
-    assert set(created) == {"id", "name", "prefix", "key", "created_at", "last_used_at", "expires_at"}
+    assert set(created) == {"id", "name", "prefix", "key", "created_at", "last_used_at", "expires_at", "created_by"}
     key = created["key"]
     assert key.startswith("sk_") and key.startswith(created["prefix"] + "_")
     secret = key[len(created["prefix"]) + 1:]

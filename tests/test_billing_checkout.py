@@ -52,14 +52,15 @@ def test_checkout_by_plan_creates_the_missing_customer_with_the_users_idempotenc
     [creation] = created_customers(fake_stripe)
     created_at = int(datetime.fromisoformat(user["created_at"]).timestamp())
     assert creation.headers["Idempotency-Key"] == f"saas-customer-create-user-{user['id']}-{created_at}"
-    assert creation.params["metadata"] == {"user_id": str(user["id"])}
+    [org] = [org for org in client.get("/api/v1/orgs", headers=bearer(tokens["access_token"])).get_json() if org["personal"]]
+    assert creation.params["metadata"] == {"user_id": str(user["id"]), "org_id": str(org["id"])}
     assert session["customer"] == user["stripe_customer_id"]
 
     [request] = fake_stripe.requests_to("POST", "/v1/checkout/sessions")
     assert request.params["mode"] == "subscription"
     assert request.params["line_items"] == [{"price": "price_pro", "quantity": "1"}]
-    assert request.params["client_reference_id"] == str(user["id"])
-    assert request.params["subscription_data"] == {"metadata": {"user_id": str(user["id"])}}
+    assert request.params["client_reference_id"] == f"org-{org['id']}"  # the personal organisation pays
+    assert request.params["subscription_data"] == {"metadata": {"org_id": str(org["id"]), "user_id": str(user["id"])}}
     assert request.params["success_url"] == "http://localhost:3000/billing/success?session_id={CHECKOUT_SESSION_ID}"
     assert request.params["cancel_url"] == "http://localhost:3000/billing/cancel"
 

@@ -34,7 +34,7 @@ def set_past_due_since(stripe_subscription_id, days_ago):
         sa.select(Subscription).where(Subscription.stripe_subscription_id == stripe_subscription_id)
     )
     subscription.past_due_since = datetime.now(timezone.utc) - timedelta(days=days_ago)
-    refresh_plan(db.session.get(User, subscription.user_id))
+    refresh_plan(db.session.get(User, subscription.user_id).personal_org)
     db.session.commit()
 
 
@@ -64,6 +64,7 @@ def test_without_a_subscription_the_plan_is_free_and_the_status_none(client, tok
     assert response.get_json() == {
         "plan": "free", "status": "none", "price_id": None, "current_period_end": None,
         "cancel_at_period_end": False, "trial_end": None, "has_access": False, "grace_period_end": None,
+        "seats": None,
     }
     assert me(client, tokens["access_token"])["plan"] == "free"
 
@@ -84,6 +85,7 @@ def test_an_active_subscription_is_reported_with_stripes_dates(inline_client, fa
         "plan": "team", "status": "active", "price_id": "price_team",
         "current_period_end": datetime.fromtimestamp(period_end, timezone.utc).isoformat(),
         "cancel_at_period_end": True, "trial_end": None, "has_access": True, "grace_period_end": None,
+        "seats": None,  # team is not per seat unless STRIPE_SEAT_PLANS names it
     }
     assert me(inline_client, token)["plan"] == "team"
 

@@ -110,8 +110,13 @@ def test_an_upgrade_that_cannot_get_its_lock_gives_up_instead_of_stalling_the_se
     _, [head] = known_revisions()
     try:
         with engine.connect() as serving:
-            # A request of the previous release, in the middle of its transaction on users.
-            serving.execute(sa.text("SELECT count(*) FROM users"))
+            # A request of the previous release, in the middle of its transaction, has read every
+            # table (whichever the newest revision alters).
+            tables = serving.execute(sa.text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )).scalars().all()
+            for table in tables:
+                serving.execute(sa.text(f'SELECT count(*) FROM "{table}"'))
             upgrade = flask_db("upgrade", database_url=empty_postgres_database, timeout=120)
             assert upgrade.returncode != 0
             assert "lock timeout" in upgrade.stderr
@@ -146,3 +151,105 @@ def test_a_postgres_database_never_migrated_answers_503_naming_flask_db_upgrade(
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+BEFORE_ORGANIZATIONS = "f7a9b1c3d5e8"  # the revision the organizations migration follows
+
+
+def test_the_organizations_migration_gives_every_user_a_personal_organization_losing_nothing(empty_postgres_database):
+    """Upgrade a database that has customers, subscriptions, usage, jobs and keys on users: each
+    user's personal organisation gets their Stripe customer and plan, and every row its
+    organisation; nothing is deleted; the app then serves those users from the organisations."""
+    from saas.users.passwords import hash_password
+
+    assert flask_db("upgrade", BEFORE_ORGANIZATIONS, database_url=empty_postgres_database).returncode == 0
+    engine = sa.create_engine(empty_postgres_database.replace("postgresql://", "postgresql+psycopg2://", 1))
+    app = make_app(DATABASE_URL=empty_postgres_database)
+    with app.app_context():
+        password = hash_password("correct horse battery staple")
+    with engine.begin() as connection:
+        run = lambda sql, **values: connection.execute(sa.text(sql), values)  # noqa: E731
+        run("INSERT INTO users (id, email, hashed_password, full_name, stripe_customer_id, plan, email_verified) "
+            "VALUES (1, 'payer@example.com', :password, 'Payer', 'cus_payer', 'pro', true)", password=password)
+        run("INSERT INTO users (id, email, hashed_password, stripe_customers_deleted, plan, plan_past_due_since) "
+            "VALUES (2, 'late@example.com', :password, 2, 'team', now() - interval '1 day')", password=password)
+        run("INSERT INTO users (id, email, hashed_password) VALUES (3, 'free@example.com', :password)", password=password)
+        run("SELECT setval('users_id_seq', 3)")
+        run("INSERT INTO subscriptions (stripe_subscription_id, user_id, stripe_customer_id, status, price_id, plan) "
+            "VALUES ('sub_payer', 1, 'cus_payer', 'active', 'price_pro', 'pro'), "
+            "('sub_old', 1, 'cus_payer', 'canceled', 'price_pro', 'pro'), "
+            "('sub_late', 2, 'cus_late', 'past_due', 'price_team', 'team')")
+        for user_id in (1, 1, 2, 3):
+            run("INSERT INTO usage_records (user_id, model, status, reserved_tokens, input_tokens, output_tokens) "
+                "VALUES (:user_id, 'fake-model', 'settled', 0, 10, 20)", user_id=user_id)
+        run("INSERT INTO ai_jobs (id, user_id, status, model, max_tokens, messages) "
+            "VALUES ('00000000-0000-0000-0000-000000000001', 1, 'succeeded', 'fake-model', 10, '[]')")
+        run("INSERT INTO api_keys (user_id, name, prefix, key_hash) VALUES (2, 'ci', 'sk_live_x', 'hash')")
+
+    upgraded = flask_db("upgrade", database_url=empty_postgres_database)
+    assert upgraded.returncode == 0, upgraded.stderr
+    with engine.connect() as connection:
+        orgs = {
+            row.personal_owner_id: row for row in connection.execute(sa.text(
+                "SELECT o.*, m.user_id AS member, m.role FROM organizations o JOIN memberships m ON m.org_id = o.id"
+            ))
+        }
+        assert set(orgs) == {1, 2, 3}
+        assert all(org.personal and org.member == owner and org.role == "owner" for owner, org in orgs.items())
+        assert (orgs[1].name, orgs[1].stripe_customer_id, orgs[1].plan) == ("Payer", "cus_payer", "pro")
+        assert (orgs[2].stripe_customers_deleted, orgs[2].plan, orgs[2].plan_past_due_since is not None) == (2, "team", True)
+        assert (orgs[3].stripe_customer_id, orgs[3].plan) == (None, "free")
+        for table, count in (("subscriptions", 3), ("usage_records", 4), ("ai_jobs", 1), ("api_keys", 1)):
+            rows = connection.execute(sa.text(f"SELECT user_id, org_id FROM {table}")).all()
+            assert len(rows) == count, table
+            assert all(org_id == orgs[user_id].id for user_id, org_id in rows), table
+        # The previous release still reads its columns during the rollout: they are all there.
+        assert connection.execute(sa.text("SELECT stripe_customer_id, plan FROM users WHERE id = 1")).one() == ("cus_payer", "pro")
+    engine.dispose()
+
+    with app.app_context():
+        client = app.test_client()
+        token = client.post("/api/v1/auth/login", json={"email": "payer@example.com", "password": "correct horse battery staple"}).get_json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.get("/api/v1/billing/subscription", headers=headers).get_json()["plan"] == "pro"
+        me = client.get("/api/v1/users/me", headers=headers).get_json()
+        assert (me["stripe_customer_id"], me["plan"]) == ("cus_payer", "pro")
+        assert client.get("/api/v1/usage", headers=headers).get_json()["used"] == 60
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_what_the_previous_release_writes_during_a_rollout_finds_its_organization(database, app):
+    """The previous release registers users without organisations and writes rows without
+    org_id while the new one serves: the gate gives such a user their personal organisation at
+    their first request, and the sweep gives the rows theirs."""
+    from saas.sweeps import rows_without_org
+    from saas.users.passwords import hash_password
+
+    with app.app_context():
+        db.session.execute(sa.text(
+            "INSERT INTO users (email, hashed_password, stripe_customer_id, plan) VALUES ('old@example.com', :password, 'cus_old', 'pro')"
+        ), {"password": hash_password("correct horse battery staple")})
+        user_id = db.session.execute(sa.text("SELECT id FROM users WHERE email = 'old@example.com'")).scalar_one()
+        db.session.execute(sa.text(
+            "INSERT INTO subscriptions (stripe_subscription_id, user_id, stripe_customer_id, status, price_id, plan) "
+            "VALUES ('sub_old', :user_id, 'cus_old', 'active', 'price_pro', 'pro')"
+        ), {"user_id": user_id})
+        db.session.execute(sa.text(
+            "INSERT INTO usage_records (user_id, model, status, reserved_tokens, input_tokens, output_tokens) "
+            "VALUES (:user_id, 'fake-model', 'settled', 0, 5, 5)"
+        ), {"user_id": user_id})
+        db.session.commit()
+        client = app.test_client()
+        token = client.post("/api/v1/auth/login", json={"email": "old@example.com", "password": "correct horse battery staple"}).get_json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        [personal] = client.get("/api/v1/orgs", headers=headers).get_json()
+        assert (personal["personal"], personal["role"]) == (True, "owner")
+        assert client.get("/api/v1/users/me", headers=headers).get_json()["stripe_customer_id"] == "cus_old"
+
+        adopted = rows_without_org()
+        assert (adopted["subscriptions"], adopted["usage_records"]) == (1, 1)
+        assert client.get("/api/v1/billing/subscription", headers=headers).get_json()["status"] == "active"
+        assert client.get("/api/v1/usage", headers=headers).get_json()["used"] == 10
+        assert rows_without_org() == {"users": 0, "subscriptions": 0, "usage_records": 0, "ai_jobs": 0, "api_keys": 0}
+        db.session.remove()

@@ -27,6 +27,7 @@ from saas.core.queue import DEFAULT, enqueue, job_app_context, job_id
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.usage.service import extend, release, reserve
+from saas.orgs.models import Organization
 from saas.users.models import User
 
 log = logging.getLogger(__name__)
@@ -39,16 +40,20 @@ class AccountDisabled(Forbidden):
     message = "This account is disabled."
 
 
-def submit_job(user, *, messages, model=None, max_tokens=None, request_id=None):
+class OrganizationGone(Forbidden):
+    message = "The organization this job was for was deleted."
+
+
+def submit_job(org, user, *, messages, model=None, max_tokens=None, request_id=None):
     """Reserve the job's quota, store it and queue it for the worker; refused at once (429) over
     the quota or past AI_MAX_CONCURRENT calls and jobs in progress."""
     model, max_tokens = resolve_model(model), resolve_max_tokens(max_tokens)
     reservation = reserve(
-        user, model=model, tokens=call_tokens(messages, max_tokens), hold_for=QUEUE_WAIT + longest_run(),
+        org, user, model=model, tokens=call_tokens(messages, max_tokens), hold_for=QUEUE_WAIT + longest_run(),
         request_id=request_id,
     )
     job = AiJob(
-        user_id=user.id, model=model, max_tokens=max_tokens, messages=messages, request_id=request_id,
+        user_id=user.id, org_id=org.id, model=model, max_tokens=max_tokens, messages=messages, request_id=request_id,
         usage_record_id=reservation.record_id,
     )
     db.session.add(job)
@@ -80,6 +85,7 @@ def run_chat_job(stored_id):
         return None
     job = db.session.get(AiJob, stored_id)
     user = db.session.get(User, job.user_id)
+    org = db.session.get(Organization, job.org_id) if job.org_id is not None else user.personal_org
     reservation = job_reservation(job)
     try:
         if not user.is_active:
@@ -89,7 +95,11 @@ def run_chat_job(stored_id):
         if reservation is not None and extend(reservation, longest_run()):
             result = complete_reserved(reservation, job.messages, max_tokens=job.max_tokens)
         else:  # waited past QUEUE_WAIT (its reservation was given back), or older than reservations
-            result = complete(user, job.messages, model=job.model, max_tokens=job.max_tokens, request_id=job.request_id)
+            if org is None:
+                raise OrganizationGone()
+            result = complete(
+                org, user, job.messages, model=job.model, max_tokens=job.max_tokens, request_id=job.request_id
+            )
     except DomainError as error:  # quota, provider: the answer the API would have given
         _finish(stored_id, FAILED, error=envelope_of(error))
         return None

@@ -25,7 +25,7 @@ def server_sent_events(events):
 
 
 @blp.route("/chat", methods=["POST"])
-@blp.auth(SESSION, API_KEY)
+@blp.auth(SESSION, API_KEY, org="acting", permission="ai.use")
 @blp.arguments(ChatRequestSchema)
 @blp.response(200, CompletionSchema)
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
@@ -56,22 +56,24 @@ def server_sent_events(events):
 def chat(fields):
     """Complete a conversation with the configured model (AI_MODEL unless `model` is given).
 
-    The answer carries the token usage, which counts against the monthly quota. With
+    The answer carries the token usage, which counts against the monthly quota of the
+    organization the call acts for (an organization's API key's, the one `X-Org-Id` names, else
+    the caller's personal one). With
     `"stream": true` the answer is Server-Sent Events: `event: delta` with `{"content": ...}`
     as tokens arrive, then `event: usage` with the token counts. A provider failure before the
     first token is a JSON 502/504; after it, an `event: error` precedes the usage event.
     """
-    user, stream = current_principal().user, fields.pop("stream")
+    principal, stream = current_principal(), fields.pop("stream")
     if not stream:
-        return service.complete(user, request_id=current_request_id(), **fields)
-    events = service.stream_completion(user, request_id=current_request_id(), **fields)
+        return service.complete(principal.org, principal.user, request_id=current_request_id(), **fields)
+    events = service.stream_completion(principal.org, principal.user, request_id=current_request_id(), **fields)
     return Response(
         stream_with_context(server_sent_events(events)), mimetype="text/event-stream", headers=STREAM_HEADERS
     )
 
 
 @blp.route("/jobs", methods=["POST"])
-@blp.auth(SESSION, API_KEY)
+@blp.auth(SESSION, API_KEY, org="acting", permission="ai.use")
 @blp.arguments(CompletionRequestSchema)
 @blp.response(202, AiJobSchema)
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
@@ -82,7 +84,8 @@ def submit_job(fields):
 
     The job is kept in the database and runs in `rq worker`; its usage counts like a chat's.
     """
-    return jobs.submit_job(current_principal().user, request_id=current_request_id(), **fields)
+    principal = current_principal()
+    return jobs.submit_job(principal.org, principal.user, request_id=current_request_id(), **fields)
 
 
 @blp.route("/jobs/<uuid:job_id>", methods=["GET"])

@@ -1,4 +1,5 @@
-"""Chat completions metered against the user's quota: at once, streamed, or in the background."""
+"""Chat completions metered against an organisation's quota: at once, streamed, or in the
+background. ``org`` is whose quota a call uses, ``user`` who makes it."""
 import logging
 from datetime import timedelta
 
@@ -75,11 +76,11 @@ def call_tokens(messages, max_tokens):
     return estimate_prompt_tokens(messages) + max_tokens
 
 
-def complete(user, messages, *, model=None, max_tokens=None, request_id=None):
+def complete(org, user, messages, *, model=None, max_tokens=None, request_id=None):
     """One metered completion: reserve the quota, call the provider, settle what it used."""
     model, max_tokens = resolve_model(model), resolve_max_tokens(max_tokens)
     reservation = reserve(
-        user, model=model, tokens=call_tokens(messages, max_tokens), hold_for=longest_run(), request_id=request_id
+        org, user, model=model, tokens=call_tokens(messages, max_tokens), hold_for=longest_run(), request_id=request_id
     )
     return complete_reserved(reservation, messages, max_tokens=max_tokens)
 
@@ -104,7 +105,7 @@ def complete_reserved(reservation, messages, *, max_tokens):
     }
 
 
-def stream_completion(user, messages, *, model=None, max_tokens=None, request_id=None):
+def stream_completion(org, user, messages, *, model=None, max_tokens=None, request_id=None):
     """Start a metered, streamed completion; returns the ``(event, data)`` pairs to relay.
 
     Quota and connection problems are raised here, before the first event, so the client
@@ -114,7 +115,7 @@ def stream_completion(user, messages, *, model=None, max_tokens=None, request_id
     model, max_tokens = resolve_model(model), resolve_max_tokens(max_tokens)
     prompt_tokens = estimate_prompt_tokens(messages)
     with reserved(
-        user, model=model, tokens=prompt_tokens + max_tokens, hold_for=longest_run(), request_id=request_id
+        org, user, model=model, tokens=prompt_tokens + max_tokens, hold_for=longest_run(), request_id=request_id
     ) as reservation:
         stream = provider.open_chat_stream(messages, model=model, max_tokens=max_tokens)
     return _relayed_events(stream, reservation, prompt_tokens)

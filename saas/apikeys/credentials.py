@@ -19,8 +19,8 @@ def presented_api_key():
 
 
 def principal_for_api_key(raw_key):
-    user, key_id = authenticate(raw_key)
-    return Principal(user=user, scheme=API_KEY, api_key_id=key_id)
+    user, key_id, org_id = authenticate(raw_key)
+    return Principal(user=user, scheme=API_KEY, api_key_id=key_id, api_key_org_id=org_id)
 
 
 api_key_authenticator = Authenticator(API_KEY, presented_api_key, principal_for_api_key)

@@ -13,8 +13,14 @@ class ApiKey(db.Model):
     __tablename__ = "api_keys"
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    # Who created it; the key acts for the organisation, with that user as the caller.
     user_id: Mapped[int] = mapped_column(
         sa.ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    # Always set by this release; nullable while the previous one may still insert keys (expand,
+    # then contract): such a key acts for its creator's personal organisation.
+    org_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(sa.String(100), nullable=False)
     # The start of the key, shown in listings and used to find the row; not secret.

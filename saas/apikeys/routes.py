@@ -1,4 +1,5 @@
-"""Creating, listing and revoking the current user's API keys (a login session is required)."""
+"""Creating, listing and revoking API keys (a login session is required): the personal
+organisation's at ``/api/v1/api-keys``, an organisation's at ``/api/v1/orgs/{id}/api-keys``."""
 from saas.apikeys import service
 from saas.apikeys.schemas import ApiKeyCreateSchema, ApiKeySchema, NewApiKeySchema
 from saas.web.api import SESSION
@@ -7,6 +8,10 @@ from saas.web.blueprint import Blueprint, current_principal
 blp = Blueprint(
     "api_keys", __name__, url_prefix="/api-keys", description="API keys for scripts and servers.",
     requires_verified_email=True,
+)
+org_keys_blp = Blueprint(
+    "org_api_keys", __name__, url_prefix="/orgs", requires_verified_email=True,
+    description="An organization's API keys: they act for the organization (admins manage them).",
 )
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -23,7 +28,8 @@ def create_api_key(fields):
     Send it as `Authorization: Bearer <key>` or `X-API-Key: <key>` to the AI, usage and
     read-only account endpoints. Managing keys and changing the account need a login session.
     """
-    return service.create_key(current_principal().user, **fields), 201, NO_STORE
+    user = current_principal().user
+    return service.create_key(user.personal_org, user, **fields), 201, NO_STORE
 
 
 @blp.route("", methods=["GET"])
@@ -32,7 +38,7 @@ def create_api_key(fields):
 @blp.response(200, ApiKeySchema(many=True))
 def list_api_keys():
     """The current user's API keys, newest first. The keys themselves are never shown again."""
-    return service.list_keys(current_principal().user)
+    return service.list_keys(current_principal().user.personal_org)
 
 
 @blp.route("/<int:key_id>", methods=["DELETE"])
@@ -42,4 +48,33 @@ def list_api_keys():
 @blp.alt_response(404, response="NOT_FOUND")
 def revoke_api_key(key_id):
     """Revoke a key: it stops working at once. Another user's key is a 404."""
-    service.revoke_key(current_principal().user, key_id)
+    service.revoke_key(current_principal().user.personal_org, key_id)
+
+
+@org_keys_blp.route("/<int:org_id>/api-keys", methods=["POST"])
+@org_keys_blp.auth(SESSION, org="path", permission="api_keys.manage")
+@org_keys_blp.arguments(ApiKeyCreateSchema)
+@org_keys_blp.response(201, NewApiKeySchema)
+def create_org_api_key(fields, org_id):
+    """Create an API key of the organization (admins); shown this once. It acts for the
+    organization: its quota, its plan. It keeps working when its creator leaves only if the
+    admin removing them keeps it (`keep_api_keys=true`)."""
+    principal = current_principal()
+    return service.create_key(principal.org, principal.user, **fields), 201, NO_STORE
+
+
+@org_keys_blp.route("/<int:org_id>/api-keys", methods=["GET"])
+@org_keys_blp.auth(SESSION, org="path", permission="api_keys.manage")
+@org_keys_blp.response(200, ApiKeySchema(many=True))
+def list_org_api_keys(org_id):
+    """The organization's API keys, newest first."""
+    return service.list_keys(current_principal().org)
+
+
+@org_keys_blp.route("/<int:org_id>/api-keys/<int:key_id>", methods=["DELETE"])
+@org_keys_blp.auth(SESSION, org="path", permission="api_keys.manage")
+@org_keys_blp.response(204)
+@org_keys_blp.alt_response(404, response="NOT_FOUND")
+def revoke_org_api_key(org_id, key_id):
+    """Revoke one of the organization's keys: it stops working at once."""
+    service.revoke_key(current_principal().org, key_id)

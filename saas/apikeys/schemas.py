@@ -34,6 +34,7 @@ class ApiKeySchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     name = ma.fields.String(required=True)
     prefix = ma.fields.String(required=True, metadata={"description": "The start of the key, to recognise it."})
+    created_by = ma.fields.Integer(required=True, attribute="user_id", metadata={"description": "Who created it (a user id)."})
     created_at = ma.fields.AwareDateTime(required=True)
     last_used_at = ma.fields.AwareDateTime(allow_none=True, required=True)
     expires_at = ma.fields.AwareDateTime(allow_none=True, required=True)

@@ -2,6 +2,9 @@
 
 A key reads ``sk_<12 hex>_<43 url-safe chars>``: the first part (the prefix) is stored in clear
 to find the row, the whole key only as its SHA-256 hash, compared in constant time.
+
+A key belongs to an organisation and acts only for it (its quota, its plan), with its creator
+as the caller. ``/api/v1/api-keys`` are the personal organisation's keys.
 """
 import hashlib
 import hmac
@@ -16,6 +19,9 @@ from saas.core.database import attached, read_row, write
 from saas.core.errors import NotFound, Unauthenticated
 from saas.core.time import utcnow
 from saas.extensions import db
+from saas.orgs import audit
+from saas.orgs import events as org_events
+from saas.orgs.service import attach_personal_org, personal_org_columns, personal_org_join
 from saas.users import events
 from saas.users.models import User
 
@@ -48,49 +54,62 @@ def _hash(raw_key):
     return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
 
 
-def create_key(user, *, name, expires_at=None):
-    """Store a new key for ``user``. Only the returned instance carries the key (``secret``)."""
+def create_key(org, user, *, name, expires_at=None):
+    """Store a new key of ``org``, made by ``user``. Only the returned instance carries the key
+    (``secret``)."""
     prefix = KEY_PREFIX + secrets.token_hex(6)
     raw_key = f"{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
-    key = ApiKey(user_id=user.id, name=name, prefix=prefix, key_hash=_hash(raw_key), expires_at=expires_at)
+    key = ApiKey(
+        user_id=user.id, org_id=org.id, name=name, prefix=prefix, key_hash=_hash(raw_key), expires_at=expires_at
+    )
     db.session.add(key)
+    db.session.flush()
+    audit.record(org.id, "api_key.created", target=f"api_key:{key.id}", details={"name": name, "prefix": prefix})
     db.session.commit()
     key.secret = raw_key  # not a column: gone once this response is sent
     return key
 
 
-def list_keys(user):
+def list_keys(org):
     return db.session.scalars(
-        sa.select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+        sa.select(ApiKey).where(ApiKey.org_id == org.id).order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
     ).all()
 
 
-def revoke_key(user, key_id):
-    """Delete the key at once; another user's key is answered as missing (404)."""
-    deleted = db.session.execute(
-        sa.delete(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user.id)
-    ).rowcount
-    db.session.commit()
-    if not deleted:
+def revoke_key(org, key_id):
+    """Delete the key at once; another organisation's key is answered as missing (404)."""
+    key = db.session.scalar(sa.select(ApiKey).where(ApiKey.id == key_id, ApiKey.org_id == org.id))
+    if key is None:
         raise NoSuchApiKey()
+    audit.record(org.id, "api_key.revoked", target=f"api_key:{key.id}", details={"name": key.name, "prefix": key.prefix})
+    db.session.delete(key)
+    db.session.commit()
 
 
 def revoke_all_keys(user_id):
-    """Delete every API key of the user."""
+    """Delete every API key the user created, in every organisation."""
     db.session.execute(sa.delete(ApiKey).where(ApiKey.user_id == user_id))
     db.session.commit()
 
 
-# A key and its owner, in one query (the gate's, in autocommit: see saas/core/database.py).
-_KEY_AND_OWNER = sa.select(
-    ApiKey.id.label("key_id"), ApiKey.key_hash, ApiKey.expires_at.label("key_expires_at"),
-    ApiKey.last_used_at.label("key_last_used_at"), *User.__table__.columns,
-).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == sa.bindparam("prefix"))
+# A key, its creator and the creator's personal organisation, in one query (the gate's, in
+# autocommit: see saas/core/database.py).
+_KEY_AND_OWNER = (
+    sa.select(
+        ApiKey.id.label("key_id"), ApiKey.key_hash, ApiKey.expires_at.label("key_expires_at"),
+        ApiKey.last_used_at.label("key_last_used_at"), ApiKey.org_id.label("key_org_id"),
+        *User.__table__.columns, *personal_org_columns(),
+    )
+    .join(User, User.id == ApiKey.user_id)
+    .outerjoin(*personal_org_join())
+    .where(ApiKey.prefix == sa.bindparam("prefix"))
+)
 
 
 def authenticate(raw_key):
-    """``(user, key id)`` for ``raw_key``: its active owner; any unknown, expired or revoked key
-    raises ``InvalidApiKey``. One round trip, no transaction (and a write once a minute)."""
+    """``(user, key id, key's organisation id)`` for ``raw_key``: its active creator; any
+    unknown, expired or revoked key raises ``InvalidApiKey``. One round trip, no transaction
+    (and a write once a minute)."""
     row = None
     if KEY_FORMAT.fullmatch(raw_key):  # anything else cannot be a key: no query for it
         row = read_row(_KEY_AND_OWNER, {"prefix": raw_key[:PREFIX_LENGTH]})
@@ -104,14 +123,28 @@ def authenticate(raw_key):
     if row["key_last_used_at"] is None or row["key_last_used_at"] <= now - LAST_USED_RESOLUTION:
         write(sa.update(ApiKey).where(ApiKey.id == row["key_id"]).values(last_used_at=now))
     user = attached(User(**{column.name: row[column.name] for column in User.__table__.columns}))
-    return user, row["key_id"]
+    attach_personal_org(user, row)
+    return user, row["key_id"], row["key_org_id"]
 
 
 def connect_signals():
-    """A new password or a deactivated account revokes every key of the user."""
+    """A new password or a deactivated account revokes every key the user created; leaving or
+    being removed from an organisation, the keys they created for it (unless kept)."""
     events.password_changed.connect(_revoke_on_account_event, weak=False)
     events.account_deactivated.connect(_revoke_on_account_event, weak=False)
+    org_events.member_removed.connect(_revoke_on_removal, weak=False)
 
 
 def _revoke_on_account_event(user, **_):
     revoke_all_keys(user.id)
+
+
+def _revoke_on_removal(org_id, *, user_id, keep_api_keys=False, **_):
+    """Runs in the removal's transaction (the caller commits)."""
+    if keep_api_keys:
+        return
+    keys = db.session.scalars(sa.select(ApiKey).where(ApiKey.org_id == org_id, ApiKey.user_id == user_id)).all()
+    for key in keys:
+        audit.record(org_id, "api_key.revoked", target=f"api_key:{key.id}",
+                     details={"name": key.name, "prefix": key.prefix, "reason": "member removed"})
+        db.session.delete(key)

@@ -20,6 +20,7 @@ from saas.core.errors import Unauthenticated
 from saas.core.ids import new_uuid
 from saas.core.time import utcnow
 from saas.extensions import db
+from saas.orgs.service import attach_personal_org, personal_org_columns, personal_org_join
 from saas.users import events
 from saas.users.models import User
 from saas.users.passwords import burn_verification_time, verify_password
@@ -86,10 +87,12 @@ def start_session(user, *, user_agent=None, ip_address=None):
     return _token_pair(user.id, session.id, session.refresh_jti)
 
 
-# The active user of an open, unexpired session: everything an access token needs, in one query.
+# The active user of an open, unexpired session, and their personal organisation: everything an
+# access token needs, in one query.
 _USER_OF_OPEN_SESSION = (
-    sa.select(*User.__table__.columns)
+    sa.select(*User.__table__.columns, *personal_org_columns())
     .join(AuthSession, AuthSession.user_id == User.id)
+    .outerjoin(*personal_org_join())
     .where(
         AuthSession.id == sa.bindparam("session_id"),
         AuthSession.revoked_at.is_(None),
@@ -115,7 +118,9 @@ def user_of_access_token(raw_token):
         raise SessionEnded()
     if not row["is_active"]:
         raise AccountDisabled()
-    return attached(User(**row)), session_id
+    user = attached(User(**{column.name: row[column.name] for column in User.__table__.columns}))
+    attach_personal_org(user, row)
+    return user, session_id
 
 
 def rotate_refresh_token(raw_token):

@@ -5,6 +5,7 @@ import click
 import sqlalchemy as sa
 from flask.cli import AppGroup
 
+from saas.billing.jobs import sync_all_seats
 from saas.billing.models import StripeEvent
 from saas.billing.service import create_missing_customers
 from saas.billing.subscriptions import sync_all_customers
@@ -26,9 +27,9 @@ def report_outcome(summary, failures, label):
 
 @billing_cli.command("ensure-customers")
 def ensure_customers():
-    """Create the Stripe customer of every user who has none (after a Redis or Stripe outage)."""
+    """Create the Stripe customer of every user's personal organization that has none."""
     created, failures = create_missing_customers()
-    report_outcome(f"created {created} customers", failures, "user")
+    report_outcome(f"created {created} customers", failures, "organization")
 
 
 @billing_cli.command("replay-events")
@@ -40,9 +41,16 @@ def replay_events():
 
 @billing_cli.command("sync")
 def sync():
-    """Make every stored subscription match Stripe, for every user with a Stripe customer."""
+    """Make every stored subscription match Stripe, for every organization with a Stripe customer."""
     synced, failures = sync_all_customers()
-    report_outcome(f"synced {synced} customers", failures, "user")
+    report_outcome(f"synced {synced} customers", failures, "organization")
+
+
+@billing_cli.command("sync-seats")
+def sync_seats():
+    """Bring every per-seat subscription's quantity to its organization's member count."""
+    synced, failures = sync_all_seats()
+    report_outcome(f"checked {synced} organizations", failures, "organization")
 
 
 @billing_cli.command("prune-events")

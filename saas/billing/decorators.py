@@ -6,14 +6,15 @@ from saas.web.blueprint import current_principal
 
 
 def plan_required(*plans):
-    """Let a gated view run only for callers whose plan is one of ``plans`` (any configured plan
-    when none is named); others get a 402 naming the plans needed. Place it under
-    ``@blp.auth(...)``. A past_due subscription keeps its plan for BILLING_PAST_DUE_GRACE_DAYS."""
+    """Let a gated view run only when the caller's organisation's plan is one of ``plans`` (any
+    configured plan when none is named); others get a 402 naming the plans needed. Place it under
+    ``@blp.auth(..., org="acting")`` (or ``org="path"``). A past_due subscription keeps its plan
+    for BILLING_PAST_DUE_GRACE_DAYS."""
 
     def decorator(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            require_plan(current_principal().user, plans)
+            require_plan(current_principal().org, plans)
             return view(*args, **kwargs)
 
         return wrapper

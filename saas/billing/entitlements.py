@@ -1,7 +1,8 @@
-"""Who may use what: the user's current subscription and the plan it grants.
+"""Who may use what: an organisation's current subscription and the plan it grants.
 
-The plan is kept on the users row (``plan``, ``plan_past_due_since``) by ``refresh_plan``,
-called wherever a subscription is written, so reading it (``User.effective_plan``) costs no query.
+The plan is kept on the organisation's row (``plan``, ``plan_past_due_since``) by
+``refresh_plan``, called wherever a subscription is written, so reading it
+(``Organization.effective_plan``) costs no query.
 """
 from datetime import timedelta
 
@@ -12,7 +13,7 @@ from saas.billing.models import ENDED_STATUSES, Subscription
 from saas.core.errors import PaymentRequired
 from saas.core.time import utcnow
 from saas.extensions import db
-from saas.users.models import FREE_PLAN
+from saas.orgs.models import FREE_PLAN
 
 NO_SUBSCRIPTION = "none"
 PAID_STATUSES = ("active", "trialing")
@@ -41,45 +42,64 @@ def grants_access(subscription):
     return grace_end is not None and utcnow() < grace_end
 
 
-def current_subscription(user):
-    """The subscription that speaks for the user: one that grants access if any, the newest
-    first; ended (canceled, expired) subscriptions never. None when there is none."""
+def current_subscription(org):
+    """The subscription that speaks for the organisation: one that grants access if any, the
+    newest first; ended (canceled, expired) subscriptions never. None when there is none."""
     subscriptions = db.session.scalars(
-        sa.select(Subscription).where(Subscription.user_id == user.id, Subscription.status.not_in(ENDED_STATUSES))
+        sa.select(Subscription).where(Subscription.org_id == org.id, Subscription.status.not_in(ENDED_STATUSES))
     ).all()
     if not subscriptions:
         return None
     return max(subscriptions, key=lambda subscription: (grants_access(subscription), subscription.created_at))
 
 
-def refresh_plan(user):
-    """Copy the plan of the user's current subscription onto their row; the caller commits.
+def refresh_plan(org):
+    """Copy the plan of the organisation's current subscription onto its row; the caller commits.
 
     A past_due subscription's plan is copied with the time it went past_due, so the grace
     period is counted when the plan is read.
     """
-    subscription = current_subscription(user)
+    subscription = current_subscription(org)
     if subscription is None or subscription.plan is None:
-        user.plan, user.plan_past_due_since = FREE_PLAN, None
+        org.plan, org.plan_past_due_since = FREE_PLAN, None
     elif subscription.status in PAID_STATUSES:
-        user.plan, user.plan_past_due_since = subscription.plan, None
+        org.plan, org.plan_past_due_since = subscription.plan, None
     elif subscription.status == "past_due" and subscription.past_due_since is not None:
-        user.plan, user.plan_past_due_since = subscription.plan, subscription.past_due_since
+        org.plan, org.plan_past_due_since = subscription.plan, subscription.past_due_since
     else:
-        user.plan, user.plan_past_due_since = FREE_PLAN, None
+        org.plan, org.plan_past_due_since = FREE_PLAN, None
+    mirror_to_owner(org)
 
 
-def require_plan(user, plans):
-    """Refuse with 402 unless the user's plan is one of ``plans`` (any configured plan if empty)."""
+def mirror_to_owner(org):
+    """Expand/contract: the previous release reads a personal organisation's billing columns on
+    its owner's users row; they are kept in step until a later release drops them."""
+    if org.personal and org.personal_owner is not None:
+        owner = org.personal_owner
+        owner.stripe_customer_id = org.stripe_customer_id
+        owner.stripe_customers_deleted = org.stripe_customers_deleted
+        owner.plan, owner.plan_past_due_since = org.plan, org.plan_past_due_since
+
+
+def require_plan(org, plans):
+    """Refuse with 402 unless the organisation's plan is one of ``plans`` (any configured plan
+    if empty)."""
     required = list(plans or current_app.config["STRIPE_PLANS"])
-    plan = user.effective_plan
+    plan = org.effective_plan
     if plan not in required:
         raise PlanRequired(required, plan)
     return plan
 
 
-def subscription_summary(user):
-    subscription = current_subscription(user)
+def seats(subscription):
+    """A per-seat subscription's quantity (STRIPE_SEAT_PLANS); None for other plans."""
+    if subscription is None or subscription.plan not in current_app.config["STRIPE_SEAT_PLANS"]:
+        return None
+    return subscription.quantity
+
+
+def subscription_summary(org):
+    subscription = current_subscription(org)
     if subscription is None:
         return {
             "plan": FREE_PLAN,
@@ -90,6 +110,7 @@ def subscription_summary(user):
             "trial_end": None,
             "has_access": False,
             "grace_period_end": None,
+            "seats": None,
         }
     return {
         "plan": subscription.plan,
@@ -100,4 +121,5 @@ def subscription_summary(user):
         "trial_end": subscription.trial_end,
         "has_access": grants_access(subscription),
         "grace_period_end": grace_period_end(subscription),
+        "seats": seats(subscription),
     }

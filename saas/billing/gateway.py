@@ -86,22 +86,26 @@ def _translated_stripe_errors():
         raise StripeRejected() from error
 
 
-def customer_idempotency_key(user):
-    """Derived from the user, so the signup job and an on-demand call create one customer; a new
-    one after each deleted customer, or Stripe would answer with the deleted one for 24 hours."""
-    replaced = f"-{user.stripe_customers_deleted}" if user.stripe_customers_deleted else ""
-    return f"saas-customer-create-user-{user.id}-{int(user.created_at.timestamp())}{replaced}"
+def customer_idempotency_key(org, owner):
+    """Derived from the organisation, so the signup job and an on-demand call create one
+    customer; a new one after each deleted customer, or Stripe would answer with the deleted one
+    for 24 hours. A personal organisation keeps the key its user had before organisations."""
+    replaced = f"-{org.stripe_customers_deleted}" if org.stripe_customers_deleted else ""
+    if org.personal:
+        return f"saas-customer-create-user-{owner.id}-{int(owner.created_at.timestamp())}{replaced}"
+    return f"saas-customer-create-org-{org.id}-{int(org.created_at.timestamp())}{replaced}"
 
 
-def create_customer(user):
+def create_customer(org, owner):
+    """The organisation's Stripe customer; ``owner`` gives it its email (receipts go there)."""
+    metadata = {"org_id": str(org.id)}
+    if org.personal:
+        metadata["user_id"] = str(owner.id)
     with stripe_call():
         customer = stripe_client().v1.customers.create(
-            params={
-                "email": user.email,
-                "name": user.full_name or "",
-                "metadata": {"user_id": str(user.id)},
-            },
-            options={"idempotency_key": customer_idempotency_key(user)},
+            params={"email": owner.email, "name": (owner.full_name if org.personal else org.name) or "",
+                    "metadata": metadata},
+            options={"idempotency_key": customer_idempotency_key(org, owner)},
         )
     return customer.id
 
@@ -112,21 +116,43 @@ def update_customer_email(customer_id, email):
         stripe_client().v1.customers.update(customer_id, params={"email": email})
 
 
-def create_checkout_session(*, customer_id, price_id, success_url, cancel_url, user_id):
+def create_checkout_session(*, customer_id, price_id, success_url, cancel_url, org_id, user_id, quantity=1):
+    """A subscription checkout for the organisation; ``user_id`` is who started it."""
+    metadata = {"org_id": str(org_id), "user_id": str(user_id)}
     with stripe_call():
         return stripe_client().v1.checkout.sessions.create(
             params={
                 "customer": customer_id,
                 "mode": "subscription",
-                "line_items": [{"price": price_id, "quantity": 1}],
+                "line_items": [{"price": price_id, "quantity": quantity}],
                 "success_url": success_url,
                 "cancel_url": cancel_url,
-                "client_reference_id": str(user_id),
+                "client_reference_id": f"org-{org_id}",
                 # The price is kept in the metadata so an open session can be matched later.
-                "metadata": {"user_id": str(user_id), "price_id": price_id},
-                "subscription_data": {"metadata": {"user_id": str(user_id)}},
+                "metadata": {**metadata, "price_id": price_id},
+                "subscription_data": {"metadata": metadata},
             }
         )
+
+
+def set_item_quantity(subscription_id, item_id, quantity):
+    """Per-seat billing: the subscription item's quantity; returns the subscription as a dict."""
+    with stripe_call():
+        return stripe_client().v1.subscriptions.update(
+            subscription_id, params={"items": [{"id": item_id, "quantity": quantity}]}
+        ).to_dict()
+
+
+def cancel_subscription(subscription_id):
+    """Cancel at once (an organisation is being deleted); False if it was over already."""
+    try:
+        with stripe_call():
+            stripe_client().v1.subscriptions.cancel(subscription_id)
+    except StripeRejected as error:
+        if getattr(error.__cause__, "code", None) == "resource_missing":
+            return False
+        raise
+    return True
 
 
 def open_checkout_sessions(customer_id):

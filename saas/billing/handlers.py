@@ -24,15 +24,26 @@ def handles(*event_types):
     return register
 
 
+def _hints(metadata):
+    """Our own metadata on a Stripe object: which organisation (or, before organisations, which
+    user) it was made for."""
+    metadata = metadata if isinstance(metadata, dict) else {}
+    return {"org_id_hint": metadata.get("org_id"), "user_id_hint": metadata.get("user_id")}
+
+
 @handles("checkout.session.completed")
 def checkout_completed(session, event):
     """Store the new subscription at once, without waiting for its own created event."""
     if session.get("mode") != "subscription" or not session.get("subscription"):
         return None
+    hints = _hints(session.get("metadata"))
+    reference = str(session.get("client_reference_id") or "")
+    if hints["org_id_hint"] is None and reference.startswith("org-"):
+        hints["org_id_hint"] = reference[len("org-"):]
+    elif hints["user_id_hint"] is None and reference.isdigit():
+        hints["user_id_hint"] = reference  # a checkout opened before organisations
     return refresh_subscription(
-        stripe_id(session["subscription"]),
-        customer_id=stripe_id(session.get("customer")),
-        user_id_hint=session.get("client_reference_id") or (session.get("metadata") or {}).get("user_id"),
+        stripe_id(session["subscription"]), customer_id=stripe_id(session.get("customer")), **hints
     )
 
 
@@ -45,9 +56,7 @@ def checkout_completed(session, event):
 )
 def subscription_changed(subscription, event):
     return refresh_subscription(
-        subscription["id"],
-        customer_id=stripe_id(subscription.get("customer")),
-        user_id_hint=(subscription.get("metadata") or {}).get("user_id"),
+        subscription["id"], customer_id=stripe_id(subscription.get("customer")), **_hints(subscription.get("metadata"))
     )
 
 
@@ -56,7 +65,7 @@ def trial_will_end(subscription, event):
     """Three days before a trial ends: the place to send the user a reminder."""
     row = subscription_changed(subscription, event)
     if row is not None:
-        log.info("trial of subscription %s (user %s) ends at %s", row.stripe_subscription_id, row.user_id, row.trial_end)
+        log.info("trial of subscription %s (organization %s) ends at %s", row.stripe_subscription_id, row.org_id, row.trial_end)
     return row
 
 
@@ -69,9 +78,7 @@ def invoice_settled(invoice, event):
     if not subscription_id:
         return None  # a one-off invoice: no subscription state to change
     return refresh_subscription(
-        subscription_id,
-        customer_id=stripe_id(invoice.get("customer")),
-        user_id_hint=(details.get("metadata") or {}).get("user_id"),
+        subscription_id, customer_id=stripe_id(invoice.get("customer")), **_hints(details.get("metadata"))
     )
 
 

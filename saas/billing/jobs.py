@@ -1,52 +1,104 @@
-"""Billing work that runs in the worker, on the ``high`` queue."""
+"""Billing work that runs in the worker, on the ``high`` queue, and billing's reactions to
+account and organisation events."""
 import logging
 
+import sqlalchemy as sa
 from flask import current_app
 from redis.exceptions import RedisError
 
 from saas.billing import gateway
-from saas.billing.service import ensure_customer
+from saas.billing.entitlements import current_subscription
+from saas.billing.models import ENDED_STATUSES, Subscription
+from saas.billing.service import ensure_customer, member_count
+from saas.billing.subscriptions import lock_org, plan_item, store_subscription
 from saas.core.queue import HIGH, enqueue, job_app_context
 from saas.extensions import db
+from saas.orgs import events as org_events
+from saas.orgs.models import Membership, Organization
 from saas.users import events
 from saas.users.models import User
 
 log = logging.getLogger(__name__)
 
 
+def _billing_on():
+    return bool(current_app.config["STRIPE_SECRET_KEY"])
+
+
 @job_app_context
 def create_stripe_customer(user_id):
-    """Create the Stripe customer of a new user. Raises on failure so RQ retries it."""
+    """Create the Stripe customer of a new user's personal organisation. Raises on failure so
+    RQ retries it."""
     user = db.session.get(User, user_id)
-    if user is None:
+    if user is None or user.personal_org is None:
         log.info("user %s no longer exists; no Stripe customer created", user_id)
         return None
-    return ensure_customer(user)
+    return ensure_customer(user.personal_org)
 
 
 def create_stripe_customer_later(user):
     """Queue the customer creation (inline without Redis); a no-op when billing is off."""
-    if not current_app.config["STRIPE_SECRET_KEY"]:
+    if not _billing_on():
         return None
     return enqueue(create_stripe_customer, user.id, queue=HIGH)
 
 
 @job_app_context
 def sync_customer_email(user_id):
-    """Give the user's Stripe customer the user's current address. Raises so RQ retries it."""
+    """Give the user's personal Stripe customer the user's current address. Raises so RQ retries it."""
     user = db.session.get(User, user_id)
-    if user is not None and user.stripe_customer_id:
-        gateway.update_customer_email(user.stripe_customer_id, user.email)
+    org = user.personal_org if user is not None else None
+    if org is not None and org.stripe_customer_id:
+        gateway.update_customer_email(org.stripe_customer_id, user.email)
+
+
+@job_app_context
+def sync_seats(org_id):
+    """Bring a per-seat subscription's quantity to the organisation's member count.
+
+    Counted under the organisation's lock, held until Stripe has the new quantity: every change
+    of members queues this job after it commits, so the last job to run sees the last count,
+    whatever order they ran in. Never takes a number from a client. Raises so RQ retries it.
+    """
+    org = lock_org(org_id)
+    subscription = current_subscription(org) if org is not None else None
+    if subscription is None or subscription.plan not in current_app.config["STRIPE_SEAT_PLANS"]:
+        db.session.commit()
+        return None
+    seats = member_count(org_id)
+    current = gateway.retrieve_subscription(subscription.stripe_subscription_id)
+    if current is None or current["status"] in ENDED_STATUSES:
+        db.session.commit()
+        return None
+    item = plan_item(current)
+    if item.get("quantity") != seats:
+        current = gateway.set_item_quantity(current["id"], item["id"], seats)
+    store_subscription(org, current)
+    db.session.commit()
+    return seats
 
 
 def connect_signals():
-    """Every new account gets its Stripe customer in the background, and keeps its address."""
+    """Every new account gets its Stripe customer in the background, and keeps its address;
+    organisations get their seats counted and their subscriptions canceled when deleted."""
     events.user_registered.connect(_queue_customer_for_new_user, weak=False)
     events.email_changed.connect(_queue_customer_email_sync, weak=False)
+    org_events.members_changed.connect(_queue_seat_sync, weak=False)
+    org_events.org_deleting.connect(_cancel_subscriptions_of_deleted_org, weak=False)
+
+
+def _queue_customer_for_new_user(user, **_):
+    # Signup must not fail because Redis is down: billing endpoints create a missing customer
+    # on demand, and the worker's sweep creates the rest.
+    try:
+        create_stripe_customer_later(user)
+    except RedisError:
+        log.warning("could not queue Stripe customer creation for user %s; left for the sweeper", user.id)
 
 
 def _queue_customer_email_sync(user, **_):
-    if not (current_app.config["STRIPE_SECRET_KEY"] and user.stripe_customer_id):
+    org = user.personal_org
+    if not (_billing_on() and org is not None and org.stripe_customer_id):
         return
     try:
         enqueue(sync_customer_email, user.id, queue=HIGH)
@@ -54,10 +106,68 @@ def _queue_customer_email_sync(user, **_):
         log.warning("could not queue the Stripe customer's new address for user %s", user.id)
 
 
-def _queue_customer_for_new_user(user, **_):
-    # Signup must not fail because Redis is down: billing endpoints create a missing customer
-    # on demand, and `flask billing ensure-customers` sweeps the rest.
+def _queue_seat_sync(org_id, **_):
+    if not (_billing_on() and current_app.config["STRIPE_SEAT_PLANS"]):
+        return
     try:
-        create_stripe_customer_later(user)
+        enqueue(sync_seats, org_id, queue=HIGH)
     except RedisError:
-        log.warning("could not queue Stripe customer creation for user %s; left for the sweeper", user.id)
+        log.warning("could not queue the seat count of organization %s; `flask billing sync-seats` repairs it", org_id)
+
+
+def _cancel_subscriptions_of_deleted_org(org, **_):
+    """Cancel in Stripe, at once, every live subscription of an organisation being deleted; an
+    error (Stripe down) stops the deletion, so nobody is billed for an organisation that is gone."""
+    live = db.session.scalars(
+        sa.select(Subscription.stripe_subscription_id)
+        .where(Subscription.org_id == org.id, Subscription.status.not_in(ENDED_STATUSES))
+    ).all()
+    for stripe_subscription_id in live:
+        gateway.cancel_subscription(stripe_subscription_id)
+    if live:
+        db.session.execute(
+            sa.update(Subscription).where(Subscription.stripe_subscription_id.in_(live))
+            .values(status="canceled", cancel_at_period_end=False, past_due_since=None)
+        )
+
+
+def sync_all_seats():
+    """``sync_seats`` for every organisation on a per-seat plan; returns (synced, failures)."""
+    plans = current_app.config["STRIPE_SEAT_PLANS"]
+    org_ids = db.session.scalars(
+        sa.select(Organization.id).where(Organization.plan.in_(plans)).order_by(Organization.id)
+    ).all() if plans else []
+    return _sync_each(org_ids)
+
+
+def _sync_each(org_ids):
+    """``sync_seats`` for each organisation, one failure not stopping the rest: (synced, failures)."""
+    synced, failures = 0, []
+    for org_id in org_ids:
+        try:
+            sync_seats(org_id)
+            synced += 1
+        except Exception as error:
+            db.session.rollback()
+            failures.append((org_id, error))
+    return synced, failures
+
+
+def sync_mismatched_seats(limit):
+    """``sync_seats`` for the per-seat subscriptions whose stored quantity is not the member
+    count (a seat job lost with Redis, or a subscription that started after the last change);
+    for the sweep. Returns (synced, failures)."""
+    plans = current_app.config["STRIPE_SEAT_PLANS"]
+    if not plans:
+        return 0, []
+    members = (
+        sa.select(Membership.org_id, sa.func.count().label("members")).group_by(Membership.org_id).subquery()
+    )
+    org_ids = db.session.scalars(
+        sa.select(Subscription.org_id).distinct()
+        .join(members, members.c.org_id == Subscription.org_id)
+        .where(Subscription.plan.in_(plans), Subscription.status.not_in(ENDED_STATUSES),
+               Subscription.quantity.is_distinct_from(members.c.members))
+        .order_by(Subscription.org_id).limit(limit)
+    ).all()
+    return _sync_each(org_ids)

@@ -36,9 +36,11 @@ class Subscription(db.Model):
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     stripe_subscription_id: Mapped[str] = mapped_column(sa.String(255), unique=True, nullable=False)
-    user_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
-    )
+    # The organisation it bills; kept (null) if the organisation is deleted.
+    org_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organizations.id", ondelete="SET NULL"), index=True)
+    # Before organisations, subscriptions belonged to users: still written for a personal
+    # organisation's owner while the previous release may run (expand/contract); unused here.
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
     stripe_customer_id: Mapped[str] = mapped_column(sa.String(255), index=True, nullable=False)
     status: Mapped[str] = mapped_column(sa.String(32), nullable=False)
     price_id: Mapped[str | None] = mapped_column(sa.String(255))
@@ -49,6 +51,8 @@ class Subscription(db.Model):
         sa.Boolean, nullable=False, default=False, server_default=sa.false()
     )
     trial_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The plan item's quantity: the seats of a per-seat plan (STRIPE_SEAT_PLANS).
+    quantity: Mapped[int | None] = mapped_column(sa.Integer)
     # Stripe has no "past due since"; the grace period (BILLING_PAST_DUE_GRACE_DAYS) counts from
     # when this server first saw the subscription past_due.
     past_due_since: Mapped[datetime | None] = mapped_column(UTCDateTime)

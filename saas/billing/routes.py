@@ -20,8 +20,17 @@ from saas.web.api import SESSION
 from saas.web.blueprint import Blueprint, current_principal
 
 blp = Blueprint(
-    "billing", __name__, url_prefix="/billing", description="Stripe billing.", requires_verified_email=True
+    "billing", __name__, url_prefix="/billing", requires_verified_email=True,
+    description="Stripe billing of the caller's personal organization.",
 )
+org_billing_blp = Blueprint(
+    "org_billing", __name__, url_prefix="/orgs", requires_verified_email=True,
+    description="Stripe billing of an organization: its owners buy and manage the subscription.",
+)
+
+
+def _personal_org():
+    return current_principal().user.personal_org
 
 
 @blp.route("/plans", methods=["GET"])
@@ -35,12 +44,12 @@ def list_plans():
 @blp.auth(SESSION)
 @blp.response(200, SubscriptionSchema)
 def get_subscription():
-    """The caller's current subscription, as last reported by Stripe.
+    """The subscription of the caller's personal organization, as last reported by Stripe.
 
-    Without one: plan "free" and status "none". A user with several subscriptions sees the one
-    that grants access (the newest if several do); ended subscriptions are not shown.
+    Without one: plan "free" and status "none". With several, the one that grants access (the
+    newest if several do); ended subscriptions are not shown.
     """
-    return subscription_summary(current_principal().user)
+    return subscription_summary(_personal_org())
 
 
 @blp.route("/create-checkout-session", methods=["POST"])
@@ -58,7 +67,7 @@ def create_checkout_session(fields):
     A user whose subscription is active, trialing or past_due gets 409: plan changes and
     payment fixes go through the customer portal, so nobody pays for two subscriptions.
     """
-    return service.start_checkout(current_principal().user, **fields)
+    return service.start_checkout(_personal_org(), current_principal().user, **fields)
 
 
 @blp.route("/customer-portal", methods=["GET"])
@@ -69,7 +78,7 @@ def create_checkout_session(fields):
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def customer_portal(query):
     """A Stripe customer portal link where the user manages payment methods and plans."""
-    return service.open_portal(current_principal().user, **query)
+    return service.open_portal(_personal_org(), **query)
 
 
 @blp.route("/webhook", methods=["POST"])
@@ -98,14 +107,51 @@ def stripe_webhook():
 
 
 @blp.route("/pro-feature", methods=["GET"])
-@blp.auth(SESSION)
+@blp.auth(SESSION, org="acting")
 @plan_required("pro", "team")
 @blp.response(200, ProFeatureSchema)
 @blp.alt_response(402, response="PAYMENT_REQUIRED")
 def pro_feature():
     """Example of an endpoint for paying users only: copy its `@plan_required(...)`.
 
-    Users on the pro or team plan get 200; others get 402 with `errors.required_plans` and
-    `errors.current_plan`. A past_due subscription keeps access for BILLING_PAST_DUE_GRACE_DAYS.
+    The plan is the acting organization's (`X-Org-Id`, else the personal one). Pro and team
+    plans get 200; others get 402 with `errors.required_plans` and `errors.current_plan`. A
+    past_due subscription keeps access for BILLING_PAST_DUE_GRACE_DAYS.
     """
-    return {"message": "Welcome to the paid feature.", "plan": current_principal().user.effective_plan}
+    return {"message": "Welcome to the paid feature.", "plan": current_principal().org.effective_plan}
+
+
+@org_billing_blp.route("/<int:org_id>/billing/subscription", methods=["GET"])
+@org_billing_blp.auth(SESSION, org="path", permission="subscription.read")
+@org_billing_blp.response(200, SubscriptionSchema)
+def get_org_subscription(org_id):
+    """The organization's current subscription (any member); `seats` for a per-seat plan."""
+    return subscription_summary(current_principal().org)
+
+
+@org_billing_blp.route("/<int:org_id>/billing/checkout", methods=["POST"])
+@org_billing_blp.auth(SESSION, org="path", permission="billing.manage")
+@org_billing_blp.arguments(CheckoutRequestSchema)
+@org_billing_blp.response(200, CheckoutSessionSchema)
+@org_billing_blp.alt_response(409, response="CONFLICT")
+@org_billing_blp.alt_response(502, response="BAD_GATEWAY")
+@org_billing_blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+def create_org_checkout(fields, org_id):
+    """Open a Stripe Checkout session for the organization (owners only).
+
+    As `POST /api/v1/billing/create-checkout-session`. A per-seat plan (STRIPE_SEAT_PLANS) is
+    bought for as many seats as the organization has members, and follows them after.
+    """
+    principal = current_principal()
+    return service.start_checkout(principal.org, principal.user, **fields)
+
+
+@org_billing_blp.route("/<int:org_id>/billing/portal", methods=["GET"])
+@org_billing_blp.auth(SESSION, org="path", permission="billing.manage")
+@org_billing_blp.arguments(PortalQuerySchema, location="query")
+@org_billing_blp.response(200, PortalSessionSchema)
+@org_billing_blp.alt_response(502, response="BAD_GATEWAY")
+@org_billing_blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+def org_customer_portal(query, org_id):
+    """A Stripe customer portal link for the organization (owners only)."""
+    return service.open_portal(current_principal().org, **query)

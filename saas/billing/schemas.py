@@ -69,6 +69,10 @@ class SubscriptionSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "For past_due: when access ends unless the payment succeeds."},
     )
+    seats = ma.fields.Integer(
+        required=True, allow_none=True,
+        metadata={"description": "Seats paid for, on a per-seat plan (STRIPE_SEAT_PLANS); null otherwise."},
+    )
 
 
 class ProFeatureSchema(ma.Schema):

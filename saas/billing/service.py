@@ -5,10 +5,12 @@ import sqlalchemy as sa
 from flask import current_app
 
 from saas.billing import gateway
-from saas.billing.entitlements import current_subscription
-from saas.billing.subscriptions import lock_user
+from saas.billing.entitlements import current_subscription, mirror_to_owner
+from saas.billing.subscriptions import lock_org
 from saas.core.errors import Conflict, InvalidInput
 from saas.extensions import db
+from saas.orgs import audit
+from saas.orgs.models import OWNER, Membership, Organization
 from saas.users.models import User
 
 
@@ -28,39 +30,56 @@ class AlreadySubscribed(Conflict):
     message = "You already have a subscription; change plans or payment details in the customer portal."
 
 
-def ensure_customer(user):
-    """The user's Stripe customer id, creating the customer if the signup job has not yet.
+def billing_owner(org):
+    """Whose email the organisation's Stripe customer carries: the personal organisation's user,
+    else its first owner."""
+    if org.personal:
+        return org.personal_owner
+    return db.session.scalar(
+        sa.select(User).join(Membership, Membership.user_id == User.id)
+        .where(Membership.org_id == org.id, Membership.role == OWNER)
+        .order_by(Membership.joined_at, Membership.id).limit(1)
+    )
 
-    The idempotency key is the signup job's, so a race between the two yields one customer;
-    the conditional UPDATE keeps whichever id was stored first.
+
+def ensure_customer(org):
+    """The organisation's Stripe customer id, creating the customer if the signup job has not
+    yet. The idempotency key is the signup job's, so a race between the two yields one
+    customer; the conditional UPDATE keeps whichever id was stored first.
     """
-    if user.stripe_customer_id:
-        return user.stripe_customer_id
-    customer_id = gateway.create_customer(user)
+    if org.stripe_customer_id:
+        return org.stripe_customer_id
+    customer_id = gateway.create_customer(org, billing_owner(org))
     db.session.execute(
-        sa.update(User)
-        .where(User.id == user.id, User.stripe_customer_id.is_(None))
+        sa.update(Organization)
+        .where(Organization.id == org.id, Organization.stripe_customer_id.is_(None))
         .values(stripe_customer_id=customer_id)
     )
+    db.session.refresh(org)
+    mirror_to_owner(org)
     db.session.commit()
-    db.session.refresh(user)
-    return user.stripe_customer_id
+    return org.stripe_customer_id
 
 
 def create_missing_customers(registered_before=None, limit=None):
-    """The Stripe customer of every user who has none (their signup job was lost, Redis or
-    Stripe was down); registered before ``registered_before`` when given: a younger user's job
-    may still be queued. Returns (how many were created, [(user id, error), ...])."""
-    query = sa.select(User).where(User.stripe_customer_id.is_(None), User.is_active.is_(True))
+    """The Stripe customer of every personal organisation of an active user that has none
+    (their signup job was lost, Redis or Stripe was down); created before ``registered_before``
+    when given: a younger one's job may still be queued. Team organisations get theirs at their
+    first checkout. Returns (how many were created, [(organisation id, error), ...])."""
+    query = (
+        sa.select(Organization)
+        .join(User, User.id == Organization.personal_owner_id)
+        .where(Organization.stripe_customer_id.is_(None), User.is_active.is_(True))
+    )
     if registered_before is not None:
-        query = query.where(User.created_at < registered_before)
+        query = query.where(Organization.created_at < registered_before)
     created, failures = 0, []
-    for user in db.session.scalars(query.order_by(User.id).limit(limit)).all():
+    for org in db.session.scalars(query.order_by(Organization.id).limit(limit)).all():
         try:
-            ensure_customer(user)
+            ensure_customer(org)
             created += 1
         except Exception as error:  # keep going; the caller reports the failures
-            failures.append((user.id, error))
+            failures.append((org.id, error))
             db.session.rollback()
     return created, failures
 
@@ -120,18 +139,25 @@ def _origin(url):
     return f"{parts.scheme}://{parts.hostname.lower()}:{port}"
 
 
-def start_checkout(user, *, price_id=None, plan=None, success_url=None, cancel_url=None):
-    """A checkout session for ``price``: the user's open one for the same price and redirects if
-    there is one, else a new one, after expiring any other open session, so one user can never
-    pay for two subscriptions. Checkouts of one user are serialised on their row."""
+def member_count(org_id):
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Membership).where(Membership.org_id == org_id))
+
+
+def start_checkout(org, user, *, price_id=None, plan=None, success_url=None, cancel_url=None):
+    """A checkout session for ``price``: the organisation's open one for the same price and
+    redirects if there is one, else a new one, after expiring any other open session, so an
+    organisation can never pay for two subscriptions. Checkouts of one organisation are
+    serialised on its row. A per-seat plan (STRIPE_SEAT_PLANS) is bought for every member."""
     price = resolve_price(price_id=price_id, plan=plan)
-    existing = current_subscription(user)
+    existing = current_subscription(org)
     if existing is not None and existing.status in ("active", "trialing", "past_due"):
         raise AlreadySubscribed()
     success = safe_redirect_url(success_url, field="success_url", default_path="/billing/success?session_id={CHECKOUT_SESSION_ID}")
     cancel = safe_redirect_url(cancel_url, field="cancel_url", default_path="/billing/cancel")
-    customer_id = ensure_customer(user)
-    lock_user(user.id)
+    customer_id = ensure_customer(org)
+    lock_org(org.id)
+    plan_name = next(name for name, plan_price in configured_plans().items() if plan_price == price)
+    quantity = member_count(org.id) if plan_name in current_app.config["STRIPE_SEAT_PLANS"] else 1
     try:
         for session in gateway.open_checkout_sessions(customer_id):
             same = (session.get("metadata") or {}).get("price_id") == price
@@ -139,14 +165,19 @@ def start_checkout(user, *, price_id=None, plan=None, success_url=None, cancel_u
                 return {"checkout_url": session["url"], "session_id": session["id"]}
             gateway.expire_checkout_session(session["id"])
         session = gateway.create_checkout_session(
-            customer_id=customer_id, price_id=price, success_url=success, cancel_url=cancel, user_id=user.id
+            customer_id=customer_id, price_id=price, success_url=success, cancel_url=cancel, org_id=org.id,
+            user_id=user.id, quantity=quantity,
         )
+        audit.record(org.id, "billing.checkout_started", target=f"checkout:{session.id}",
+                     details={"plan": plan_name, "quantity": quantity})
     finally:
         db.session.commit()  # releases the lock
     return {"checkout_url": session.url, "session_id": session.id}
 
 
-def open_portal(user, *, return_url=None):
+def open_portal(org, *, return_url=None):
     target = safe_redirect_url(return_url, field="return_url", default_path="/account")
-    session = gateway.create_portal_session(customer_id=ensure_customer(user), return_url=target)
+    session = gateway.create_portal_session(customer_id=ensure_customer(org), return_url=target)
+    audit.record(org.id, "billing.portal_opened")
+    db.session.commit()
     return {"portal_url": session.url}

@@ -1,4 +1,4 @@
-"""Token usage: quotas per plan and month, reservations, and reports to the Stripe meter."""
-from saas.usage.routes import blp
+"""Token usage and quotas, per organisation, and their reports to Stripe's meter."""
+from saas.usage.routes import blp, org_usage_blp
 
-__all__ = ["blp"]
+__all__ = ["blp", "org_usage_blp"]

@@ -11,8 +11,8 @@ from saas.billing.service import ensure_customer
 from saas.core.queue import HIGH, enqueue, job_app_context
 from saas.core.time import utcnow
 from saas.extensions import db
+from saas.orgs.models import Organization
 from saas.usage.models import SETTLED, UsageRecord
-from saas.users.models import User
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,13 @@ def report_usage_to_stripe(record_id):
     record = db.session.get(UsageRecord, record_id)
     if record is None or record.status != SETTLED or record.reported_at is not None:
         return None
-    user = db.session.get(User, record.user_id)
+    org = db.session.get(Organization, record.org_id) if record.org_id is not None else None
+    if org is None:
+        log.warning("usage record %s belongs to no organization any more; not reported", record_id)
+        return None
     sent = gateway.create_meter_event(
         event_name=current_app.config["STRIPE_METER_EVENT_NAME"],
-        customer_id=ensure_customer(user),
+        customer_id=ensure_customer(org),
         value=record.total_tokens,
         identifier=meter_event_identifier(record),
         timestamp=record.created_at.timestamp(),
@@ -66,6 +69,7 @@ def report_pending_usage(settled_before=None, limit=None):
     query = sa.select(UsageRecord.id).where(
         UsageRecord.status == SETTLED,
         UsageRecord.reported_at.is_(None),
+        UsageRecord.org_id.is_not(None),
         UsageRecord.created_at > since,
         UsageRecord.input_tokens + UsageRecord.output_tokens > 0,
     )

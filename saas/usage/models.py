@@ -14,10 +14,16 @@ SETTLED = "settled"
 
 class UsageRecord(db.Model):
     __tablename__ = "usage_records"
-    __table_args__ = (sa.Index("ix_usage_records_user_id_created_at", "user_id", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_usage_records_user_id_created_at", "user_id", "created_at"),
+        sa.Index("ix_usage_records_org_id_created_at", "org_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    # Who made the call, and whose quota (and Stripe customer) it counts against.
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    # No foreign key: usage is kept for accounting after its organisation is deleted, under its id.
+    org_id: Mapped[int | None] = mapped_column(sa.Integer)
     model: Mapped[str] = mapped_column(sa.String(255), nullable=False)
     status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default=RESERVED)
     # What the call may use at most; counts against the quota until the call settles.

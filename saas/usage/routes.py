@@ -1,19 +1,35 @@
-"""The current user's token usage against their plan's monthly quota."""
-from saas.usage.schemas import UsageSchema
-from saas.usage.service import quota_status
+"""Token usage against the plan's monthly quota: of the organisation a call acts for, and of
+an organisation by member."""
+from saas.usage.schemas import OrgUsageSchema, UsageSchema
+from saas.usage.service import quota_status, usage_by_member
 from saas.web.api import API_KEY, SESSION
 from saas.web.blueprint import Blueprint, current_principal
 
 blp = Blueprint("usage", __name__, url_prefix="/usage", description="Token usage and quotas.")
+org_usage_blp = Blueprint(
+    "org_usage", __name__, url_prefix="/orgs", description="An organization's token usage, by member."
+)
 
 
 @blp.route("", methods=["GET"])
-@blp.auth(SESSION, API_KEY)
+@blp.auth(SESSION, API_KEY, org="acting", permission="usage.read")
 @blp.doc(operationId="usage_get")
 @blp.response(200, UsageSchema)
 def get_usage():
     """Tokens used, held and left this month, the plan's quota and when it resets.
 
-    Quotas come from PLAN_QUOTAS; the period is the calendar month in UTC.
+    For the organization the call acts for: an organization's API key's, the one `X-Org-Id`
+    names, else the caller's personal organization. Quotas come from PLAN_QUOTAS; the period is
+    the calendar month in UTC.
     """
-    return quota_status(current_principal().user)
+    return quota_status(current_principal().org)
+
+
+@org_usage_blp.route("/<int:org_id>/usage", methods=["GET"])
+@org_usage_blp.auth(SESSION, org="path", permission="usage.read")
+@org_usage_blp.response(200, OrgUsageSchema)
+def get_org_usage(org_id):
+    """The organization's usage this month (as `GET /api/v1/usage`), and each member's share."""
+    org = current_principal().org
+    status = quota_status(org)
+    return {**{name: getattr(status, name) for name in UsageSchema().fields}, "members": usage_by_member(org)}

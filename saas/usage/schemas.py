@@ -13,3 +13,15 @@ class UsageSchema(ma.Schema):
     resets_at = ma.fields.AwareDateTime(
         required=True, metadata={"description": "Start of the next month (UTC), when `used` is back to 0."}
     )
+
+
+class MemberUsageSchema(ma.Schema):
+    user_id = ma.fields.Integer(required=True)
+    email = ma.fields.String(required=True)
+    full_name = ma.fields.String(required=True, allow_none=True)
+    used = ma.fields.Integer(required=True, metadata={"description": "Tokens this member used this month."})
+    reserved = ma.fields.Integer(required=True, metadata={"description": "Tokens their calls in progress hold."})
+
+
+class OrgUsageSchema(UsageSchema):
+    members = ma.fields.List(ma.fields.Nested(MemberUsageSchema), required=True)

@@ -1,9 +1,12 @@
-"""Monthly token quotas: reserve before a model call, settle after, and what is left.
+"""Monthly token quotas of organisations: reserve before a model call, settle after, and what
+is left.
 
-A call first reserves the most it may use (its prompt estimate plus max_tokens) and is refused
-if that would pass the quota; reservations of one user are taken one at a time, so concurrent
-calls cannot all see the same remaining tokens. Settling replaces the reservation by the tokens
-the provider reports, so a user ends at most one call's estimate error past the quota.
+A call counts against the quota of the organisation it acts for (its plan's PLAN_QUOTAS). It
+first reserves the most it may use (its prompt estimate plus max_tokens) and is refused if that
+would pass the quota; reservations of one organisation are taken one at a time, so concurrent
+calls of its members cannot all see the same remaining tokens. Settling replaces the
+reservation by the tokens the provider reports, so an organisation ends at most one call's
+estimate error past the quota.
 
 A held reservation is also a call in progress: a chat being answered, or an AI job queued or
 running (it reserves when it is submitted). A user may hold at most AI_MAX_CONCURRENT of them,
@@ -21,8 +24,9 @@ from saas.core.errors import TooManyRequests
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.usage.jobs import report_usage_later
+from saas.orgs.models import FREE_PLAN, Organization
 from saas.usage.models import RESERVED, SETTLED, UsageRecord
-from saas.users.models import FREE_PLAN, User
+from saas.users.models import User
 
 
 
@@ -78,34 +82,58 @@ def held(now):
     return sa.and_(UsageRecord.status == RESERVED, UsageRecord.expires_at > now)
 
 
-def quota_status(user):
+def _usage_sums(now, start):
+    return (
+        sa.func.coalesce(
+            sa.func.sum(
+                sa.case(
+                    (UsageRecord.status == SETTLED, UsageRecord.input_tokens + UsageRecord.output_tokens),
+                    else_=0,
+                )
+            ),
+            0,
+        ),
+        sa.func.coalesce(sa.func.sum(sa.case((held(now), UsageRecord.reserved_tokens), else_=0)), 0),
+    )
+
+
+def quota_status(org):
     now = utcnow()
     start, resets_at = quota_period(now)
-    plan = user.effective_plan
-    counts_as_held = held(now)
+    plan = org.effective_plan
     used, reserved = db.session.execute(
-        sa.select(
-            sa.func.coalesce(
-                sa.func.sum(
-                    sa.case(
-                        (UsageRecord.status == SETTLED, UsageRecord.input_tokens + UsageRecord.output_tokens),
-                        else_=0,
-                    )
-                ),
-                0,
-            ),
-            sa.func.coalesce(sa.func.sum(sa.case((counts_as_held, UsageRecord.reserved_tokens), else_=0)), 0),
-        ).where(UsageRecord.user_id == user.id, UsageRecord.created_at >= start)
+        sa.select(*_usage_sums(now, start)).where(UsageRecord.org_id == org.id, UsageRecord.created_at >= start)
     ).one()
     return QuotaStatus(plan, plan_quota(plan), int(used), int(reserved), start, resets_at)
 
 
-def reserve(user, *, model, tokens, hold_for, request_id=None):
-    """Hold ``tokens`` of the user's quota for a call for at most ``hold_for`` (a timedelta), or
-    refuse with 429: QuotaExceeded, or TooManyCallsInProgress past AI_MAX_CONCURRENT."""
-    # Serialise the user's reservations on their row: the second of two concurrent calls
+def usage_by_member(org):
+    """This month's tokens of the organisation per user who used any: ``[{user_id, email,
+    full_name, used, reserved}]``, most used first (a former member's usage included)."""
+    now = utcnow()
+    start, _ = quota_period(now)
+    used, reserved = _usage_sums(now, start)
+    rows = db.session.execute(
+        sa.select(User.id, User.email, User.full_name, used.label("used"), reserved.label("reserved"))
+        .join(UsageRecord, UsageRecord.user_id == User.id)
+        .where(UsageRecord.org_id == org.id, UsageRecord.created_at >= start)
+        .group_by(User.id, User.email, User.full_name)
+        .order_by(sa.desc("used"), User.id)
+    ).all()
+    return [
+        {"user_id": row.id, "email": row.email, "full_name": row.full_name, "used": int(row.used),
+         "reserved": int(row.reserved)}
+        for row in rows
+    ]
+
+
+def reserve(org, user, *, model, tokens, hold_for, request_id=None):
+    """Hold ``tokens`` of the organisation's quota for a call of ``user`` for at most
+    ``hold_for`` (a timedelta), or refuse with 429: QuotaExceeded, or TooManyCallsInProgress
+    past AI_MAX_CONCURRENT calls of that user."""
+    # Serialise the organisation's reservations on its row: the second of two concurrent calls
     # counts only after the first one's reservation is committed.
-    db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update())
+    db.session.execute(sa.select(Organization.id).where(Organization.id == org.id).with_for_update())
     now = utcnow()
     limit = current_app.config["AI_MAX_CONCURRENT"]
     in_progress = db.session.scalar(
@@ -114,13 +142,13 @@ def reserve(user, *, model, tokens, hold_for, request_id=None):
     if in_progress >= limit:
         db.session.rollback()
         raise TooManyCallsInProgress(limit)
-    status = quota_status(user)
+    status = quota_status(org)
     if not status.allows(tokens):
         db.session.rollback()
         raise QuotaExceeded(status, tokens)
     record = UsageRecord(
-        user_id=user.id, model=model, status=RESERVED, reserved_tokens=tokens, request_id=request_id,
-        expires_at=now + hold_for,
+        user_id=user.id, org_id=org.id, model=model, status=RESERVED, reserved_tokens=tokens,
+        request_id=request_id, expires_at=now + hold_for,
     )
     db.session.add(record)
     db.session.flush()
@@ -130,9 +158,9 @@ def reserve(user, *, model, tokens, hold_for, request_id=None):
 
 
 @contextlib.contextmanager
-def reserved(user, *, model, tokens, hold_for, request_id=None):
+def reserved(org, user, *, model, tokens, hold_for, request_id=None):
     """``reserve`` for the block; the reservation is given back if the block raises."""
-    reservation = reserve(user, model=model, tokens=tokens, hold_for=hold_for, request_id=request_id)
+    reservation = reserve(org, user, model=model, tokens=tokens, hold_for=hold_for, request_id=request_id)
     try:
         yield reservation
     except Exception:

@@ -1,8 +1,7 @@
-"""The users table: the seed's columns, plus the plan billing keeps current on the row."""
-from datetime import datetime, timedelta
+"""The users table: the seed's columns, and whether the address is verified."""
+from datetime import datetime
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saas.core.columns import UTCDateTime
@@ -29,33 +28,22 @@ class User(db.Model):
     email_verified: Mapped[bool] = mapped_column(
         sa.Boolean, nullable=False, default=False, server_default=sa.false()
     )
-    stripe_customer_id: Mapped[str | None] = mapped_column(sa.String, unique=True, index=True)
-    # How many of the user's Stripe customers were deleted: the next one needs a new idempotency key.
-    stripe_customers_deleted: Mapped[int] = mapped_column(
-        sa.Integer, nullable=False, default=0, server_default="0"
-    )
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
     )
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, onupdate=utcnow)
-    # Written by billing whenever a subscription changes, so reading the plan costs no query:
-    # the plan of the current subscription, and when it went past_due if it is.
+
+    # Billing moved to organisations (the personal one: ``user.personal_org``). These columns
+    # are what the previous release reads; kept in step for a personal organisation
+    # (``saas.billing.entitlements.mirror_to_owner``) until a later release drops them.
+    stripe_customer_id: Mapped[str | None] = mapped_column(sa.String, unique=True, index=True)
+    stripe_customers_deleted: Mapped[int] = mapped_column(
+        sa.Integer, nullable=False, default=0, server_default="0"
+    )
     plan: Mapped[str] = mapped_column(
         sa.String(64), nullable=False, default=FREE_PLAN, server_default=FREE_PLAN
     )
     plan_past_due_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-    @property
-    def effective_plan(self):
-        """The plan whose features the user has now: "free" unless a subscription grants one.
-
-        A past_due subscription keeps its plan for BILLING_PAST_DUE_GRACE_DAYS.
-        """
-        if self.plan_past_due_since is not None:
-            grace = timedelta(days=current_app.config["BILLING_PAST_DUE_GRACE_DAYS"])
-            if utcnow() >= self.plan_past_due_since + grace:
-                return FREE_PLAN
-        return self.plan
 
     def __repr__(self):
         return f"<User {self.id}>"

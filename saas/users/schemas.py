@@ -12,14 +12,18 @@ class UserSchema(ma.Schema):
     email_verified = ma.fields.Boolean(
         required=True, metadata={"description": "Whether the owner confirmed the address with a mailed link."}
     )
-    stripe_customer_id = ma.fields.String(allow_none=True, required=True)
+    stripe_customer_id = ma.fields.String(
+        allow_none=True, required=True, attribute="personal_org.stripe_customer_id",
+        metadata={"description": "The Stripe customer of the user's personal organization."},
+    )
     created_at = ma.fields.AwareDateTime(required=True)
     updated_at = ma.fields.AwareDateTime(allow_none=True, required=True)
     plan = ma.fields.String(
-        attribute="effective_plan",
+        attribute="personal_org.effective_plan",
         required=True,
         dump_only=True,
-        metadata={"description": 'The plan the user has now; "free" without a paid subscription.'},
+        metadata={"description": 'The plan of the user\'s personal organization now; "free" without a paid '
+                  "subscription."},
     )
 
 

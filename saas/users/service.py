@@ -27,10 +27,17 @@ class NoSuchUser(NotFound):
 
 
 def create_user(email, password, full_name=None):
-    """Insert the user; ``user_registered`` then has billing create their Stripe customer."""
+    """Insert the user (with their personal organisation, ``user_creating``); ``user_registered``
+    then has billing create the Stripe customer and a verification message go out."""
     check_password(password, email=email, full_name=full_name)
     user = User(email=email, hashed_password=hash_password(password), full_name=full_name)
     db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise EmailTaken() from None
+    events.user_creating.send(user)
     commit_unless_email_taken()
     events.user_registered.send(user)
     return user

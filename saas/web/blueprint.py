@@ -19,27 +19,37 @@ Every operation gets an OpenAPI ``operationId`` without being asked (see ``Bluep
 The typed TypeScript client (``make client``) names operations by it, so it must not change.
 """
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import flask_smorest
 from flask import current_app, g, request
 
+from saas.core.actor import Actor, current_actor
 from saas.core.errors import Forbidden, Unauthenticated
 from saas.extensions import limiter
 from saas.web.api import SecurityScheme
 from saas.web.edge import USER_ID_KEY
 from saas.web.json import ArgumentsParser
+from saas.web.requests import client_ip
+
+ORG_HEADER = "X-Org-Id"
+ORG_SCOPES = ("path", "acting")
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling, as the gate found them: the user, and the session or API key used."""
+    """Who is calling, as the gate found them: the user, and the session or API key used; for
+    views scoped to an organisation, that organisation and the caller's role in it."""
 
     user: Any
     scheme: SecurityScheme
     session_id: str | None = None
     api_key_id: int | None = None
+    # The organisation an API key belongs to (a key acts only for it).
+    api_key_org_id: int | None = None
+    org: Any = None
+    role: str | None = None
 
     @property
     def user_id(self):
@@ -67,6 +77,26 @@ def register_authenticators(app, authenticators):
     """Install the authenticators, in precedence order: when a request carries credentials of
     several accepted schemes, the first one listed here is the one verified."""
     app.extensions["authenticators"] = tuple(authenticators)
+
+
+@dataclass(frozen=True)
+class OrgAccess:
+    """How the gate finds the organisation of a scoped view (wired in ``create_app``):
+
+    - ``member(principal, org_id)``: for ``org="path"``, the organisation the URL names and the
+      caller's role, raising NotFound for anyone who is not a member;
+    - ``acting(principal, header)``: for ``org="acting"``, the organisation the call acts for
+      (an API key's, or the one ``X-Org-Id`` names, or the caller's personal one) and the role;
+    - ``check(role, permission)``: raises Forbidden unless the role has the permission.
+    """
+
+    member: Callable
+    acting: Callable
+    check: Callable
+
+
+def register_org_access(app, access):
+    app.extensions["org_access"] = access
 
 
 def current_principal():
@@ -138,14 +168,19 @@ class Blueprint(flask_smorest.Blueprint):
             # The manual doc (@blp.doc) is applied last; an operationId given there wins.
             doc.setdefault("manual_doc", {}).setdefault("operationId", derived)
 
-    def auth(self, *schemes, limits=()):
+    def auth(self, *schemes, limits=(), org=None, permission=None):
         """Gate the view: the caller must present credentials of one of ``schemes``.
 
         ``limits`` are flask-limiter limits for this view that key on the caller; they are
-        checked together with the default limit once the caller is known.
+        checked together with the default limit once the caller is known. ``org`` scopes the
+        view to an organisation: ``"path"`` (the ``org_id`` of the URL; non-members get a 404)
+        or ``"acting"`` (see ``OrgAccess``); ``permission`` is what the caller's role there must
+        allow (403 otherwise). The organisation and role are then on ``current_principal()``.
         """
         if not schemes:
             raise ValueError("auth() needs at least one scheme")
+        if org not in (None, *ORG_SCOPES) or (permission is not None and org is None):
+            raise ValueError("auth(): org is 'path' or 'acting', and a permission needs one")
 
         def decorator(view):
             @functools.wraps(view)
@@ -156,6 +191,8 @@ class Blueprint(flask_smorest.Blueprint):
                 if self.requires_verified_email and current_app.config["REQUIRE_VERIFIED_EMAIL"]:
                     if not g.principal.user.email_verified:
                         raise EmailNotVerified()
+                if org is not None:
+                    g.principal = _with_org(g.principal, org, permission)
                 return view(*args, **kwargs)
 
             # Stacked flask-limiter decorators check every limit of the view in the innermost.
@@ -168,6 +205,7 @@ class Blueprint(flask_smorest.Blueprint):
                 try:
                     g.principal = authenticate(schemes)
                     request.environ[USER_ID_KEY] = str(g.principal.user_id)
+                    current_actor.set(Actor(g.principal.user_id, client_ip()))
                 except Unauthenticated as failure:
                     # Counted against the address's limit before it is answered.
                     g.authentication_failure = failure
@@ -178,8 +216,33 @@ class Blueprint(flask_smorest.Blueprint):
             gated.auth_schemes = schemes
             security = [requirement for scheme in schemes for requirement in scheme.requirements]
             documented = self.alt_response(401, response="UNAUTHORIZED")(self.doc(security=security)(gated))
-            if self.requires_verified_email:
+            if self.requires_verified_email or permission is not None or org == "acting":
                 documented = self.alt_response(403, response="FORBIDDEN")(documented)
+            if org is not None:
+                documented = self.alt_response(404, response="NOT_FOUND")(documented)
+            if org == "acting":
+                documented = self.doc(parameters=[ORG_PARAMETER])(documented)
             return documented
 
         return decorator
+
+
+ORG_PARAMETER = {
+    "in": "header",
+    "name": ORG_HEADER,
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    "description": "The organization to act for (its quota and plan), if the caller is a member; "
+    "the caller's personal organization when absent. An organization's API key acts for it only.",
+}
+
+
+def _with_org(principal, scope, permission):
+    access = current_app.extensions["org_access"]
+    if scope == "path":
+        org, role = access.member(principal, request.view_args["org_id"])
+    else:
+        org, role = access.acting(principal, request.headers.get(ORG_HEADER))
+    if permission is not None:
+        access.check(role, permission)
+    return replace(principal, org=org, role=role)

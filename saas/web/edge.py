@@ -13,8 +13,10 @@ import os
 import time
 
 import flask
-from werkzeug.exceptions import RequestEntityTooLarge
 from flask.sessions import SessionInterface
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from saas.core.actor import current_actor
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_KEY = "HTTP_X_REQUEST_ID"
@@ -126,6 +128,7 @@ class Edge:
         started = time.perf_counter()
         request_id = _valid_request_id(environ.get(_REQUEST_ID_KEY)) or os.urandom(16).hex()
         token = request_id_var.set(request_id)
+        current_actor.set(None)  # the gate names this request's caller; never the previous one's
         path = environ.get("PATH_INFO", "")
         answer = {}
 

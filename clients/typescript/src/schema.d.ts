@@ -303,6 +303,163 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orgs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's organizations with their role in each, the personal one first. */
+        get: operations["orgs_list_orgs"];
+        put?: never;
+        /** Create a team organization; the caller is its owner. Its slug is made from the name. */
+        post: operations["orgs_create_org"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        /** One of the caller's organizations. Anyone else's, existing or not, is a 404. */
+        get: operations["orgs_get_org"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete the organization (owners): its Stripe subscriptions are canceled first, its
+         *     members, invitations and API keys go with it; its audit log is kept. A personal
+         *     organization cannot be deleted (409).
+         */
+        delete: operations["orgs_delete_org"];
+        options?: never;
+        head?: never;
+        /** Rename the organization (admins and owners). The slug stays as it is. */
+        patch: operations["orgs_rename_org"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        /** The members, in the order they joined. */
+        get: operations["orgs_list_members"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/members/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a member (admins; an owner only by an owner), or leave (your own `user_id`).
+         * @description Their access ends at once. The organization's API keys they created are revoked, unless
+         *     `keep_api_keys=true`: then they stay the organization's and keep working. The last owner
+         *     cannot leave or be removed (409), nor can anyone leave a personal organization.
+         */
+        delete: operations["orgs_remove_member"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a member's role. Admins move people between member and admin; only an owner
+         *     grants, changes or removes `owner` (403 otherwise), and the last owner stays owner (409).
+         */
+        patch: operations["orgs_change_member_role"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        /** Pending invitations, newest first. */
+        get: operations["orgs_list_invitations"];
+        put?: never;
+        /**
+         * Invite an address with a role (admins; `owner` only by an owner); the invitation is
+         *     mailed with a link to `FRONTEND_URL/invitations?token=...`, valid `INVITATION_TTL_DAYS`.
+         *     409 when the address is a member's or has a pending invitation.
+         */
+        post: operations["orgs_invite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/invitations/{invitation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                invitation_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke a pending invitation: its link stops working. */
+        delete: operations["orgs_revoke_invitation"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        /**
+         * Who did what in the organization, newest first (admins and owners). Paginated with
+         *     `page` and `page_size` (default 10, at most 100); the `X-Pagination` header has the totals.
+         */
+        get: operations["orgs_audit_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/api-keys": {
         parameters: {
             query?: never;
@@ -369,9 +526,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The caller's current subscription, as last reported by Stripe.
-         * @description Without one: plan "free" and status "none". A user with several subscriptions sees the one
-         *     that grants access (the newest if several do); ended subscriptions are not shown.
+         * The subscription of the caller's personal organization, as last reported by Stripe.
+         * @description Without one: plan "free" and status "none". With several, the one that grants access (the
+         *     newest if several do); ended subscriptions are not shown.
          */
         get: operations["billing_get_subscription"];
         put?: never;
@@ -458,8 +615,9 @@ export interface paths {
         };
         /**
          * Example of an endpoint for paying users only: copy its `@plan_required(...)`.
-         * @description Users on the pro or team plan get 200; others get 402 with `errors.required_plans` and
-         *     `errors.current_plan`. A past_due subscription keeps access for BILLING_PAST_DUE_GRACE_DAYS.
+         * @description The plan is the acting organization's (`X-Org-Id`, else the personal one). Pro and team
+         *     plans get 200; others get 402 with `errors.required_plans` and `errors.current_plan`. A
+         *     past_due subscription keeps access for BILLING_PAST_DUE_GRACE_DAYS.
          */
         get: operations["billing_pro_feature"];
         put?: never;
@@ -481,7 +639,9 @@ export interface paths {
         put?: never;
         /**
          * Complete a conversation with the configured model (AI_MODEL unless `model` is given).
-         * @description The answer carries the token usage, which counts against the monthly quota. With
+         * @description The answer carries the token usage, which counts against the monthly quota of the
+         *     organization the call acts for (an organization's API key's, the one `X-Org-Id` names, else
+         *     the caller's personal one). With
          *     `"stream": true` the answer is Server-Sent Events: `event: delta` with `{"content": ...}`
          *     as tokens arrive, then `event: usage` with the token counts. A provider failure before the
          *     first token is a JSON 502/504; after it, an `event: error` precedes the usage event.
@@ -545,9 +705,172 @@ export interface paths {
         };
         /**
          * Tokens used, held and left this month, the plan's quota and when it resets.
-         * @description Quotas come from PLAN_QUOTAS; the period is the calendar month in UTC.
+         * @description For the organization the call acts for: an organization's API key's, the one `X-Org-Id`
+         *     names, else the caller's personal organization. Quotas come from PLAN_QUOTAS; the period is
+         *     the calendar month in UTC.
          */
         get: operations["usage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invitations/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Join an organization with an invitation's token. The caller's verified email must be the
+         *     invited address (403); a token works once, until it expires (400).
+         */
+        post: operations["invitations_accept_invitation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invitations/decline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Decline an invitation (the invited address's owner only). */
+        post: operations["invitations_decline_invitation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        /** The organization's API keys, newest first. */
+        get: operations["org_api_keys_list_org_api_keys"];
+        put?: never;
+        /**
+         * Create an API key of the organization (admins); shown this once. It acts for the
+         *     organization: its quota, its plan. It keeps working when its creator leaves only if the
+         *     admin removing them keeps it (`keep_api_keys=true`).
+         */
+        post: operations["org_api_keys_create_org_api_key"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/api-keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                key_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke one of the organization's keys: it stops working at once. */
+        delete: operations["org_api_keys_revoke_org_api_key"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/billing/subscription": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        /** The organization's current subscription (any member); `seats` for a per-seat plan. */
+        get: operations["org_billing_get_org_subscription"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/billing/checkout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Open a Stripe Checkout session for the organization (owners only).
+         * @description As `POST /api/v1/billing/create-checkout-session`. A per-seat plan (STRIPE_SEAT_PLANS) is
+         *     bought for as many seats as the organization has members, and follows them after.
+         */
+        post: operations["org_billing_create_org_checkout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/billing/portal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        /** A Stripe customer portal link for the organization (owners only). */
+        get: operations["org_billing_org_customer_portal"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        /** The organization's usage this month (as `GET /api/v1/usage`), and each member's share. */
+        get: operations["org_usage_get_org_usage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -623,12 +946,13 @@ export interface components {
             is_superuser: boolean;
             /** @description Whether the owner confirmed the address with a mailed link. */
             email_verified: boolean;
+            /** @description The Stripe customer of the user's personal organization. */
             stripe_customer_id: string | null;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
             updated_at: string | null;
-            /** @description The plan the user has now; "free" without a paid subscription. */
+            /** @description The plan of the user's personal organization now; "free" without a paid subscription. */
             readonly plan: string;
         };
         Login: {
@@ -699,6 +1023,62 @@ export interface components {
             /** Format: password */
             current_password: string;
         };
+        OrgCreate: {
+            name: string;
+        };
+        Org: {
+            id: number;
+            name: string;
+            slug: string;
+            /** @description The user's own organization: it cannot be deleted, left or joined. */
+            personal: boolean;
+            /** @description The caller's role: owner, admin or member. */
+            role: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        OrgUpdate: {
+            name: string;
+        };
+        Member: {
+            user_id: number;
+            email: string;
+            full_name: string | null;
+            role: string;
+            /** Format: date-time */
+            joined_at: string;
+        };
+        RoleChange: {
+            /** @enum {string} */
+            role: "owner" | "admin" | "member";
+        };
+        InvitationCreate: {
+            /** Format: email */
+            email: string;
+            /** @enum {string} */
+            role: "owner" | "admin" | "member";
+        };
+        Invitation: {
+            id: number;
+            email: string;
+            role: string;
+            /** Format: date-time */
+            expires_at: string;
+        };
+        AuditEvent: {
+            id: number;
+            /** @example member.role_changed */
+            action: string;
+            actor_user_id: number | null;
+            /** @example user:42 */
+            target: string | null;
+            details: {
+                [key: string]: unknown;
+            };
+            ip_address: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
         ApiKeyCreate: {
             name: string;
             /**
@@ -712,6 +1092,8 @@ export interface components {
             name: string;
             /** @description The start of the key, to recognise it. */
             prefix: string;
+            /** @description Who created it (a user id). */
+            created_by: number;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -726,6 +1108,8 @@ export interface components {
             name: string;
             /** @description The start of the key, to recognise it. */
             prefix: string;
+            /** @description Who created it (a user id). */
+            created_by: number;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -757,6 +1141,8 @@ export interface components {
              * @description For past_due: when access ends unless the payment succeeds.
              */
             grace_period_end: string | null;
+            /** @description Seats paid for, on a per-seat plan (STRIPE_SEAT_PLANS); null otherwise. */
+            seats: number | null;
         };
         CheckoutRequest: {
             /** @description A price of STRIPE_PLANS; or give `plan`. */
@@ -860,6 +1246,47 @@ export interface components {
              * @description Start of the next month (UTC), when `used` is back to 0.
              */
             resets_at: string;
+        };
+        InvitationToken: {
+            /** @description The `token` of the invitation link. */
+            token: string;
+        };
+        Membership: {
+            user_id: number;
+            email: string;
+            full_name: string | null;
+            role: string;
+            /** Format: date-time */
+            joined_at: string;
+            org_id: number;
+        };
+        MemberUsage: {
+            user_id: number;
+            email: string;
+            full_name: string | null;
+            /** @description Tokens this member used this month. */
+            used: number;
+            /** @description Tokens their calls in progress hold. */
+            reserved: number;
+        };
+        OrgUsage: {
+            /** @example free */
+            plan: string;
+            /** @description Tokens allowed this month. */
+            quota: number;
+            /** @description Tokens used this month. */
+            used: number;
+            /** @description Tokens held by calls still in progress. */
+            reserved: number;
+            remaining: number;
+            /** Format: date-time */
+            period_start: string;
+            /**
+             * Format: date-time
+             * @description Start of the next month (UTC), when `used` is back to 0.
+             */
+            resets_at: string;
+            members: components["schemas"]["MemberUsage"][];
         };
     };
     responses: {
@@ -974,7 +1401,10 @@ export interface components {
     };
     parameters: never;
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description Pagination metadata */
+        PAGINATION: components["schemas"]["PaginationMetadata"];
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -1388,6 +1818,341 @@ export interface operations {
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };
+    orgs_list_orgs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Org"][];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    orgs_create_org: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrgCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Org"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    orgs_get_org: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Org"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    orgs_delete_org: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
+            503: components["responses"]["SERVICE_UNAVAILABLE"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    orgs_rename_org: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrgUpdate"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Org"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    orgs_list_members: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Member"][];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    orgs_remove_member: {
+        parameters: {
+            query?: {
+                /** @description Keep the organization's API keys the member created (revoked by default). */
+                keep_api_keys?: boolean;
+            };
+            header?: never;
+            path: {
+                org_id: number;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    orgs_change_member_role: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoleChange"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Member"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    orgs_list_invitations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invitation"][];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    orgs_invite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InvitationCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invitation"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    orgs_revoke_invitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                invitation_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    orgs_audit_log: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Pagination": components["headers"]["PAGINATION"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEvent"][];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
     api_keys_list: {
         parameters: {
             query?: never;
@@ -1599,7 +2364,10 @@ export interface operations {
     billing_pro_feature: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The organization to act for (its quota and plan), if the caller is a member; the caller's personal organization when absent. An organization's API key acts for it only. */
+                "X-Org-Id"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1617,13 +2385,17 @@ export interface operations {
             401: components["responses"]["UNAUTHORIZED"];
             402: components["responses"]["PAYMENT_REQUIRED"];
             403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };
     ai_chat: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The organization to act for (its quota and plan), if the caller is a member; the caller's personal organization when absent. An organization's API key acts for it only. */
+                "X-Org-Id"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1650,6 +2422,7 @@ export interface operations {
             };
             401: components["responses"]["UNAUTHORIZED"];
             403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
             429: components["responses"]["TOO_MANY_REQUESTS"];
             502: components["responses"]["BAD_GATEWAY"];
@@ -1660,7 +2433,10 @@ export interface operations {
     ai_submit_job: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The organization to act for (its quota and plan), if the caller is a member; the caller's personal organization when absent. An organization's API key acts for it only. */
+                "X-Org-Id"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1681,6 +2457,7 @@ export interface operations {
             };
             401: components["responses"]["UNAUTHORIZED"];
             403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
             429: components["responses"]["TOO_MANY_REQUESTS"];
             503: components["responses"]["SERVICE_UNAVAILABLE"];
@@ -1716,7 +2493,10 @@ export interface operations {
     usage_get: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The organization to act for (its quota and plan), if the caller is a member; the caller's personal organization when absent. An organization's API key acts for it only. */
+                "X-Org-Id"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1732,6 +2512,265 @@ export interface operations {
                 };
             };
             401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    invitations_accept_invitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InvitationToken"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Membership"];
+                };
+            };
+            400: components["responses"]["BAD_REQUEST"];
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            409: components["responses"]["CONFLICT"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    invitations_decline_invitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InvitationToken"];
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BAD_REQUEST"];
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    org_api_keys_list_org_api_keys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKey"][];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    org_api_keys_create_org_api_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApiKeyCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewApiKey"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    org_api_keys_revoke_org_api_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                key_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    org_billing_get_org_subscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    org_billing_create_org_checkout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CheckoutRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckoutSession"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            502: components["responses"]["BAD_GATEWAY"];
+            503: components["responses"]["SERVICE_UNAVAILABLE"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    org_billing_org_customer_portal: {
+        parameters: {
+            query?: {
+                /** @description Must be on an allowed origin; defaults to FRONTEND_URL. */
+                return_url?: string;
+            };
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortalSession"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            502: components["responses"]["BAD_GATEWAY"];
+            503: components["responses"]["SERVICE_UNAVAILABLE"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    org_usage_get_org_usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrgUsage"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };

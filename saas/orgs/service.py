@@ -1,0 +1,311 @@
+"""Organisations and memberships: creating, renaming, deleting, roles, leaving.
+
+The gate has already checked that the caller belongs to the organisation and that their role
+has the permission the endpoint names; the rules here are the ones that depend on whom an
+action is about: only an owner grants, removes or demotes an owner, and the last owner can
+never be demoted, removed or leave (checked under a lock on the organisation's row, so two
+owners demoting each other at once cannot both succeed).
+"""
+import re
+import secrets
+import unicodedata
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
+
+from saas.core.database import attached
+from saas.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from saas.extensions import db
+from saas.orgs import audit, events
+from saas.orgs.models import MEMBER, OWNER, Membership, Organization
+from saas.orgs.roles import can
+from saas.users import events as user_events
+from saas.users.models import User
+
+SLUG_LENGTH = 60
+
+
+class NoSuchOrganization(NotFound):
+    message = "No such organization."
+
+
+class NoSuchMember(NotFound):
+    message = "No such member."
+
+
+class PersonalOrganization(Conflict):
+    message = "A personal organization cannot be deleted, left or joined."
+
+
+class LastOwner(Conflict):
+    message = "An organization keeps at least one owner: make someone else owner first."
+
+
+class OwnersOnly(Forbidden):
+    message = "Only an owner can grant, change or remove the owner role."
+
+
+class RoleNotPermitted(Forbidden):
+    def __init__(self, role, permission):
+        super().__init__(
+            f"Your role in this organization ({role}) does not allow this.",
+            errors={"permission": [permission], "role": [role]},
+        )
+
+
+class ApiKeyOfAnotherOrganization(Forbidden):
+    message = "This API key belongs to another organization than the one X-Org-Id names."
+
+
+def slugify(name):
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:SLUG_LENGTH] or "org"
+
+
+def _unique_slug(name):
+    base = slugify(name)
+    slug = base
+    while db.session.scalar(sa.select(Organization.id).where(Organization.slug == slug)) is not None:
+        slug = f"{base[:SLUG_LENGTH - 7]}-{secrets.token_hex(3)}"
+    return slug
+
+
+def add_personal_org(user):
+    """The user's personal organisation, owned by them; added to the session of their creation."""
+    org = Organization(
+        name=user.full_name or user.email.split("@")[0], slug=f"personal-{user.id}", personal=True,
+        personal_owner_id=user.id,
+    )
+    db.session.add(org)
+    db.session.flush()
+    db.session.add(Membership(org_id=org.id, user_id=user.id, role=OWNER))
+    return org
+
+
+# The gate loads a caller's personal organisation in the query that finds the caller: the
+# user's row joined with this alias, whose columns come back as ``porg_<column>``.
+_PERSONAL = Organization.__table__.alias("personal_org")
+
+
+def personal_org_columns():
+    return [column.label(f"porg_{column.name}") for column in _PERSONAL.columns]
+
+
+def personal_org_join():
+    """The outer join to add to a query selecting from ``users``."""
+    return _PERSONAL, _PERSONAL.c.personal_owner_id == User.id
+
+
+def attach_personal_org(user, row):
+    """Give ``user`` (attached to the session) its personal organisation from ``row`` (a query
+    with ``personal_org_columns``), as if loaded: ``user.personal_org`` then needs no query."""
+    if row["porg_id"] is not None:
+        org = attached(Organization(**{column.name: row[f"porg_{column.name}"] for column in _PERSONAL.columns}))
+    else:
+        org = ensure_personal_org(user)
+    set_committed_value(user, "personal_org", org)
+    return org
+
+
+def ensure_personal_org(user):
+    """The user's personal organisation, created now if they have none: during a rollout the
+    previous release still registers users without one (expand/contract). It takes the billing
+    columns the previous release kept on the user's row."""
+    org = personal_org_of(user)
+    if org is not None:
+        return org
+    try:
+        org = add_personal_org(user)
+        org.stripe_customer_id, org.stripe_customers_deleted = user.stripe_customer_id, user.stripe_customers_deleted
+        org.plan, org.plan_past_due_since = user.plan, user.plan_past_due_since
+        db.session.commit()
+    except IntegrityError:  # a concurrent request of the same user created it
+        db.session.rollback()
+        org = personal_org_of(user)
+    return org
+
+
+def personal_org_of(user):
+    return db.session.scalar(sa.select(Organization).where(Organization.personal_owner_id == user.id))
+
+
+def create_org(user, name):
+    """A team organisation with ``user`` as its owner; returns (org, role)."""
+    for _ in range(3):
+        org = Organization(name=name, slug=_unique_slug(name), personal=False)
+        db.session.add(org)
+        try:
+            db.session.flush()
+        except IntegrityError:  # another request took the slug meanwhile
+            db.session.rollback()
+            continue
+        db.session.add(Membership(org_id=org.id, user_id=user.id, role=OWNER))
+        audit.record(org.id, "org.created", target=f"org:{org.id}", details={"name": name})
+        db.session.commit()
+        return org, OWNER
+    raise Conflict("Could not choose a unique slug; try again.")
+
+
+def orgs_of(user):
+    """``[(org, role), ...]`` of the user, the personal organisation first, then by age."""
+    return db.session.execute(
+        sa.select(Organization, Membership.role)
+        .join(Membership, Membership.org_id == Organization.id)
+        .where(Membership.user_id == user.id)
+        .order_by(Organization.personal.desc(), Organization.created_at, Organization.id)
+    ).all()
+
+
+def membership(user_id, org_id):
+    """``(org, role)`` when the user belongs to the organisation, else None."""
+    return db.session.execute(
+        sa.select(Organization, Membership.role)
+        .join(Membership, Membership.org_id == Organization.id)
+        .where(Organization.id == org_id, Membership.user_id == user_id)
+    ).one_or_none()
+
+
+def member_access(principal, org_id):
+    """For the gate: the organisation of the path and the caller's role in it; 404 for anyone
+    who is not a member, whether or not it exists."""
+    found = membership(principal.user.id, org_id)
+    if found is None:
+        raise NoSuchOrganization()
+    return found.Organization, found.role
+
+
+def acting_access(principal, requested_org_id):
+    """For the gate: the organisation a call acts for (its quota, its plan). An organisation's
+    API key acts for it; a login session for the organisation X-Org-Id names, if the caller is
+    a member, else for the personal organisation."""
+    org_id = _org_id(requested_org_id)
+    if principal.api_key_id is not None:
+        key_org_id = principal.api_key_org_id or principal.user.personal_org.id
+        if org_id is not None and org_id != key_org_id:
+            raise ApiKeyOfAnotherOrganization()
+        return db.session.get(Organization, key_org_id), MEMBER  # a key acts with a member's permissions
+    if org_id is None:
+        org = principal.user.personal_org
+        return org, OWNER
+    return member_access(principal, org_id)
+
+
+def _org_id(raw):
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise InvalidInput(
+            "X-Org-Id must be the id of an organization.",
+            errors={"headers": {"X-Org-Id": ["Not a valid organization id."]}},
+        )
+    return int(raw)
+
+
+def check_permission(role, permission):
+    if not can(role, permission):
+        raise RoleNotPermitted(role, permission)
+
+
+def rename(org, name):
+    if org.name != name:
+        audit.record(org.id, "org.renamed", target=f"org:{org.id}", details={"from": org.name, "to": name})
+        org.name = name
+    db.session.commit()
+    return org
+
+
+def delete_org(org):
+    """Delete a team organisation: billing cancels its subscriptions first (and stops the
+    deletion if Stripe cannot be reached). The audit log keeps its events."""
+    if org.personal:
+        raise PersonalOrganization()
+    events.org_deleting.send(org)
+    audit.record(org.id, "org.deleted", target=f"org:{org.id}", details={"name": org.name, "slug": org.slug})
+    db.session.flush()
+    db.session.delete(org)
+    db.session.commit()
+
+
+def members(org):
+    return db.session.scalars(
+        sa.select(Membership).where(Membership.org_id == org.id).order_by(Membership.joined_at, Membership.id)
+    ).all()
+
+
+def lock_org(org_id):
+    """The organisation's row, locked until the transaction ends: role changes and removals are
+    serialised per organisation."""
+    return db.session.execute(
+        sa.select(Organization).where(Organization.id == org_id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def _target(org_id, user_id):
+    target = db.session.scalar(
+        sa.select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
+    )
+    if target is None:
+        db.session.rollback()
+        raise NoSuchMember()
+    return target
+
+
+def _owner_count(org_id):
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(Membership).where(Membership.org_id == org_id, Membership.role == OWNER)
+    )
+
+
+def _refuse(error):
+    db.session.rollback()  # releases the lock
+    raise error
+
+
+def change_role(org, actor_role, user_id, new_role):
+    """Give a member another role. Owners only grant, change or remove ``owner``; the last
+    owner keeps it."""
+    lock_org(org.id)
+    target = _target(org.id, user_id)
+    if OWNER in (target.role, new_role) and actor_role != OWNER:
+        _refuse(OwnersOnly())
+    if target.role == OWNER and new_role != OWNER and _owner_count(org.id) <= 1:
+        _refuse(LastOwner())
+    if target.role != new_role:
+        audit.record(org.id, "member.role_changed", target=f"user:{user_id}",
+                     details={"from": target.role, "to": new_role})
+        target.role = new_role
+    db.session.commit()
+    return target
+
+
+def remove_member(org, actor_user_id, actor_role, user_id, *, keep_api_keys=False):
+    """Remove a member, or leave (``user_id`` is the actor's own). Their access ends at once;
+    the keys they created for the organisation are revoked unless ``keep_api_keys``."""
+    if org.personal:
+        raise PersonalOrganization()
+    leaving = user_id == actor_user_id
+    if not leaving:
+        check_permission(actor_role, "members.remove")
+    lock_org(org.id)
+    target = _target(org.id, user_id)
+    if target.role == OWNER and not leaving and actor_role != OWNER:
+        _refuse(OwnersOnly())
+    if target.role == OWNER and _owner_count(org.id) <= 1:
+        _refuse(LastOwner())
+    db.session.delete(target)
+    audit.record(org.id, "member.left" if leaving else "member.removed", target=f"user:{user_id}",
+                 details={"role": target.role, "api_keys_kept": bool(keep_api_keys)})
+    events.member_removed.send(org.id, user_id=user_id, keep_api_keys=keep_api_keys)
+    db.session.commit()
+    events.members_changed.send(org.id)
+
+
+def connect_signals():
+    """Every new user gets their personal organisation in the transaction that creates them."""
+    user_events.user_creating.connect(_add_personal_org, weak=False)
+
+
+def _add_personal_org(user, **_):
+    add_personal_org(user)

@@ -1,0 +1,615 @@
+"""Teams: organisations, roles, invitations, and the billing, keys, quotas and audit log that
+belong to an organisation. Every rule is tried from the side that should be refused."""
+import hashlib
+import json
+import time
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from saas.core.time import utcnow
+from saas.extensions import db
+from saas.orgs.models import AuditEvent, Invitation, Membership, Organization
+from tests.ai_support import CHAT, USAGE, messages
+from tests.billing_support import deliver_ok
+from tests.fake_stripe import make_event
+from tests.helpers import PASSWORD, at_once, bearer, login, register
+from tests.servers import run_rq_worker_burst
+
+ORGS = "/api/v1/orgs"
+ACCEPT = "/api/v1/invitations/accept"
+DECLINE = "/api/v1/invitations/decline"
+
+
+# --- arrangements ---------------------------------------------------------------------------
+
+
+class Team:
+    """An app without Redis whose mail goes to the test's SMTP server, and the people in it."""
+
+    def __init__(self, client, smtp):
+        self.client, self.smtp = client, smtp
+
+    def person(self, email, verify=True):
+        """Register ``email`` (verified unless told otherwise); their access token."""
+        register(self.client, email, full_name=email.split("@")[0].title())
+        if verify:
+            message = self.mailed(email, invitation=False)
+            assert self.client.post("/api/v1/auth/verify-email", json={"token": message.token}).status_code == 204
+        return login(self.client, email)["access_token"]
+
+    def mailed(self, email, invitation, timeout=10):
+        """The newest invitation (or other message) mailed to ``email``, once there is one."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [message for message in self.smtp.to(email) if ("invited you" in message.subject) == invitation]
+            if found:
+                return found[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no {'invitation' if invitation else 'message'} to {email} in {timeout} s")
+
+    def org(self, token, name="Acme"):
+        response = self.client.post(ORGS, json={"name": name}, headers=bearer(token))
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    def invite(self, token, org_id, email, role="member"):
+        return self.client.post(f"{ORGS}/{org_id}/invitations", json={"email": email, "role": role}, headers=bearer(token))
+
+    def invitation_token(self, email):
+        """The token of the newest invitation mailed to ``email``."""
+        return self.mailed(email, invitation=True).token
+
+    def join(self, owner_token, org_id, email, role="member"):
+        """Invite ``email``, who registers (verified) and accepts; their access token."""
+        assert self.invite(owner_token, org_id, email, role).status_code == 201
+        token = self.person(email)
+        accepted = self.client.post(ACCEPT, json={"token": self.invitation_token(email)}, headers=bearer(token))
+        assert accepted.status_code == 200, accepted.get_json()
+        return token
+
+    def get(self, path, token, headers=None, **kwargs):
+        return self.client.get(path, headers={**bearer(token), **(headers or {})}, **kwargs)
+
+
+@pytest.fixture
+def team(app_with, smtp):
+    smtp.messages.clear()
+    return Team(app_with(REDIS_URL="", **smtp.settings), smtp)
+
+
+@pytest.fixture
+def acme(team):
+    """Acme with an owner, an admin and a member: (org, {role: token})."""
+    owner = team.person("owner@example.com")
+    org = team.org(owner)
+    admin = team.join(owner, org["id"], "admin@example.com", "admin")
+    member = team.join(owner, org["id"], "member@example.com", "member")
+    return org, {"owner": owner, "admin": admin, "member": member}
+
+
+def user_id(team, token):
+    return team.get("/api/v1/users/me", token).get_json()["id"]
+
+
+def audit_actions(org_id):
+    db.session.expire_all()
+    return [event.action for event in db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.org_id == org_id).order_by(AuditEvent.id)
+    )]
+
+
+# --- organisations --------------------------------------------------------------------------
+
+
+def test_registration_gives_every_user_a_personal_organization_they_cannot_delete_leave_or_share(team):
+    token = team.person("solo@example.com")
+    [personal] = team.get(ORGS, token).get_json()
+    assert (personal["personal"], personal["role"]) == (True, "owner")
+    me = user_id(team, token)
+    assert team.client.delete(f"{ORGS}/{personal['id']}", headers=bearer(token)).status_code == 409
+    assert team.client.delete(f"{ORGS}/{personal['id']}/members/{me}", headers=bearer(token)).status_code == 409
+    assert team.invite(token, personal["id"], "friend@example.com").status_code == 409
+    assert team.get(ORGS, token).get_json() == [personal]
+
+
+def test_creating_an_organization_makes_the_caller_its_owner_with_a_unique_slug(team):
+    token = team.person("founder@example.com")
+    first = team.org(token, "Acme Rockets")
+    assert set(first) == {"id", "name", "slug", "personal", "role", "created_at"}
+    assert (first["name"], first["slug"], first["personal"], first["role"]) == ("Acme Rockets", "acme-rockets", False, "owner")
+    second = team.org(token, "Acme Rockets")
+    assert second["slug"] != first["slug"] and second["slug"].startswith("acme-rockets")
+    assert [org["id"] for org in team.get(ORGS, token).get_json()][1:] == [first["id"], second["id"]]
+    assert team.get(f"{ORGS}/{first['id']}", token).get_json() == first
+    assert "org.created" in audit_actions(first["id"])
+
+
+def test_a_non_member_gets_404_for_every_path_of_an_organization(team, acme):
+    org, _ = acme
+    outsider = team.person("outsider@example.com")
+    base = f"{ORGS}/{org['id']}"
+    owner_id = db.session.scalar(sa.select(Membership.user_id).where(Membership.org_id == org["id"], Membership.role == "owner"))
+    requests = [
+        ("get", base, None), ("patch", base, {"name": "Mine"}), ("delete", base, None),
+        ("get", f"{base}/members", None), ("patch", f"{base}/members/{owner_id}", {"role": "member"}),
+        ("delete", f"{base}/members/{owner_id}", None),
+        ("get", f"{base}/invitations", None), ("post", f"{base}/invitations", {"email": "x@example.com", "role": "owner"}),
+        ("delete", f"{base}/invitations/1", None), ("get", f"{base}/audit-log", None),
+        ("get", f"{base}/api-keys", None), ("post", f"{base}/api-keys", {"name": "steal"}),
+        ("delete", f"{base}/api-keys/1", None), ("get", f"{base}/usage", None),
+        ("get", f"{base}/billing/subscription", None), ("post", f"{base}/billing/checkout", {"plan": "team"}),
+        ("get", f"{base}/billing/portal", None),
+    ]
+    for method, path, body in requests:
+        response = getattr(team.client, method)(path, json=body, headers=bearer(outsider))
+        assert response.status_code == 404, (method, path, response.status_code)
+        # The same answer as for an organisation that does not exist: nothing is learnt.
+        missing = getattr(team.client, method)(path.replace(base, f"{ORGS}/999999"), json=body, headers=bearer(outsider))
+        assert missing.status_code == 404 and missing.get_json()["message"] == response.get_json()["message"]
+    assert team.get(base, team.person("another@example.com")).status_code == 404
+    assert db.session.get(Organization, org["id"]).name == "Acme"
+
+
+def test_a_member_reads_but_cannot_manage(team, acme, fake_stripe):
+    org, tokens = acme
+    member = tokens["member"]
+    base = f"{ORGS}/{org['id']}"
+    for path in (base, f"{base}/members", f"{base}/usage", f"{base}/billing/subscription"):
+        assert team.get(path, member).status_code == 200, path
+    refused = [
+        ("patch", base, {"name": "Renamed"}), ("delete", base, None),
+        ("post", f"{base}/invitations", {"email": "friend@example.com", "role": "member"}),
+        ("get", f"{base}/invitations", None), ("get", f"{base}/audit-log", None),
+        ("get", f"{base}/api-keys", None), ("post", f"{base}/api-keys", {"name": "mine"}),
+        ("post", f"{base}/billing/checkout", {"plan": "team"}), ("get", f"{base}/billing/portal", None),
+        ("patch", f"{base}/members/{user_id(team, tokens['admin'])}", {"role": "member"}),
+        ("delete", f"{base}/members/{user_id(team, tokens['admin'])}", None),
+    ]
+    before = len(fake_stripe.requests)
+    for method, path, body in refused:
+        response = getattr(team.client, method)(path, json=body, headers=bearer(member))
+        assert response.status_code == 403, (method, path, response.status_code)
+        assert response.get_json()["errors"]["role"] == ["member"]
+    assert len(fake_stripe.requests) == before  # nobody called Stripe for them
+    assert db.session.get(Organization, org["id"]).name == "Acme"
+    assert len(team.get(f"{base}/members", member).get_json()) == 3
+
+
+def test_an_admin_manages_members_but_never_owners_or_billing(team, acme):
+    org, tokens = acme
+    admin = tokens["admin"]
+    base = f"{ORGS}/{org['id']}"
+    owner_id, member_id = user_id(team, tokens["owner"]), user_id(team, tokens["member"])
+
+    assert team.invite(admin, org["id"], "boss@example.com", "owner").status_code == 403  # inviting an owner
+    assert team.client.patch(f"{base}/members/{owner_id}", json={"role": "member"}, headers=bearer(admin)).status_code == 403
+    assert team.client.patch(f"{base}/members/{member_id}", json={"role": "owner"}, headers=bearer(admin)).status_code == 403
+    assert team.client.delete(f"{base}/members/{owner_id}", headers=bearer(admin)).status_code == 403
+    assert team.client.post(f"{base}/billing/checkout", json={"plan": "team"}, headers=bearer(admin)).status_code == 403
+    assert team.get(f"{base}/billing/portal", admin).status_code == 403
+    assert team.client.delete(base, headers=bearer(admin)).status_code == 403
+    roles = {member["user_id"]: member["role"] for member in team.get(f"{base}/members", admin).get_json()}
+    assert roles[owner_id] == "owner" and roles[member_id] == "member"
+
+    # What an admin may do: rename, invite members and admins, move people between them.
+    assert team.client.patch(base, json={"name": "Acme Labs"}, headers=bearer(admin)).get_json()["name"] == "Acme Labs"
+    assert team.invite(admin, org["id"], "helper@example.com", "admin").status_code == 201
+    promoted = team.client.patch(f"{base}/members/{member_id}", json={"role": "admin"}, headers=bearer(admin))
+    assert (promoted.status_code, promoted.get_json()["role"]) == (200, "admin")
+    assert team.get(f"{base}/audit-log", admin).status_code == 200
+
+
+def test_only_an_owner_grants_and_removes_owner(team, acme):
+    org, tokens = acme
+    base = f"{ORGS}/{org['id']}"
+    admin_id = user_id(team, tokens["admin"])
+    granted = team.client.patch(f"{base}/members/{admin_id}", json={"role": "owner"}, headers=bearer(tokens["owner"]))
+    assert (granted.status_code, granted.get_json()["role"]) == (200, "owner")
+    # The new owner may now demote the first one: there are two.
+    owner_id = user_id(team, tokens["owner"])
+    demoted = team.client.patch(f"{base}/members/{owner_id}", json={"role": "admin"}, headers=bearer(tokens["admin"]))
+    assert (demoted.status_code, demoted.get_json()["role"]) == (200, "admin")
+    assert ("member.role_changed", "member.role_changed") == tuple(audit_actions(org["id"])[-2:])
+
+
+def test_the_last_owner_can_never_be_demoted_removed_or_leave(team, acme):
+    org, tokens = acme
+    base = f"{ORGS}/{org['id']}"
+    owner = tokens["owner"]
+    owner_id = user_id(team, owner)
+    for role in ("admin", "member"):
+        refused = team.client.patch(f"{base}/members/{owner_id}", json={"role": role}, headers=bearer(owner))
+        assert refused.status_code == 409, refused.get_json()
+    assert team.client.delete(f"{base}/members/{owner_id}", headers=bearer(owner)).status_code == 409  # leaving
+    assert {member["role"] for member in team.get(f"{base}/members", owner).get_json() if member["user_id"] == owner_id} == {"owner"}
+
+    # With a second owner, the first one may leave; then the second is the last one.
+    admin_id = user_id(team, tokens["admin"])
+    team.client.patch(f"{base}/members/{admin_id}", json={"role": "owner"}, headers=bearer(owner))
+    assert team.client.delete(f"{base}/members/{owner_id}", headers=bearer(owner)).status_code == 204
+    assert team.get(base, owner).status_code == 404
+    assert team.client.delete(f"{base}/members/{admin_id}", headers=bearer(tokens["admin"])).status_code == 409
+
+
+def test_concurrent_demotions_of_two_owners_leave_one(team, acme, app_with):
+    org, tokens = acme
+    base = f"{ORGS}/{org['id']}"
+    owner_id, admin_id = user_id(team, tokens["owner"]), user_id(team, tokens["admin"])
+    team.client.patch(f"{base}/members/{admin_id}", json={"role": "owner"}, headers=bearer(tokens["owner"]))
+    app = team.client.application
+    pairs = iter([(tokens["owner"], owner_id), (tokens["admin"], admin_id)])
+
+    def demote_yourself(client):
+        token, me = next(pairs)
+        return client.patch(f"{base}/members/{me}", json={"role": "admin"}, headers=bearer(token)).status_code
+
+    assert sorted(at_once(app, 2, demote_yourself)) == [200, 409]
+    owners = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Membership).where(Membership.org_id == org["id"], Membership.role == "owner")
+    )
+    assert owners == 1
+
+
+def test_a_member_leaves_and_loses_access_at_once(team, acme):
+    org, tokens = acme
+    base = f"{ORGS}/{org['id']}"
+    member = tokens["member"]
+    assert team.client.delete(f"{base}/members/{user_id(team, member)}", headers=bearer(member)).status_code == 204
+    assert team.get(base, member).status_code == 404
+    assert team.client.post(CHAT, json={"messages": messages()}, headers={**bearer(member), "X-Org-Id": str(org["id"])}).status_code == 404
+    assert "member.left" in audit_actions(org["id"])
+
+
+def test_the_owner_deletes_an_organization_and_its_subscription_is_canceled(team, acme, fake_stripe):
+    org, tokens = acme
+    subscription = subscribe_org(team, tokens["owner"], org["id"], fake_stripe)
+    assert team.client.delete(f"{ORGS}/{org['id']}", headers=bearer(tokens["owner"])).status_code == 204
+    assert fake_stripe.subscriptions[subscription["id"]]["status"] == "canceled"
+    assert team.get(f"{ORGS}/{org['id']}", tokens["owner"]).status_code == 404
+    assert db.session.get(Organization, org["id"]) is None
+    assert "org.deleted" in audit_actions(org["id"])  # the audit log outlives the organisation
+
+
+def test_an_organization_is_not_deleted_while_stripe_cannot_cancel_its_subscription(team, acme, fake_stripe):
+    org, tokens = acme
+    subscribe_org(team, tokens["owner"], org["id"], fake_stripe)
+    fake_stripe.mode = "down"
+    response = team.client.delete(f"{ORGS}/{org['id']}", headers=bearer(tokens["owner"]))
+    assert (response.status_code, response.get_json()["code"]) == (502, 502)
+    assert team.get(f"{ORGS}/{org['id']}", tokens["member"]).status_code == 200
+
+
+# --- invitations ----------------------------------------------------------------------------
+
+
+def test_an_invitation_is_mailed_with_a_link_whose_token_is_stored_hashed(team, acme):
+    org, tokens = acme
+    response = team.invite(tokens["admin"], org["id"], "Newcomer@Example.com", "member")
+    assert response.status_code == 201
+    invitation = response.get_json()
+    assert set(invitation) == {"id", "email", "role", "expires_at"}
+    assert (invitation["email"], invitation["role"]) == ("newcomer@example.com", "member")
+    [message] = team.smtp.wait_for("newcomer@example.com")
+    assert message.link.startswith("http://localhost:3000/invitations?token=")
+    assert "Acme" in message.subject and message.token in message.html
+    stored = db.session.get(Invitation, invitation["id"])
+    assert stored.token_hash == hashlib.sha256(message.token.encode()).hexdigest()
+    assert message.token not in str(stored.token_hash)
+    assert abs(stored.expires_at - (utcnow() + timedelta(days=7))) < timedelta(minutes=1)
+    assert [pending["id"] for pending in team.get(f"{ORGS}/{org['id']}/invitations", tokens["admin"]).get_json()] == [invitation["id"]]
+
+
+def test_inviting_a_member_or_an_address_already_invited_is_a_409(team, acme):
+    org, tokens = acme
+    assert team.invite(tokens["owner"], org["id"], "member@example.com").status_code == 409
+    assert team.invite(tokens["owner"], org["id"], "twice@example.com").status_code == 201
+    assert team.invite(tokens["admin"], org["id"], "twice@example.com", "admin").status_code == 409
+    assert len(team.get(f"{ORGS}/{org['id']}/invitations", tokens["owner"]).get_json()) == 1
+
+
+def test_an_invitation_waits_for_someone_without_an_account_and_works_once(team, acme):
+    org, tokens = acme
+    team.invite(tokens["owner"], org["id"], "later@example.com", "admin")
+    invitation_token = team.invitation_token("later@example.com")
+    newcomer = team.person("later@example.com")
+    accepted = team.client.post(ACCEPT, json={"token": invitation_token}, headers=bearer(newcomer))
+    assert accepted.status_code == 200
+    body = accepted.get_json()
+    assert (body["org_id"], body["role"], body["email"]) == (org["id"], "admin", "later@example.com")
+    again = team.client.post(ACCEPT, json={"token": invitation_token}, headers=bearer(newcomer))
+    assert again.status_code == 400
+    assert team.client.post(DECLINE, json={"token": invitation_token}, headers=bearer(newcomer)).status_code == 400
+    assert team.get(f"{ORGS}/{org['id']}", newcomer).get_json()["role"] == "admin"
+    assert team.get(f"{ORGS}/{org['id']}/invitations", tokens["owner"]).get_json() == []
+
+
+def test_an_invitation_cannot_be_answered_by_another_address_or_an_unverified_one(team, acme):
+    org, tokens = acme
+    team.invite(tokens["owner"], org["id"], "invited@example.com")
+    invitation_token = team.invitation_token("invited@example.com")
+    for thief in (tokens["member"], team.person("thief@example.com")):
+        assert team.client.post(ACCEPT, json={"token": invitation_token}, headers=bearer(thief)).status_code == 403
+        assert team.client.post(DECLINE, json={"token": invitation_token}, headers=bearer(thief)).status_code == 403
+    unverified = team.person("invited@example.com", verify=False)
+    refused = team.client.post(ACCEPT, json={"token": invitation_token}, headers=bearer(unverified))
+    assert refused.status_code == 403 and "Verify" in refused.get_json()["message"]
+    assert len(team.get(f"{ORGS}/{org['id']}/members", tokens["owner"]).get_json()) == 3
+    # The invitation is still open for its owner once the address is verified.
+    verification = team.mailed("invited@example.com", invitation=False)
+    team.client.post("/api/v1/auth/verify-email", json={"token": verification.token})
+    assert team.client.post(ACCEPT, json={"token": invitation_token}, headers=bearer(unverified)).status_code == 200
+
+
+def test_declined_revoked_expired_and_forged_invitations_add_nobody(team, acme):
+    org, tokens = acme
+    base = f"{ORGS}/{org['id']}"
+    for email in ("declines@example.com", "revoked@example.com", "expired@example.com"):
+        team.invite(tokens["admin"], org["id"], email)
+    declines, revoked, expired = (team.person(email) for email in ("declines@example.com", "revoked@example.com", "expired@example.com"))
+
+    token = team.invitation_token("declines@example.com")
+    assert team.client.post(DECLINE, json={"token": token}, headers=bearer(declines)).status_code == 204
+    assert team.client.post(ACCEPT, json={"token": token}, headers=bearer(declines)).status_code == 400
+
+    [pending_revoked] = [item for item in team.get(f"{base}/invitations", tokens["admin"]).get_json() if item["email"] == "revoked@example.com"]
+    assert team.client.delete(f"{base}/invitations/{pending_revoked['id']}", headers=bearer(tokens["admin"])).status_code == 204
+    assert team.client.delete(f"{base}/invitations/{pending_revoked['id']}", headers=bearer(tokens["admin"])).status_code == 404
+    assert team.client.post(ACCEPT, json={"token": team.invitation_token("revoked@example.com")}, headers=bearer(revoked)).status_code == 400
+
+    db.session.execute(sa.update(Invitation).where(Invitation.email == "expired@example.com").values(expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    assert team.client.post(ACCEPT, json={"token": team.invitation_token("expired@example.com")}, headers=bearer(expired)).status_code == 400
+    assert team.invite(tokens["admin"], org["id"], "expired@example.com").status_code == 201  # no longer blocks a new one
+
+    for forged in ("x" * 43, team.invitation_token("expired@example.com")[:-1] + "A"):
+        assert team.client.post(ACCEPT, json={"token": forged}, headers=bearer(expired)).status_code == 400
+    assert len(team.get(f"{base}/members", tokens["owner"]).get_json()) == 3
+    assert {"invitation.declined", "invitation.revoked"} <= set(audit_actions(org["id"]))
+
+
+def test_an_invitation_needs_a_session(team, acme):
+    org, tokens = acme
+    team.invite(tokens["owner"], org["id"], "keyholder@example.com")
+    token = team.invitation_token("keyholder@example.com")
+    keyholder = team.person("keyholder@example.com")
+    key = team.client.post("/api/v1/api-keys", json={"name": "k"}, headers=bearer(keyholder)).get_json()["key"]
+    assert team.client.post(ACCEPT, json={"token": token}, headers={"X-API-Key": key}).status_code == 401
+    assert team.client.post(ACCEPT, json={"token": token}).status_code == 401
+
+
+# --- keys, quotas, usage --------------------------------------------------------------------
+
+
+def org_key(team, token, org_id, name="shared"):
+    response = team.client.post(f"{ORGS}/{org_id}/api-keys", json={"name": name}, headers=bearer(token))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_an_org_key_acts_for_its_organization_only(team, acme, fake_openai):
+    org, tokens = acme
+    other = team.org(tokens["owner"], "Other")
+    key = org_key(team, tokens["admin"], org["id"])["key"]
+    assert team.client.post(CHAT, json={"messages": messages()}, headers={"X-API-Key": key}).status_code == 200
+    org_usage = team.get(f"{ORGS}/{org['id']}/usage", tokens["member"]).get_json()
+    assert org_usage["used"] > 0
+    assert [row["email"] for row in org_usage["members"]] == ["admin@example.com"]
+    assert team.get(USAGE, tokens["admin"]).get_json()["used"] == 0  # the admin's personal quota is untouched
+    # The key of org A on org B: refused, whatever the header says.
+    refused = team.client.post(CHAT, json={"messages": messages()}, headers={"X-API-Key": key, "X-Org-Id": str(other["id"])})
+    assert refused.status_code == 403
+    assert team.client.get(USAGE, headers={"X-API-Key": key, "X-Org-Id": str(other["id"])}).status_code == 403
+    personal_key = team.client.post("/api/v1/api-keys", json={"name": "mine"}, headers=bearer(tokens["member"])).get_json()["key"]
+    assert team.client.get(USAGE, headers={"X-API-Key": personal_key, "X-Org-Id": str(org["id"])}).status_code == 403
+    # Keys never reach the org's own management endpoints.
+    assert team.client.get(f"{ORGS}/{org['id']}/members", headers={"X-API-Key": key}).status_code == 401
+    assert team.get(f"{ORGS}/{other['id']}/usage", tokens["owner"]).get_json()["used"] == 0
+
+
+def test_org_keys_are_listed_and_revoked_by_admins_and_audited(team, acme):
+    org, tokens = acme
+    created = org_key(team, tokens["owner"], org["id"], "deploy")
+    listed = team.get(f"{ORGS}/{org['id']}/api-keys", tokens["admin"]).get_json()
+    assert [(key["id"], key["created_by"]) for key in listed] == [(created["id"], user_id(team, tokens["owner"]))]
+    assert "key" not in listed[0]
+    assert team.get("/api/v1/api-keys", tokens["owner"]).get_json() == []  # not a personal key
+    # Another organisation's key id is a 404, not someone else's revocation.
+    other = team.org(tokens["member"], "Member's own")
+    assert team.client.delete(f"{ORGS}/{other['id']}/api-keys/{created['id']}", headers=bearer(tokens["member"])).status_code == 404
+    assert team.client.delete(f"{ORGS}/{org['id']}/api-keys/{created['id']}", headers=bearer(tokens["admin"])).status_code == 204
+    assert team.client.get(USAGE, headers={"X-API-Key": created["key"]}).status_code == 401
+    assert {"api_key.created", "api_key.revoked"} <= set(audit_actions(org["id"]))
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_removing_a_member_revokes_their_org_keys_unless_kept(team, acme, keep):
+    org, tokens = acme
+    admin_id = user_id(team, tokens["admin"])
+    key = org_key(team, tokens["admin"], org["id"])["key"]
+    removed = team.client.delete(
+        f"{ORGS}/{org['id']}/members/{admin_id}", query_string={"keep_api_keys": str(keep).lower()},
+        headers=bearer(tokens["owner"]),
+    )
+    assert removed.status_code == 204
+    assert team.get(f"{ORGS}/{org['id']}", tokens["admin"]).status_code == 404
+    assert team.client.get(USAGE, headers={"X-API-Key": key}).status_code == (200 if keep else 401)
+    assert len(team.get(f"{ORGS}/{org['id']}/api-keys", tokens["owner"]).get_json()) == (1 if keep else 0)
+
+
+def test_x_org_id_spends_the_named_organizations_quota_for_members_only(app_with, smtp, fake_openai):
+    smtp.messages.clear()
+    team = Team(app_with(REDIS_URL="", PLAN_QUOTAS="free:110,pro:1000", **smtp.settings), smtp)
+    owner = team.person("owner@example.com")
+    org = team.org(owner)
+    member = team.join(owner, org["id"], "member@example.com")
+    as_org = {**bearer(member), "X-Org-Id": str(org["id"])}
+
+    assert team.client.post(CHAT, json={"messages": messages()}, headers=as_org).status_code == 200
+    usage = team.client.get(USAGE, headers=as_org).get_json()
+    assert usage["used"] > 0
+    assert team.get(USAGE, member).get_json()["used"] == 0  # the personal organisation's quota
+    # A second call would pass the organisation's quota (one call reserves 107): for the owner too.
+    assert team.client.post(CHAT, json={"messages": messages()}, headers={**bearer(owner), "X-Org-Id": str(org["id"])}).status_code == 429
+    assert team.client.post(CHAT, json={"messages": messages()}, headers=bearer(owner)).status_code == 200
+    members = team.get(f"{ORGS}/{org['id']}/usage", owner).get_json()["members"]
+    assert [(row["email"], row["used"] > 0) for row in members] == [("member@example.com", True)]
+
+    outsider = team.person("outsider@example.com")
+    assert team.client.post(CHAT, json={"messages": messages()}, headers={**bearer(outsider), "X-Org-Id": str(org["id"])}).status_code == 404
+    for bad in ("", "abc", "1e3", "٣"):
+        assert team.client.get(USAGE, headers={**bearer(member), "X-Org-Id": bad}).status_code == 422, bad
+
+
+# --- billing on the organisation ------------------------------------------------------------
+
+
+def subscribe_org(team, owner_token, org_id, fake_stripe, price_id="price_team"):
+    """Checkout for the organisation, then the subscription Stripe creates, delivered."""
+    response = team.client.post(f"{ORGS}/{org_id}/billing/checkout", json={"price_id": price_id}, headers=bearer(owner_token))
+    assert response.status_code == 200, response.get_json()
+    session = fake_stripe.checkout_sessions[response.get_json()["session_id"]]
+    quantity = int(fake_stripe.requests_to("POST", "/v1/checkout/sessions")[-1].params["line_items"][0]["quantity"])
+    subscription = fake_stripe.add_subscription(
+        session["customer"], price_id, metadata=session["metadata"] | {}, quantity=quantity
+    )
+    deliver_ok(team.client, make_event("customer.subscription.created", subscription))
+    return subscription
+
+
+def test_the_organization_pays_and_its_members_get_the_plan(team, acme, fake_stripe):
+    org, tokens = acme
+    subscribe_org(team, tokens["owner"], org["id"], fake_stripe)
+    for role, token in tokens.items():
+        body = team.get(f"{ORGS}/{org['id']}/billing/subscription", token).get_json()
+        assert (body["plan"], body["status"], body["seats"]) == ("team", "active", None), role
+        assert team.get(USAGE, token, headers={"X-Org-Id": str(org["id"])}).get_json()["plan"] == "team"
+        # ...but not their personal organisation.
+        assert team.get("/api/v1/billing/subscription", token).get_json()["plan"] == "free"
+    portal = team.get(f"{ORGS}/{org['id']}/billing/portal", tokens["owner"])
+    assert portal.status_code == 200
+    [customer] = {request.params["customer"] for request in fake_stripe.requests_to("POST", "/v1/billing_portal/sessions")[-1:]}
+    assert customer == db.session.get(Organization, org["id"]).stripe_customer_id
+    assert customer != team.get("/api/v1/users/me", tokens["owner"]).get_json()["stripe_customer_id"]
+    assert {"billing.checkout_started", "billing.portal_opened", "billing.subscription_changed"} <= set(audit_actions(org["id"]))
+
+
+def test_per_seat_plans_count_the_members_after_concurrent_joins(app_with, smtp, fake_stripe, redis_client):
+    smtp.messages.clear()
+    team = Team(app_with(REDIS_URL="", STRIPE_SEAT_PLANS="team", **smtp.settings), smtp)
+    owner = team.person("owner@example.com")
+    org = team.org(owner)
+    team.join(owner, org["id"], "first@example.com")
+    subscription = subscribe_org(team, owner, org["id"], fake_stripe)
+    assert subscription["items"]["data"][0]["quantity"] == 2  # bought for every member
+    assert team.get(f"{ORGS}/{org['id']}/billing/subscription", owner).get_json()["seats"] == 2
+
+    joiners = [f"joiner{number}@example.com" for number in range(5)]
+    for email in joiners:
+        assert team.invite(owner, org["id"], email).status_code == 201
+    accepting = iter([(team.person(email), team.invitation_token(email)) for email in joiners])
+    # Five people join at once through an app that queues the seat job on Redis, as production.
+    queued_app = app_with(STRIPE_SEAT_PLANS="team", **smtp.settings).application
+
+    def accept(client):
+        token, invitation_token = next(accepting)
+        return client.post(ACCEPT, json={"token": invitation_token}, headers=bearer(token)).status_code
+
+    assert at_once(queued_app, 5, accept) == [200] * 5
+    # ...and a member leaves meanwhile.
+    first = login(team.client, "first@example.com")["access_token"]
+    assert team.client.delete(f"{ORGS}/{org['id']}/members/{user_id(team, first)}", headers=bearer(first)).status_code == 204
+    worker = run_rq_worker_burst(STRIPE_SEAT_PLANS="team")
+    assert worker.returncode == 0, worker.stderr
+
+    members = len(team.get(f"{ORGS}/{org['id']}/members", owner).get_json())
+    assert members == 6
+    assert fake_stripe.subscriptions[subscription["id"]]["items"]["data"][0]["quantity"] == 6
+    assert team.get(f"{ORGS}/{org['id']}/billing/subscription", owner).get_json()["seats"] == 6
+    # No request sent Stripe a number of its own: every quantity update came from the job.
+    updates = fake_stripe.requests_to("POST", f"/v1/subscriptions/{subscription['id']}")
+    assert updates and all(request.params["items"][0]["quantity"] in {str(n) for n in range(1, 8)} for request in updates)
+
+
+def test_the_seat_count_is_not_taken_from_the_client(team, acme, fake_stripe, app_with):
+    org, tokens = acme
+    response = team.client.post(
+        f"{ORGS}/{org['id']}/billing/checkout", json={"plan": "team", "quantity": 1}, headers=bearer(tokens["owner"])
+    )
+    assert response.status_code == 422  # an unknown field is refused, not obeyed
+
+
+# --- the audit log --------------------------------------------------------------------------
+
+
+def test_the_audit_log_lists_every_action_newest_first_in_pages(team, acme):
+    org, tokens = acme
+    for number in range(12):
+        team.client.patch(f"{ORGS}/{org['id']}", json={"name": f"Acme {number}"}, headers=bearer(tokens["admin"]))
+    first = team.get(f"{ORGS}/{org['id']}/audit-log", tokens["admin"], query_string={"page_size": 5})
+    assert first.status_code == 200
+    pagination = json.loads(first.headers["X-Pagination"])
+    actions = audit_actions(org["id"])
+    assert pagination["total"] == len(actions) and pagination["total_pages"] == -(-len(actions) // 5)
+    events = first.get_json()
+    assert [event["action"] for event in events] == actions[::-1][:5]
+    assert events[0]["details"] == {"from": "Acme 10", "to": "Acme 11"}
+    assert events[0]["actor_user_id"] == user_id(team, tokens["admin"])
+    assert events[0]["ip_address"] == "127.0.0.1"
+    second = team.get(f"{ORGS}/{org['id']}/audit-log", tokens["admin"], query_string={"page_size": 5, "page": 2}).get_json()
+    assert [event["id"] for event in second] == sorted((event["id"] for event in second), reverse=True)
+    assert second[0]["id"] < events[-1]["id"]
+    for action in ("org.created", "invitation.created", "member.joined"):
+        assert action in actions
+    assert team.get(f"{ORGS}/{org['id']}/audit-log", tokens["member"]).status_code == 403
+
+
+def test_an_action_refused_by_the_database_leaves_no_audit_event(team, acme):
+    org, tokens = acme
+    before = audit_actions(org["id"])
+    assert team.invite(tokens["owner"], org["id"], "member@example.com").status_code == 409
+    owner_id = user_id(team, tokens["owner"])
+    assert team.client.patch(f"{ORGS}/{org['id']}/members/{owner_id}", json={"role": "member"}, headers=bearer(tokens["owner"])).status_code == 409
+    assert audit_actions(org["id"]) == before
+
+
+def test_the_sweep_repairs_a_seat_count_whose_job_was_lost(app_with, smtp, fake_stripe):
+    from saas.sweeps import REPAIRS
+
+    smtp.messages.clear()
+    team = Team(app_with(REDIS_URL="", STRIPE_SEAT_PLANS="team", **smtp.settings), smtp)
+    owner = team.person("owner@example.com")
+    org = team.org(owner)
+    subscription = subscribe_org(team, owner, org["id"], fake_stripe)
+    lost = team.person("lost@example.com")  # joins as if by a request whose seat job Redis lost
+    db.session.add(Membership(org_id=org["id"], user_id=user_id(team, lost), role="member"))
+    db.session.commit()
+    assert fake_stripe.subscriptions[subscription["id"]]["items"]["data"][0]["quantity"] == 1
+
+    assert REPAIRS["seat_counts"]() == {"synced": 1, "failed": 0}
+    assert fake_stripe.subscriptions[subscription["id"]]["items"]["data"][0]["quantity"] == 2
+    assert REPAIRS["seat_counts"]() == {"synced": 0, "failed": 0}  # nothing left to repair
+
+
+def test_webhooks_find_the_organization_by_its_customer(team, acme, fake_stripe):
+    org, tokens = acme
+    assert team.get(f"{ORGS}/{org['id']}/billing/portal", tokens["owner"]).status_code == 200  # creates its customer
+    db.session.expire_all()
+    customer = db.session.get(Organization, org["id"]).stripe_customer_id
+    subscription = fake_stripe.add_subscription(customer, "price_pro")  # made in the dashboard: no metadata
+    deliver_ok(team.client, make_event("customer.subscription.created", subscription))
+    assert team.get(f"{ORGS}/{org['id']}/billing/subscription", tokens["member"]).get_json()["plan"] == "pro"
+    assert team.get("/api/v1/billing/subscription", tokens["owner"]).get_json()["plan"] == "free"
+
+
+def test_flask_billing_sync_seats_recounts_every_per_seat_organization(app_with, smtp, fake_stripe):
+    smtp.messages.clear()
+    team = Team(app_with(REDIS_URL="", STRIPE_SEAT_PLANS="team", **smtp.settings), smtp)
+    owner = team.person("owner@example.com")
+    org = team.org(owner)
+    subscription = subscribe_org(team, owner, org["id"], fake_stripe)
+    fake_stripe.update_subscription(subscription["id"], quantity=9)  # changed by hand in the dashboard
+    result = team.client.application.test_cli_runner().invoke(args=["billing", "sync-seats"])
+    assert result.exit_code == 0, result.output
+    assert fake_stripe.subscriptions[subscription["id"]]["items"]["data"][0]["quantity"] == 1
