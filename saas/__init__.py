@@ -21,7 +21,9 @@ from saas.extensions import api, cors, db, jwt, limiter
 from saas.mail import init_mail
 from saas.mail.cli import mail_cli
 from saas.usage import cli as usage_cli  # noqa: F401  (adds `flask billing report-usage`)
-from saas.orgs import invitations as org_invitations, service as org_service
+from saas.usage.service import connect_signals as connect_usage_signals
+from saas.ai.service import connect_signals as connect_ai_signals
+from saas.orgs import accounts as org_accounts, invitations as org_invitations, service as org_service
 from saas.users import addresses, recovery
 from saas.users.cli import users_cli
 from saas.web.blueprint import OrgAccess, register_authenticators, register_org_access
@@ -123,10 +125,13 @@ def _connect_packages(app):
         member=org_service.member_access, acting=org_service.acting_access, check=org_service.check_permission,
     ))
     org_service.connect_signals()
+    org_accounts.connect_signals()
     org_invitations.connect_mail()
     connect_session_signals()
     connect_api_key_signals()
     connect_billing_signals()
+    connect_usage_signals()
+    connect_ai_signals()
     addresses.connect_mail()
     recovery.connect_mail()
 

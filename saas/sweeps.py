@@ -9,6 +9,7 @@ a killed worker or an outside outage left undone:
 - reservations past their time are deleted;
 - mail still unsent whose job is gone is queued again;
 - per-seat subscriptions whose quantity is not the member count are brought to it;
+- subscriptions of deleted accounts still live in Stripe are canceled;
 - what the previous release wrote during a rollout without organisations (users without a
   personal organisation, subscriptions, usage, AI jobs and keys without ``org_id``) is
   given to the user's personal organisation.
@@ -27,7 +28,7 @@ from saas.ai.models import AiJob
 from saas.ai.service import fail_orphaned_jobs
 from saas.apikeys.models import ApiKey
 from saas.billing.entitlements import refresh_plan
-from saas.billing.jobs import sync_mismatched_seats
+from saas.billing.jobs import cancel_subscriptions_of_deleted_accounts, sync_mismatched_seats
 from saas.billing.models import Subscription
 from saas.billing.service import create_missing_customers
 from saas.billing.webhooks import replay_failed_events
@@ -81,6 +82,13 @@ def _seat_counts():
     return {"synced": synced, "failed": len(failures)}
 
 
+def _deleted_accounts_subscriptions():
+    if not current_app.config["STRIPE_SECRET_KEY"]:
+        return "billing off"
+    canceled, failures = cancel_subscriptions_of_deleted_accounts(limit=BATCH)
+    return {"canceled": canceled, "failed": len(failures)}
+
+
 def rows_without_org(limit=BATCH):
     """Expand/contract: give what the previous release wrote during a rollout to the personal
     organisation of its user. Returns how many rows of each kind were adopted."""
@@ -113,6 +121,7 @@ REPAIRS = {
     "orphaned_ai_jobs": lambda: fail_orphaned_jobs(limit=BATCH),
     "expired_reservations": lambda: forget_expired_reservations(limit=BATCH),
     "seat_counts": _seat_counts,
+    "deleted_accounts_subscriptions": _deleted_accounts_subscriptions,
     "unsent_mail": lambda: resend_unsent(created_before=utcnow() - settle_time(), limit=BATCH),
 }
 

@@ -8,10 +8,12 @@ from flask import current_app
 
 from saas.ai import provider
 from saas.ai.models import FAILED, QUEUED, RUNNING, AiJob
+from saas.core.database import fields_of
 from saas.core.errors import DomainError, InvalidInput, NotFound, envelope, envelope_of
 from saas.core.queue import job_id, job_is_lost
 from saas.core.time import utcnow
 from saas.extensions import db
+from saas.users import events as user_events
 from saas.usage.service import Reservation, extend, release, reserve, reserved, settle
 
 log = logging.getLogger(__name__)
@@ -202,3 +204,23 @@ def _mark_failed(job, expected_status, message):
     if failed and reservation is not None:
         release(reservation)  # what a lost job held goes back to the quota
     return bool(failed)
+
+
+JOB_EXPORT = ("id", "org_id", "status", "model", "max_tokens", "messages", "result", "error", "created_at",
+              "finished_at")
+
+
+def connect_signals():
+    """A deleted account's jobs go (prompts and answers are personal data; the usage they
+    caused stays, for accounting); an export includes them."""
+    user_events.account_deleting.connect(_delete_jobs, weak=False)
+    user_events.account_export.connect(_export_jobs, weak=False)
+
+
+def _delete_jobs(user, **_):
+    db.session.execute(sa.delete(AiJob).where(AiJob.user_id == user.id))
+
+
+def _export_jobs(user, **_):
+    jobs = db.session.scalars(sa.select(AiJob).where(AiJob.user_id == user.id).order_by(AiJob.created_at))
+    return {"ai_jobs": [fields_of(job, JOB_EXPORT) for job in jobs]}

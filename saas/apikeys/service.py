@@ -15,7 +15,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from saas.apikeys.models import ApiKey
-from saas.core.database import attached, read_row, write
+from saas.core.database import attached, fields_of, read_row, write
 from saas.core.errors import NotFound, Unauthenticated
 from saas.core.time import utcnow
 from saas.extensions import db
@@ -86,10 +86,11 @@ def revoke_key(org, key_id):
     db.session.commit()
 
 
-def revoke_all_keys(user_id):
+def revoke_all_keys(user_id, *, commit=True):
     """Delete every API key the user created, in every organisation."""
     db.session.execute(sa.delete(ApiKey).where(ApiKey.user_id == user_id))
-    db.session.commit()
+    if commit:
+        db.session.commit()
 
 
 # A key, its creator and the creator's personal organisation, in one query (the gate's, in
@@ -133,6 +134,8 @@ def connect_signals():
     events.password_changed.connect(_revoke_on_account_event, weak=False)
     events.account_deactivated.connect(_revoke_on_account_event, weak=False)
     org_events.member_removed.connect(_revoke_on_removal, weak=False)
+    events.account_deleting.connect(_revoke_on_deletion, weak=False)
+    events.account_export.connect(_export_keys, weak=False)
 
 
 def _revoke_on_account_event(user, **_):
@@ -148,3 +151,15 @@ def _revoke_on_removal(org_id, *, user_id, keep_api_keys=False, **_):
         audit.record(org_id, "api_key.revoked", target=f"api_key:{key.id}",
                      details={"name": key.name, "prefix": key.prefix, "reason": "member removed"})
         db.session.delete(key)
+
+
+def _revoke_on_deletion(user, **_):
+    revoke_all_keys(user.id, commit=False)
+
+
+KEY_EXPORT = ("id", "org_id", "name", "prefix", "created_at", "last_used_at", "expires_at")
+
+
+def _export_keys(user, **_):
+    keys = db.session.scalars(sa.select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.id))
+    return {"api_keys": [fields_of(key, KEY_EXPORT) for key in keys]}  # never the hash

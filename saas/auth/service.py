@@ -15,7 +15,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 from jwt.exceptions import ExpiredSignatureError, PyJWTError
 
 from saas.auth.models import AuthSession
-from saas.core.database import attached, read_row
+from saas.core.database import attached, fields_of, read_row
 from saas.core.errors import Unauthenticated
 from saas.core.ids import new_uuid
 from saas.core.time import utcnow
@@ -165,8 +165,8 @@ def _revoke_replayed_family(session_id, jti):
         revoke_sessions(session_id=session.id, reason="refresh-reuse")
 
 
-def revoke_sessions(*, session_id=None, user_id=None, except_session_id=None, reason):
-    """Revoke the open sessions selected by the arguments, and commit."""
+def revoke_sessions(*, session_id=None, user_id=None, except_session_id=None, reason, commit=True):
+    """Revoke the open sessions selected by the arguments, and commit (unless told not to)."""
     query = sa.update(AuthSession).where(AuthSession.revoked_at.is_(None))
     if session_id is not None:
         query = query.where(AuthSession.id == session_id)
@@ -175,7 +175,8 @@ def revoke_sessions(*, session_id=None, user_id=None, except_session_id=None, re
     if except_session_id is not None:
         query = query.where(AuthSession.id != except_session_id)
     db.session.execute(query.values(revoked_at=utcnow(), revoked_reason=reason))
-    db.session.commit()
+    if commit:
+        db.session.commit()
 
 
 def end_session(session_id):
@@ -190,6 +191,8 @@ def connect_signals():
     """A new password ends every other session of the user; deactivation ends all of them."""
     events.password_changed.connect(_end_sessions_after_password_change, weak=False)
     events.account_deactivated.connect(_end_sessions_after_deactivation, weak=False)
+    events.account_deleting.connect(_end_sessions_of_deleted_account, weak=False)
+    events.account_export.connect(_export_sessions, weak=False)
 
 
 def _end_sessions_after_password_change(user, *, keep_session_id=None, **_):
@@ -198,6 +201,21 @@ def _end_sessions_after_password_change(user, *, keep_session_id=None, **_):
 
 def _end_sessions_after_deactivation(user, **_):
     end_all_sessions(user.id, reason="deactivated")
+
+
+def _end_sessions_of_deleted_account(user, **_):
+    revoke_sessions(user_id=user.id, reason="account-deleted", commit=False)
+
+
+SESSION_EXPORT = ("id", "created_at", "last_refreshed_at", "expires_at", "revoked_at", "revoked_reason",
+                  "user_agent", "ip_address")
+
+
+def _export_sessions(user, **_):
+    sessions = db.session.scalars(
+        sa.select(AuthSession).where(AuthSession.user_id == user.id).order_by(AuthSession.created_at)
+    )
+    return {"sessions": [fields_of(session, SESSION_EXPORT) for session in sessions]}
 
 
 def _decode(raw_token, expected_type):

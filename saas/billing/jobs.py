@@ -11,6 +11,7 @@ from saas.billing.entitlements import current_subscription
 from saas.billing.models import ENDED_STATUSES, Subscription
 from saas.billing.service import ensure_customer, member_count
 from saas.billing.subscriptions import lock_org, plan_item, store_subscription
+from saas.core.database import fields_of
 from saas.core.queue import HIGH, enqueue, job_app_context
 from saas.extensions import db
 from saas.orgs import events as org_events
@@ -85,6 +86,8 @@ def connect_signals():
     events.email_changed.connect(_queue_customer_email_sync, weak=False)
     org_events.members_changed.connect(_queue_seat_sync, weak=False)
     org_events.org_deleting.connect(_cancel_subscriptions_of_deleted_org, weak=False)
+    events.account_deleted.connect(_queue_cancellations_of_deleted_account, weak=False)
+    events.account_export.connect(_export_subscriptions, weak=False)
 
 
 def _queue_customer_for_new_user(user, **_):
@@ -171,3 +174,62 @@ def sync_mismatched_seats(limit):
         .order_by(Subscription.org_id).limit(limit)
     ).all()
     return _sync_each(org_ids)
+
+
+def _live_subscriptions_of_deleted_accounts(limit=None):
+    """Stripe ids of live subscriptions paid by the personal organisation of a deleted account."""
+    query = (
+        sa.select(Subscription.stripe_subscription_id)
+        .join(Organization, Organization.id == Subscription.org_id)
+        .join(User, User.id == Organization.personal_owner_id)
+        .where(User.deleted_at.is_not(None), Subscription.status.not_in(ENDED_STATUSES))
+        .order_by(Subscription.id)
+    )
+    return db.session.scalars(query.limit(limit) if limit else query).all()
+
+
+@job_app_context
+def cancel_subscription_of_deleted_account(stripe_subscription_id):
+    """Cancel at once in Stripe; the webhook that follows records it. Raises so RQ retries."""
+    gateway.cancel_subscription(stripe_subscription_id)
+
+
+def _queue_cancellations_of_deleted_account(user, **_):
+    if not _billing_on():
+        return
+    for stripe_subscription_id in _live_subscriptions_of_deleted_accounts():
+        try:
+            enqueue(cancel_subscription_of_deleted_account, stripe_subscription_id, queue=HIGH)
+        except RedisError:
+            log.warning("could not queue the cancellation of a deleted account's subscription; the sweep will")
+
+
+def cancel_subscriptions_of_deleted_accounts(limit):
+    """For the sweep: cancel what a lost job left live. Returns (canceled, failures)."""
+    canceled, failures = 0, []
+    for stripe_subscription_id in _live_subscriptions_of_deleted_accounts(limit):
+        try:
+            gateway.cancel_subscription(stripe_subscription_id)
+            db.session.execute(
+                sa.update(Subscription).where(Subscription.stripe_subscription_id == stripe_subscription_id)
+                .values(status="canceled", cancel_at_period_end=False, past_due_since=None)
+            )
+            db.session.commit()
+            canceled += 1
+        except Exception as error:
+            db.session.rollback()
+            failures.append((stripe_subscription_id, error))
+    return canceled, failures
+
+
+SUBSCRIPTION_EXPORT = ("stripe_subscription_id", "stripe_customer_id", "status", "price_id", "plan", "quantity",
+                       "current_period_end", "cancel_at_period_end", "trial_end", "created_at")
+
+
+def _export_subscriptions(user, **_):
+    """The subscriptions the user's personal organisation pays (a team's belong to the team)."""
+    org = user.personal_org
+    rows = [] if org is None else db.session.scalars(
+        sa.select(Subscription).where(Subscription.org_id == org.id).order_by(Subscription.id)
+    ).all()
+    return {"subscriptions": [fields_of(row, SUBSCRIPTION_EXPORT) for row in rows]}

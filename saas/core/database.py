@@ -58,3 +58,8 @@ def attached(instance):
         db.session.add(instance)  # the usual case: a new session per request
         return instance
     return db.session.merge(instance, load=False)
+
+
+def fields_of(instance, names):
+    """``{name: instance.name}`` for ``names``: a row as a plain dict (exports)."""
+    return {name: getattr(instance, name) for name in names}

@@ -130,3 +130,22 @@ def resend_unsent(created_before, limit=None):
             _queue_delivery(message_id)
             queued += 1
     return queued
+
+
+def _messages_of(user_id, address):
+    return sa.or_(MailMessage.user_id == user_id, MailMessage.to_address == address)
+
+
+def forget_mail_of(user_id, address):
+    """Delete every message to or about the account (a deleted account's); the caller commits."""
+    db.session.execute(sa.delete(MailMessage).where(_messages_of(user_id, address)))
+
+
+def mail_of(user_id, address):
+    """What was mailed to or about the account, for its export (never a link: none is stored)."""
+    messages = db.session.scalars(sa.select(MailMessage).where(_messages_of(user_id, address)).order_by(MailMessage.created_at))
+    return [
+        {"template": message.template, "to": message.to_address, "status": message.status,
+         "created_at": message.created_at, "sent_at": message.sent_at}
+        for message in messages
+    ]

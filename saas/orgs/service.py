@@ -252,7 +252,7 @@ def _target(org_id, user_id):
     return target
 
 
-def _owner_count(org_id):
+def owner_count(org_id):
     return db.session.scalar(
         sa.select(sa.func.count()).select_from(Membership).where(Membership.org_id == org_id, Membership.role == OWNER)
     )
@@ -270,7 +270,7 @@ def change_role(org, actor_role, user_id, new_role):
     target = _target(org.id, user_id)
     if OWNER in (target.role, new_role) and actor_role != OWNER:
         _refuse(OwnersOnly())
-    if target.role == OWNER and new_role != OWNER and _owner_count(org.id) <= 1:
+    if target.role == OWNER and new_role != OWNER and owner_count(org.id) <= 1:
         _refuse(LastOwner())
     if target.role != new_role:
         audit.record(org.id, "member.role_changed", target=f"user:{user_id}",
@@ -292,7 +292,7 @@ def remove_member(org, actor_user_id, actor_role, user_id, *, keep_api_keys=Fals
     target = _target(org.id, user_id)
     if target.role == OWNER and not leaving and actor_role != OWNER:
         _refuse(OwnersOnly())
-    if target.role == OWNER and _owner_count(org.id) <= 1:
+    if target.role == OWNER and owner_count(org.id) <= 1:
         _refuse(LastOwner())
     db.session.delete(target)
     audit.record(org.id, "member.left" if leaving else "member.removed", target=f"user:{user_id}",

@@ -20,12 +20,14 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from flask import current_app
 
+from saas.core.database import fields_of
 from saas.core.errors import TooManyRequests
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.usage.jobs import report_usage_later
 from saas.orgs.models import FREE_PLAN, Organization
 from saas.usage.models import RESERVED, SETTLED, UsageRecord
+from saas.users import events as user_events
 from saas.users.models import User
 
 
@@ -240,3 +242,15 @@ class QuotaExceeded(TooManyRequests):
             },
             headers={"Retry-After": str(retry_after)},
         )
+
+
+USAGE_EXPORT = ("id", "org_id", "model", "status", "input_tokens", "output_tokens", "created_at", "settled_at")
+
+
+def connect_signals():
+    user_events.account_export.connect(_export_usage, weak=False)
+
+
+def _export_usage(user, **_):
+    records = db.session.scalars(sa.select(UsageRecord).where(UsageRecord.user_id == user.id).order_by(UsageRecord.id))
+    return {"usage": [fields_of(record, USAGE_EXPORT) for record in records]}

@@ -13,6 +13,13 @@ called once by ``create_app``:
   auth ends every other session, apikeys revokes every key (a thief may have minted some).
 - ``account_deactivated``: auth ends every session, apikeys revokes every key.
 - ``email_changed``: billing gives the Stripe customer the new address (receipts go there).
+- ``account_deleting``: sent inside the deletion's transaction, before the user's row is
+  anonymised; receivers remove what is theirs without committing, and may refuse the deletion
+  by raising a DomainError (orgs: the last owner of a team). auth ends the sessions, apikeys
+  deletes the keys, orgs removes the memberships, ai deletes the jobs, mail the messages.
+- ``account_deleted``: after the commit; billing queues the cancellation of the subscriptions.
+- ``account_export``: each receiver returns ``{section: [rows]}`` of what it stores about the
+  user, merged into the account export.
 """
 from blinker import Namespace
 
@@ -23,3 +30,6 @@ user_registered = _signals.signal("user-registered")
 password_changed = _signals.signal("password-changed")
 account_deactivated = _signals.signal("account-deactivated")
 email_changed = _signals.signal("email-changed")
+account_deleting = _signals.signal("account-deleting")
+account_deleted = _signals.signal("account-deleted")
+account_export = _signals.signal("account-export")

@@ -32,6 +32,9 @@ class User(db.Model):
         UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
     )
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, onupdate=utcnow)
+    # Set when the owner deleted the account: the row stays, without personal data, because
+    # usage and billing records that must be kept for accounting point at it.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # Billing moved to organisations (the personal one: ``user.personal_org``). These columns
     # are what the previous release reads; kept in step for a personal organisation

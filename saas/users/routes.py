@@ -1,8 +1,15 @@
 """The current user's own account."""
 from saas.users.addresses import request_email_change
 from saas.users.limits import email_send_limit, password_check_limit
-from saas.users.schemas import AcceptedSchema, EmailChangeSchema, UserSchema, UserUpdateSchema
-from saas.users.service import update_profile
+from saas.users.schemas import (
+    AcceptedSchema,
+    AccountDeletionSchema,
+    AccountExportSchema,
+    EmailChangeSchema,
+    UserSchema,
+    UserUpdateSchema,
+)
+from saas.users.service import delete_account, export_account, update_profile
 from saas.web.api import API_KEY, SESSION
 from saas.web.blueprint import Blueprint, current_principal
 
@@ -58,3 +65,33 @@ def change_email(fields):
     """
     request_email_change(current_principal().user, fields["email"], fields["current_password"])
     return {"message": "Confirm the change with the link sent to the new address."}
+
+
+@blp.route("/me", methods=["DELETE"])
+@blp.auth(SESSION, limits=[password_check_limit])
+@blp.arguments(AccountDeletionSchema)
+@blp.response(204)
+@blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def delete_me(fields):
+    """Delete the account: needs the current password.
+
+    In one transaction: every session ends and every API key the user created is deleted, they
+    leave every organization, their AI jobs and mail are deleted, and the account's row is
+    anonymised (no email, name or password remain). Usage and billing records are kept, for
+    accounting, without personal data. The subscriptions of their personal organization are then
+    canceled in Stripe by the worker. Refused (409) while the user is the last owner of a team
+    organization: make someone else an owner, or delete it, first.
+    """
+    delete_account(current_principal().user, fields["current_password"])
+
+
+@blp.route("/me/export", methods=["GET"])
+@blp.auth(SESSION)
+@blp.response(200, AccountExportSchema)
+def export_me():
+    """Everything stored about the caller, as one JSON document: profile, sessions, API keys
+    (metadata), organizations, invitations, audit events as actor, subscriptions, usage, AI jobs
+    and mail. Needs a login session (not an API key)."""
+    return export_account(current_principal().user)

@@ -49,3 +49,24 @@ class EmailChangeSchema(ma.Schema):
 
 class AcceptedSchema(ma.Schema):
     message = ma.fields.String(required=True)
+
+
+class AccountDeletionSchema(ma.Schema):
+    current_password = GivenPassword(required=True)
+
+
+def _section(description):
+    return ma.fields.List(ma.fields.Dict(), required=True, metadata={"description": description})
+
+
+class AccountExportSchema(ma.Schema):
+    profile = ma.fields.Dict(required=True, metadata={"description": "The account, as stored."})
+    sessions = _section("Every login session, open or ended: when, from which address and client.")
+    api_keys = _section("Every API key the user created (personal and organization keys); never the secret.")
+    organizations = _section("The organizations the user belongs to, with their role.")
+    invitations = _section("Invitations sent to the user's address.")
+    audit_events = _section("Audit events of which the user is the actor.")
+    subscriptions = _section("The subscriptions of the user's personal organization.")
+    usage = _section("Every AI call the user made, in any organization: tokens and model.")
+    ai_jobs = _section("AI jobs with their prompts and results.")
+    mail = _section("Messages mailed to or about the account (never their links).")

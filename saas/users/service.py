@@ -1,10 +1,16 @@
-"""Creating and changing user accounts. Other packages react through ``saas.users.events``."""
+"""Creating, changing, deleting and exporting user accounts. Other packages react through
+``saas.users.events``."""
+import secrets
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from saas.core.emails import lenient_email
 from saas.core.errors import Conflict, DomainError, NotFound
+from saas.core.time import utcnow
 from saas.extensions import db
+from saas.mail.service import forget_mail_of, mail_of
 from saas.users import events
 from saas.users.models import User
 from saas.users.passwords import check_password, hash_password, verify_password
@@ -89,3 +95,49 @@ def make_superuser(user):
     user.is_superuser = True
     db.session.commit()
     return user
+
+
+def delete_account(user, current_password):
+    """Delete the account: every package removes what it holds about the user
+    (``account_deleting``, one transaction; a package may refuse with its error), then the row
+    is anonymised, not deleted, so the usage and billing records kept for accounting still
+    point at it. Billing cancels the subscriptions in Stripe afterwards (``account_deleted``)."""
+    if not verify_password(current_password, user.hashed_password):
+        raise WrongCurrentPassword()
+    try:
+        events.account_deleting.send(user)
+    except Exception:
+        db.session.rollback()
+        raise
+    forget_mail_of(user.id, user.email)
+    user.email = f"deleted-{user.id}@deleted.invalid"
+    user.full_name = None
+    user.hashed_password = hash_password(secrets.token_urlsafe(32))  # nobody knows it
+    user.is_active = user.is_superuser = user.email_verified = False
+    user.deleted_at = utcnow()
+    db.session.commit()
+    events.account_deleted.send(user)
+
+
+def export_account(user):
+    """Everything stored about the user: their profile, and each package's sections."""
+    document = {
+        "profile": {
+            "id": user.id, "email": user.email, "full_name": user.full_name, "is_active": user.is_active,
+            "is_superuser": user.is_superuser, "email_verified": user.email_verified,
+            "created_at": user.created_at, "updated_at": user.updated_at,
+        },
+        "mail": mail_of(user.id, user.email),
+    }
+    for _, sections in events.account_export.send(user):
+        document.update(sections or {})
+    return _jsonable(document)
+
+
+def _jsonable(value):
+    """Dates as ISO 8601 strings, all the way down."""
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(item) for item in value]
+    return value.isoformat() if isinstance(value, datetime) else value

@@ -268,7 +268,16 @@ export interface paths {
         get: operations["users_get_me"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete the account: needs the current password.
+         * @description In one transaction: every session ends and every API key the user created is deleted, they
+         *     leave every organization, their AI jobs and mail are deleted, and the account's row is
+         *     anonymised (no email, name or password remain). Usage and billing records are kept, for
+         *     accounting, without personal data. The subscriptions of their personal organization are then
+         *     canceled in Stripe by the worker. Refused (409) while the user is the last owner of a team
+         *     organization: make someone else an owner, or delete it, first.
+         */
+        delete: operations["users_delete_me"];
         options?: never;
         head?: never;
         /**
@@ -297,6 +306,27 @@ export interface paths {
          *     address that another account has is a 409 (checked again then). Rate limited per user.
          */
         post: operations["users_change_email"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Everything stored about the caller, as one JSON document: profile, sessions, API keys
+         *     (metadata), organizations, invitations, audit events as actor, subscriptions, usage, AI jobs
+         *     and mail. Needs a login session (not an API key).
+         */
+        get: operations["users_export_me"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1022,6 +1052,52 @@ export interface components {
             email: string;
             /** Format: password */
             current_password: string;
+        };
+        AccountDeletion: {
+            /** Format: password */
+            current_password: string;
+        };
+        AccountExport: {
+            /** @description The account, as stored. */
+            profile: {
+                [key: string]: unknown;
+            };
+            /** @description Every login session, open or ended: when, from which address and client. */
+            sessions: {
+                [key: string]: unknown;
+            }[];
+            /** @description Every API key the user created (personal and organization keys); never the secret. */
+            api_keys: {
+                [key: string]: unknown;
+            }[];
+            /** @description The organizations the user belongs to, with their role. */
+            organizations: {
+                [key: string]: unknown;
+            }[];
+            /** @description Invitations sent to the user's address. */
+            invitations: {
+                [key: string]: unknown;
+            }[];
+            /** @description Audit events of which the user is the actor. */
+            audit_events: {
+                [key: string]: unknown;
+            }[];
+            /** @description The subscriptions of the user's personal organization. */
+            subscriptions: {
+                [key: string]: unknown;
+            }[];
+            /** @description Every AI call the user made, in any organization: tokens and model. */
+            usage: {
+                [key: string]: unknown;
+            }[];
+            /** @description AI jobs with their prompts and results. */
+            ai_jobs: {
+                [key: string]: unknown;
+            }[];
+            /** @description Messages mailed to or about the account (never their links). */
+            mail: {
+                [key: string]: unknown;
+            }[];
         };
         OrgCreate: {
             name: string;
@@ -1759,6 +1835,34 @@ export interface operations {
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };
+    users_delete_me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AccountDeletion"];
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BAD_REQUEST"];
+            401: components["responses"]["UNAUTHORIZED"];
+            409: components["responses"]["CONFLICT"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            429: components["responses"]["TOO_MANY_REQUESTS"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
     users_update_me: {
         parameters: {
             query?: never;
@@ -1815,6 +1919,28 @@ export interface operations {
             409: components["responses"]["CONFLICT"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
             429: components["responses"]["TOO_MANY_REQUESTS"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    users_export_me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountExport"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };

@@ -1,0 +1,92 @@
+"""What organisations do when an account is deleted or exported (``saas.users.events``)."""
+import sqlalchemy as sa
+
+from saas.core.database import fields_of
+from saas.core.errors import Conflict
+from saas.core.time import utcnow
+from saas.extensions import db
+from saas.orgs import audit, events
+from saas.orgs.models import OWNER, PENDING, REVOKED, AuditEvent, Invitation, Membership, Organization
+from saas.orgs.service import lock_org, owner_count
+from saas.users import events as user_events
+
+DELETED_ACCOUNT_NAME = "Deleted account"
+
+
+class LastOwnerOfTeams(Conflict):
+    def __init__(self, orgs):
+        names = ", ".join(org.name for org in orgs)
+        super().__init__(
+            f"You are the last owner of {names}: make someone else an owner, or delete it, first.",
+            errors={"organizations": [org.id for org in orgs]},
+        )
+
+
+def connect_signals():
+    user_events.account_deleting.connect(_leave_every_team, weak=False)
+    user_events.account_export.connect(_export, weak=False)
+
+
+def _team_memberships(user_id):
+    return db.session.execute(
+        sa.select(Membership, Organization)
+        .join(Organization, Organization.id == Membership.org_id)
+        .where(Membership.user_id == user_id, Organization.personal.is_(False))
+        .order_by(Organization.id)
+    ).all()
+
+
+def _leave_every_team(user, **_):
+    """In the deletion's transaction: refuse while the user is a team's last owner; else leave
+    every team (their keys for it are revoked), give up pending invitations to their address,
+    and take the name off the personal organisation, which stays for its billing records."""
+    memberships = _team_memberships(user.id)
+    for membership, org in memberships:
+        lock_org(org.id)  # in id order, like every lock of several organisations
+    sole = [org for membership, org in memberships if membership.role == OWNER and owner_count(org.id) <= 1]
+    if sole:
+        raise LastOwnerOfTeams(sole)
+    for membership, org in memberships:
+        db.session.delete(membership)
+        audit.record(org.id, "member.left", target=f"user:{user.id}",
+                     details={"role": membership.role, "reason": "account deleted"})
+        events.member_removed.send(org.id, user_id=user.id, keep_api_keys=False)
+        events.members_changed.send(org.id)  # its seat job waits for this transaction's lock
+    db.session.execute(
+        sa.update(Invitation).where(Invitation.email == user.email, Invitation.status == PENDING)
+        .values(status=REVOKED, responded_at=utcnow())
+    )
+    if user.personal_org is not None:
+        user.personal_org.name = DELETED_ACCOUNT_NAME
+
+
+AUDIT_EXPORT = ("org_id", "action", "target", "details", "ip_address", "created_at")
+INVITATION_EXPORT = ("org_id", "role", "status", "created_at", "expires_at", "responded_at")
+
+
+def _export(user, **_):
+    organizations = db.session.execute(
+        sa.select(Organization, Membership)
+        .join(Membership, Membership.org_id == Organization.id)
+        .where(Membership.user_id == user.id)
+        .order_by(Organization.id)
+    ).all()
+    return {
+        "organizations": [
+            {**fields_of(org, ("id", "name", "slug", "personal")), "role": membership.role,
+             "joined_at": membership.joined_at}
+            for org, membership in organizations
+        ],
+        "invitations": [
+            fields_of(invitation, INVITATION_EXPORT)
+            for invitation in db.session.scalars(
+                sa.select(Invitation).where(Invitation.email == user.email).order_by(Invitation.id)
+            )
+        ],
+        "audit_events": [
+            fields_of(event, AUDIT_EXPORT)
+            for event in db.session.scalars(
+                sa.select(AuditEvent).where(AuditEvent.actor_user_id == user.id).order_by(AuditEvent.id)
+            )
+        ],
+    }
