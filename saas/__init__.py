@@ -83,7 +83,7 @@ def _init_extensions(app):
         app,
         resources={r"/*": {"origins": app.config["ALLOWED_ORIGINS"]}},
         supports_credentials=False,
-        expose_headers=["X-Request-ID", "Retry-After"],
+        expose_headers=["X-Request-ID", "Retry-After", "X-Pagination"],  # X-Pagination: paginated lists
     )
     limiter.init_app(app)
     init_redis(app)

@@ -550,3 +550,14 @@ def test_flask_billing_sync_seats_recounts_every_per_seat_organization(app_with,
     result = team.client.application.test_cli_runner().invoke(args=["billing", "sync-seats"])
     assert result.exit_code == 0, result.output
     assert fake_stripe.subscriptions[subscription["id"]]["items"]["data"][0]["quantity"] == 1
+
+
+def test_a_browser_front_end_may_send_x_org_id_and_read_x_pagination(team, acme):
+    org, tokens = acme
+    origin = {"Origin": "http://localhost:3000"}
+    preflight = team.client.options(
+        USAGE, headers={**origin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "Authorization, X-Org-Id"}
+    )
+    assert "x-org-id" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    page = team.get(f"{ORGS}/{org['id']}/audit-log", tokens["admin"], headers=origin)
+    assert "X-Pagination" in page.headers["Access-Control-Expose-Headers"]
