@@ -561,3 +561,75 @@ def test_a_browser_front_end_may_send_x_org_id_and_read_x_pagination(team, acme)
     assert "x-org-id" in preflight.headers["Access-Control-Allow-Headers"].lower()
     page = team.get(f"{ORGS}/{org['id']}/audit-log", tokens["admin"], headers=origin)
     assert "X-Pagination" in page.headers["Access-Control-Expose-Headers"]
+
+
+# --- what a review found, tried again -------------------------------------------------------
+
+
+def test_a_role_taken_away_after_the_gate_let_the_caller_in_counts(team, acme):
+    """The gate reads the caller's role before the organisation's lock; the service reads it
+    again under the lock, so a request queued behind the change that demoted its caller is
+    refused (here: the service called as such a request would call it)."""
+    from saas.orgs import service
+
+    org, tokens = acme
+    base = f"{ORGS}/{org['id']}"
+    owner_id, admin_id, member_id = (user_id(team, tokens[role]) for role in ("owner", "admin", "member"))
+    team.client.patch(f"{base}/members/{admin_id}", json={"role": "owner"}, headers=bearer(tokens["owner"]))
+    team.client.patch(f"{base}/members/{admin_id}", json={"role": "member"}, headers=bearer(tokens["owner"]))
+    organization = db.session.get(Organization, org["id"])
+    with pytest.raises(service.RoleNotPermitted):
+        service.change_role(organization, admin_id, admin_id, "owner")
+    with pytest.raises(service.RoleNotPermitted):
+        service.remove_member(organization, admin_id, member_id)
+    with pytest.raises(service.RoleNotPermitted):
+        service.delete_org(organization, admin_id)
+    db.session.expire_all()
+    roles = {m.user_id: m.role for m in db.session.scalars(sa.select(Membership).where(Membership.org_id == org["id"]))}
+    assert roles == {owner_id: "owner", admin_id: "member", member_id: "member"}
+
+
+def test_someone_leaving_cannot_keep_their_own_keys(team, acme):
+    org, tokens = acme
+    key = org_key(team, tokens["admin"], org["id"])["key"]
+    admin_id = user_id(team, tokens["admin"])
+    left = team.client.delete(f"{ORGS}/{org['id']}/members/{admin_id}", query_string={"keep_api_keys": "true"},
+                              headers=bearer(tokens["admin"]))
+    assert left.status_code == 204
+    assert team.client.get(USAGE, headers={"X-API-Key": key}).status_code == 401
+
+
+def test_a_team_cannot_take_the_slug_of_a_future_personal_organization(team):
+    founder = team.person("founder@example.com")
+    next_id = user_id(team, founder) + 1
+    squatter = team.org(founder, f"personal-{next_id}")
+    assert not squatter["slug"].startswith("personal-")
+    team.person("next@example.com")  # registers: its personal organization gets its slug
+    assert db.session.scalar(sa.select(Organization.slug).where(Organization.personal_owner_id == next_id)) == f"personal-{next_id}"
+
+
+def test_an_invitation_lapses_when_its_sender_can_no_longer_invite(team, acme):
+    org, tokens = acme
+    base = f"{ORGS}/{org['id']}"
+    assert team.invite(tokens["admin"], org["id"], "friend@example.com", "admin").status_code == 201
+    assert team.invite(tokens["owner"], org["id"], "boss@example.com", "owner").status_code == 201
+    admin_id, owner_id = user_id(team, tokens["admin"]), user_id(team, tokens["owner"])
+    team.client.patch(f"{base}/members/{admin_id}", json={"role": "member"}, headers=bearer(tokens["owner"]))
+    team.client.patch(f"{base}/members/{admin_id}", json={"role": "owner"}, headers=bearer(tokens["owner"]))
+    team.client.patch(f"{base}/members/{owner_id}", json={"role": "admin"}, headers=bearer(tokens["admin"]))
+    # The first inviter is an owner again, so theirs holds; the second is only an admin now.
+    friend, boss = team.person("friend@example.com"), team.person("boss@example.com")
+    assert team.client.post(ACCEPT, json={"token": team.invitation_token("friend@example.com")}, headers=bearer(friend)).status_code == 200
+    lapsed = team.client.post(ACCEPT, json={"token": team.invitation_token("boss@example.com")}, headers=bearer(boss))
+    assert lapsed.status_code == 400 and "lapsed" in lapsed.get_json()["message"]
+    assert team.get(base, boss).status_code == 404
+
+
+def test_an_org_key_sees_only_the_jobs_of_its_organization(team, acme, fake_openai):
+    org, tokens = acme
+    key = org_key(team, tokens["admin"], org["id"])["key"]
+    personal_job = team.client.post("/api/v1/ai/jobs", json={"messages": messages()}, headers=bearer(tokens["admin"])).get_json()
+    org_job = team.client.post("/api/v1/ai/jobs", json={"messages": messages()}, headers={"X-API-Key": key}).get_json()
+    assert team.client.get(f"/api/v1/ai/jobs/{org_job['id']}", headers={"X-API-Key": key}).status_code == 200
+    assert team.client.get(f"/api/v1/ai/jobs/{personal_job['id']}", headers={"X-API-Key": key}).status_code == 404
+    assert team.get(f"/api/v1/ai/jobs/{personal_job['id']}", tokens["admin"]).status_code == 200

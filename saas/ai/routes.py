@@ -96,6 +96,8 @@ def get_job(job_id):
     """A job's status (`queued`, `running`, `succeeded`, `failed`) and its result or error.
 
     The error has the API's error shape (`code`, `status`, `message`). Only the job's owner
-    can see it: any other id is a 404.
+    can see it (with an organization's API key, only the jobs run for that organization): any
+    other id is a 404.
     """
-    return service.get_job(current_principal().user, str(job_id))
+    principal = current_principal()
+    return service.get_job(principal.user, str(job_id), org_id=principal.api_key_org_id)

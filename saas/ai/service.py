@@ -147,10 +147,11 @@ def _settle_stream(stream, reservation, prompt_tokens, pieces):
     return {**usage_dict(usage), "model": stream.model, "finish_reason": stream.finish_reason}
 
 
-def get_job(user, stored_id):
-    """The user's job; another user's job is answered as missing (404)."""
+def get_job(user, stored_id, *, org_id=None):
+    """The user's job; another user's job is answered as missing (404). An organisation's API
+    key (``org_id``) sees only the jobs run for that organisation."""
     job = db.session.get(AiJob, stored_id)
-    if job is None or job.user_id != user.id:
+    if job is None or job.user_id != user.id or (org_id is not None and job.org_id != org_id):
         raise NoSuchJob()
     fail_if_orphaned(job)
     return job

@@ -19,6 +19,7 @@ from saas.extensions import db
 from saas.mail import queue_mail, register_link
 from saas.orgs import audit, events
 from saas.orgs.models import ACCEPTED, DECLINED, EXPIRED, OWNER, PENDING, REVOKED, Invitation, Membership
+from saas.orgs.roles import can
 from saas.orgs.service import OwnersOnly, PersonalOrganization
 from saas.users.models import User
 
@@ -145,9 +146,21 @@ def _answer(invitation, status, user):
         raise InvalidInvitation()
 
 
+def _inviter_may_still_invite(invitation):
+    """An invitation speaks for whoever sent it: it lapses once they could no longer send it
+    (removed, demoted, account deleted)."""
+    role = db.session.scalar(
+        sa.select(Membership.role)
+        .where(Membership.org_id == invitation.org_id, Membership.user_id == invitation.invited_by_id)
+    )
+    return can(role, "members.invite") and (invitation.role != OWNER or role == OWNER)
+
+
 def accept(user, token):
     """Join the organisation with the invited role; returns the membership."""
     invitation = _open_invitation_for(user, token)
+    if not _inviter_may_still_invite(invitation):
+        raise InvalidInvitation("The invitation lapsed: whoever sent it can no longer invite.")
     org_id = invitation.org_id
     _answer(invitation, ACCEPTED, user)
     membership = Membership(org_id=org_id, user_id=user.id, role=invitation.role)

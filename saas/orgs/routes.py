@@ -72,7 +72,8 @@ def delete_org(org_id):
     """Delete the organization (owners): its Stripe subscriptions are canceled first, its
     members, invitations and API keys go with it; its audit log is kept. A personal
     organization cannot be deleted (409)."""
-    service.delete_org(current_principal().org)
+    principal = current_principal()
+    service.delete_org(principal.org, principal.user.id)
 
 
 @blp.route("/<int:org_id>/members", methods=["GET"])
@@ -92,7 +93,7 @@ def change_member_role(fields, org_id, user_id):
     """Change a member's role. Admins move people between member and admin; only an owner
     grants, changes or removes `owner` (403 otherwise), and the last owner stays owner (409)."""
     principal = current_principal()
-    return service.change_role(principal.org, principal.role, user_id, fields["role"])
+    return service.change_role(principal.org, principal.user.id, user_id, fields["role"])
 
 
 @blp.route("/<int:org_id>/members/<int:user_id>", methods=["DELETE"])
@@ -104,13 +105,12 @@ def remove_member(query, org_id, user_id):
     """Remove a member (admins; an owner only by an owner), or leave (your own `user_id`).
 
     Their access ends at once. The organization's API keys they created are revoked, unless
-    `keep_api_keys=true`: then they stay the organization's and keep working. The last owner
+    the admin removing them passes `keep_api_keys=true`: then they stay the organization's and
+    keep working (ignored when leaving). The last owner
     cannot leave or be removed (409), nor can anyone leave a personal organization.
     """
     principal = current_principal()
-    service.remove_member(
-        principal.org, principal.user.id, principal.role, user_id, keep_api_keys=query["keep_api_keys"]
-    )
+    service.remove_member(principal.org, principal.user.id, user_id, keep_api_keys=query["keep_api_keys"])
 
 
 @blp.route("/<int:org_id>/invitations", methods=["POST"])

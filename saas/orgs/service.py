@@ -58,6 +58,9 @@ class ApiKeyOfAnotherOrganization(Forbidden):
     message = "This API key belongs to another organization than the one X-Org-Id names."
 
 
+PERSONAL_SLUG_PREFIX = "personal-"
+
+
 def slugify(name):
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:SLUG_LENGTH] or "org"
@@ -65,6 +68,8 @@ def slugify(name):
 
 def _unique_slug(name):
     base = slugify(name)
+    if base.startswith(PERSONAL_SLUG_PREFIX):  # personal organisations' slugs are taken by user id
+        base = f"team-{base}"[:SLUG_LENGTH]
     slug = base
     while db.session.scalar(sa.select(Organization.id).where(Organization.slug == slug)) is not None:
         slug = f"{base[:SLUG_LENGTH - 7]}-{secrets.token_hex(3)}"
@@ -74,7 +79,7 @@ def _unique_slug(name):
 def add_personal_org(user):
     """The user's personal organisation, owned by them; added to the session of their creation."""
     org = Organization(
-        name=user.full_name or user.email.split("@")[0], slug=f"personal-{user.id}", personal=True,
+        name=user.full_name or user.email.split("@")[0], slug=f"{PERSONAL_SLUG_PREFIX}{user.id}", personal=True,
         personal_owner_id=user.id,
     )
     db.session.add(org)
@@ -215,11 +220,12 @@ def rename(org, name):
     return org
 
 
-def delete_org(org):
+def delete_org(org, actor_user_id):
     """Delete a team organisation: billing cancels its subscriptions first (and stops the
     deletion if Stripe cannot be reached). The audit log keeps its events."""
     if org.personal:
         raise PersonalOrganization()
+    locked_role(org.id, actor_user_id, "org.delete")
     events.org_deleting.send(org)
     audit.record(org.id, "org.deleted", target=f"org:{org.id}", details={"name": org.name, "slug": org.slug})
     db.session.flush()
@@ -263,10 +269,24 @@ def _refuse(error):
     raise error
 
 
-def change_role(org, actor_role, user_id, new_role):
+def locked_role(org_id, user_id, permission):
+    """Lock the organisation's row, then read the actor's role again: the gate read it before
+    the lock, and a concurrent change may have taken it away. Refuses as the gate would."""
+    lock_org(org_id)
+    role = db.session.scalar(
+        sa.select(Membership.role).where(Membership.org_id == org_id, Membership.user_id == user_id)
+    )
+    if role is None:
+        _refuse(NoSuchOrganization())
+    if not can(role, permission):
+        _refuse(RoleNotPermitted(role, permission))
+    return role
+
+
+def change_role(org, actor_user_id, user_id, new_role):
     """Give a member another role. Owners only grant, change or remove ``owner``; the last
     owner keeps it."""
-    lock_org(org.id)
+    actor_role = locked_role(org.id, actor_user_id, "members.role")
     target = _target(org.id, user_id)
     if OWNER in (target.role, new_role) and actor_role != OWNER:
         _refuse(OwnersOnly())
@@ -280,15 +300,15 @@ def change_role(org, actor_role, user_id, new_role):
     return target
 
 
-def remove_member(org, actor_user_id, actor_role, user_id, *, keep_api_keys=False):
+def remove_member(org, actor_user_id, user_id, *, keep_api_keys=False):
     """Remove a member, or leave (``user_id`` is the actor's own). Their access ends at once;
-    the keys they created for the organisation are revoked unless ``keep_api_keys``."""
+    the keys they created for the organisation are revoked unless the admin removing them
+    keeps them (``keep_api_keys``; never for someone leaving, who cannot vouch for their own)."""
     if org.personal:
         raise PersonalOrganization()
     leaving = user_id == actor_user_id
-    if not leaving:
-        check_permission(actor_role, "members.remove")
-    lock_org(org.id)
+    keep_api_keys = keep_api_keys and not leaving
+    actor_role = locked_role(org.id, actor_user_id, "org.read" if leaving else "members.remove")
     target = _target(org.id, user_id)
     if target.role == OWNER and not leaving and actor_role != OWNER:
         _refuse(OwnersOnly())

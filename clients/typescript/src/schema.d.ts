@@ -411,7 +411,8 @@ export interface paths {
         /**
          * Remove a member (admins; an owner only by an owner), or leave (your own `user_id`).
          * @description Their access ends at once. The organization's API keys they created are revoked, unless
-         *     `keep_api_keys=true`: then they stay the organization's and keep working. The last owner
+         *     the admin removing them passes `keep_api_keys=true`: then they stay the organization's and
+         *     keep working (ignored when leaving). The last owner
          *     cannot leave or be removed (409), nor can anyone leave a personal organization.
          */
         delete: operations["orgs_remove_member"];
@@ -715,7 +716,8 @@ export interface paths {
         /**
          * A job's status (`queued`, `running`, `succeeded`, `failed`) and its result or error.
          * @description The error has the API's error shape (`code`, `status`, `message`). Only the job's owner
-         *     can see it: any other id is a 404.
+         *     can see it (with an organization's API key, only the jobs run for that organization): any
+         *     other id is a 404.
          */
         get: operations["ai_get_job"];
         put?: never;
