@@ -1402,8 +1402,10 @@ export interface components {
     parameters: never;
     requestBodies: never;
     headers: {
-        /** @description Pagination metadata */
-        PAGINATION: components["schemas"]["PaginationMetadata"];
+        /** @description Pagination metadata, as JSON. */
+        PAGINATION: {
+            "application/json": components["schemas"]["PaginationMetadata"];
+        };
     };
     pathItems: never;
 }
