@@ -364,3 +364,76 @@ def test_the_admin_audit_log_lists_operators_actions_newest_first_in_pages(clien
     assert events[1]["details"]["email_verified"] == {"from": False, "to": True}
     second = client.get(f"{ADMIN}/audit-log", query_string={"page_size": 3, "page": 2}, headers=bearer(root)).get_json()
     assert [event["details"]["email_verified"]["to"] for event in second] == [True]
+
+
+# --- seeding the first superuser --------------------------------------------------------------
+
+
+def test_create_superuser_reads_the_password_from_stdin_and_makes_a_verified_superuser(client):
+    result = cli(client, "users", "create-superuser", "Root@Example.com", "--password-stdin", input="a long operator passphrase\n")
+    assert result.exit_code == 0, result.output
+    assert "created superuser root@example.com" in result.output
+    row = db.session.scalar(sa.select(User).where(User.email == ROOT_EMAIL))
+    assert (row.is_superuser, row.is_active, row.email_verified) == (True, True, True)
+    token = login(client, ROOT_EMAIL, "a long operator passphrase")["access_token"]
+    assert client.get(f"{ADMIN}/stats", headers=bearer(token)).status_code == 200
+
+
+@pytest.mark.parametrize("password, reason", [
+    ("password1", "most common"), ("short", "Length"), ("   \t    ", "only spaces"), ("root@example.com!", "email"),
+])
+def test_create_superuser_refuses_a_weak_password_and_creates_nothing(client, password, reason):
+    result = cli(client, "users", "create-superuser", ROOT_EMAIL, "--password-stdin", input=password + "\n")
+    assert result.exit_code == 1
+    assert "password refused" in result.output and reason in result.output
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0
+
+
+def test_create_superuser_asks_twice_for_the_password_without_stdin(client):
+    mismatch = cli(client, "users", "create-superuser", ROOT_EMAIL, input="a long operator passphrase\nanother one entirely\n" * 2)
+    assert mismatch.exit_code == 1  # click asks again, then gives up at the end of the input
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0
+    same = cli(client, "users", "create-superuser", ROOT_EMAIL, input="a long operator passphrase\n" * 2)
+    assert same.exit_code == 0, same.output
+    login(client, ROOT_EMAIL, "a long operator passphrase")
+
+
+def test_create_superuser_promotes_an_existing_account_without_touching_its_password(client):
+    register(client, ROOT_EMAIL)
+    result = cli(client, "users", "create-superuser", ROOT_EMAIL, "--password-stdin", input="something else entirely\n")
+    assert result.exit_code == 0, result.output
+    assert "already" in result.output and "unchanged" in result.output
+    token = login(client, ROOT_EMAIL, PASSWORD)["access_token"]
+    assert client.get(f"{ADMIN}/stats", headers=bearer(token)).status_code == 200
+
+
+def test_create_superuser_refuses_an_address_that_is_not_one(client):
+    result = cli(client, "users", "create-superuser", "not-an-address", "--password-stdin", input="a long operator passphrase\n")
+    assert result.exit_code == 1 and "not a valid email address" in result.output
+
+
+def test_ensure_superuser_does_nothing_without_the_setting(client):
+    result = cli(client, "users", "ensure-superuser")
+    assert result.exit_code == 0 and "not set" in result.output
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0
+
+
+def test_ensure_superuser_creates_the_first_superuser_once_and_never_changes_its_password(app_with):
+    seeded = app_with(FIRST_SUPERUSER_EMAIL=ROOT_EMAIL, FIRST_SUPERUSER_PASSWORD="the first operator's passphrase")
+    first = cli(seeded, "users", "ensure-superuser")
+    assert first.exit_code == 0 and "created superuser" in first.output
+
+    changed = app_with(FIRST_SUPERUSER_EMAIL=ROOT_EMAIL, FIRST_SUPERUSER_PASSWORD="a different passphrase now")
+    again = cli(changed, "users", "ensure-superuser")
+    assert again.exit_code == 0 and "unchanged" in again.output
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
+    token = login(changed, ROOT_EMAIL, "the first operator's passphrase")["access_token"]
+    assert changed.get(f"{ADMIN}/stats", headers=bearer(token)).status_code == 200
+
+
+def test_ensure_superuser_refuses_to_create_an_account_without_a_password_or_with_a_weak_one(app_with):
+    without = cli(app_with(FIRST_SUPERUSER_EMAIL=ROOT_EMAIL), "users", "ensure-superuser")
+    assert without.exit_code == 1 and "FIRST_SUPERUSER_PASSWORD is not set" in without.output
+    weak = cli(app_with(FIRST_SUPERUSER_EMAIL=ROOT_EMAIL, FIRST_SUPERUSER_PASSWORD="password"), "users", "ensure-superuser")
+    assert weak.exit_code == 1 and "password refused" in weak.output
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0
