@@ -209,6 +209,13 @@ class OrgSettings(Settings):
     invitation_path: str = Field("/invitations", alias="INVITATION_PATH")
 
 
+class AdminSettings(Settings):
+    # The first operator: `flask users ensure-superuser` (run after `flask db upgrade` by the
+    # compose and Kubernetes migrate steps) creates this superuser if the address has no account.
+    first_superuser_email: str | None = Field(None, alias="FIRST_SUPERUSER_EMAIL")
+    first_superuser_password: str | None = Field(None, alias="FIRST_SUPERUSER_PASSWORD")
+
+
 class WorkerSettings(Settings):
     # How often the worker runs its repairs (saas/sweeps.py) and its own RQ housekeeping.
     sweep_interval_seconds: int = Field(60, alias="SWEEP_INTERVAL_SECONDS", ge=5)
@@ -295,6 +302,7 @@ class Config:
         self.rate_limits = _build(RateLimitSettings, values)
         self.mail = _build(MailSettings, values)
         self.orgs = _build(OrgSettings, values)
+        self.admin = _build(AdminSettings, values)
         self.worker = _build(WorkerSettings, values)
         self.observability = _build(ObservabilitySettings, values)
         self.docs = _build(DocsSettings, values)
@@ -431,6 +439,9 @@ class Config:
             # Organisations
             "INVITATION_TTL_DAYS": self.orgs.invitation_ttl_days,
             "INVITATION_PATH": self.orgs.invitation_path,
+            # Operators
+            "FIRST_SUPERUSER_EMAIL": self.admin.first_superuser_email,
+            "FIRST_SUPERUSER_PASSWORD": self.admin.first_superuser_password,
             # Background work
             "SWEEP_INTERVAL_SECONDS": self.worker.sweep_interval_seconds,
             # Rate limits (flask-limiter's names)

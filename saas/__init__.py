@@ -5,7 +5,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import MIGRATIONS_DIR, Config
-from saas import ai, apikeys, auth, billing, orgs, system, usage, users
+from saas import admin, ai, apikeys, auth, billing, orgs, system, usage, users
 from saas.apikeys.credentials import api_key_authenticator
 from saas.apikeys.service import connect_signals as connect_api_key_signals
 from saas.auth.cli import auth_cli
@@ -111,7 +111,7 @@ def init_migrations(app):
 def _register_blueprints(app):
     app.register_blueprint(docs_assets_blp)
     api.register_blueprint(system.blp)
-    blueprints = [package.blp for package in (auth, users, orgs, apikeys, billing, ai, usage)]
+    blueprints = [package.blp for package in (auth, users, orgs, apikeys, billing, ai, usage, admin)]
     blueprints += [orgs.invitations_blp, apikeys.org_keys_blp, billing.org_billing_blp, usage.org_usage_blp]
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=API_PREFIX + blueprint.url_prefix)

@@ -137,3 +137,18 @@ def test_the_export_holds_everything_stored_about_the_caller_and_no_secret(team,
     other = team.get(EXPORT, team.person("other@example.com")).get_json()
     assert (other["api_keys"], other["usage"], len(other["organizations"])) == ([], [], 1)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Membership)) == 3
+
+
+def test_an_operator_sees_a_deleted_account_and_cannot_bring_it_back(team):
+    from saas.users.service import create_superuser
+
+    create_superuser("ops@example.com", "operators keep the lights on")
+    admin = team.client.post("/api/v1/auth/login", json={"email": "ops@example.com", "password": "operators keep the lights on"}).get_json()["access_token"]
+    token = team.person("gone@example.com")
+    user_id = team.get(ME, token).get_json()["id"]
+    assert delete_me(team, token).status_code == 204
+    detail = team.get(f"/api/v1/admin/users/{user_id}", admin).get_json()
+    assert detail["deleted_at"] is not None and detail["email"] == f"deleted-{user_id}@deleted.invalid"
+    refused = team.client.patch(f"/api/v1/admin/users/{user_id}", json={"is_active": True}, headers=bearer(admin))
+    assert refused.status_code == 409
+    assert user_row(user_id).is_active is False

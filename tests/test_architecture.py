@@ -10,7 +10,7 @@ from tests.conftest import make_app
 
 SAAS = Path(__file__).resolve().parent.parent / "saas"
 # Lowest first: a package may import itself and the ones before it, never one after it.
-LAYERS = ["core", "web", "mail", "users", "orgs", "apikeys", "auth", "billing", "usage", "ai", "system"]
+LAYERS = ["core", "web", "mail", "users", "orgs", "apikeys", "auth", "billing", "usage", "ai", "admin", "system"]
 # What the shared layers may use besides each other.
 SHARED = {"saas.extensions"}
 # Modules that speak HTTP: views and what views are built from.

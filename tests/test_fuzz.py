@@ -15,7 +15,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core import NOT_SET
 
 from tests.conftest import WEBHOOK_SECRET, make_app
-from tests.helpers import bearer, login, register
+from tests.helpers import DEFAULT_EMAIL, bearer, login, register
 from tests.fake_stripe import sign_payload
 
 # Enough to reach every field's edge cases; the whole file stays within about two minutes.
@@ -90,6 +90,8 @@ schema.auth(refresh_interval=None)(FreshLogin)
 @pytest.fixture
 def fuzzing_user(client):
     register(client)
+    # A superuser, so that the admin API's answers are fuzzed too, not only its 403.
+    assert client.application.test_cli_runner().invoke(args=["users", "make-superuser", DEFAULT_EMAIL]).exit_code == 0
     FreshLogin.client = client
     yield
     FreshLogin.client = None

@@ -22,7 +22,8 @@ APP_IMAGE = {"dev": "saas:dev", "production": "registry.example.com/saas:1.0.0"}
 GUNICORN_GRACEFUL_TIMEOUT = 30
 SECRET_NAMES = {
     "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "AI_API_KEY",
-    "METRICS_TOKEN", "SENTRY_DSN", "SMTP_USERNAME", "SMTP_PASSWORD",
+    "METRICS_TOKEN", "SENTRY_DSN", "SMTP_USERNAME", "SMTP_PASSWORD", "FIRST_SUPERUSER_EMAIL",
+    "FIRST_SUPERUSER_PASSWORD",
 }
 # Every variable config.py reads (the app's and gunicorn's settings).
 SETTING_NAMES = {
@@ -159,7 +160,7 @@ def test_worker_and_migrations_run_the_projects_commands(rendered, overlay):
     assert worker["image"] == APP_IMAGE[overlay]
     job = find(rendered[overlay], "Job", "saas-migrate")
     migrate = container(job["spec"]["template"]["spec"], "migrate")
-    assert migrate["command"] == ["flask", "db", "upgrade"]
+    assert migrate["command"] == ["sh", "-c", "flask db upgrade && flask users ensure-superuser"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     assert job["spec"]["backoffLimit"] >= 1
 

@@ -63,3 +63,14 @@ def attached(instance):
 def fields_of(instance, names):
     """``{name: instance.name}`` for ``names``: a row as a plain dict (exports)."""
     return {name: getattr(instance, name) for name in names}
+
+
+def page_of(query, pagination):
+    """One page of an ORM ``select`` (ordered by the caller), and its total set on
+    ``pagination`` (flask-smorest's pagination parameters: ``first_item``, ``page_size``,
+    ``item_count``, which fill the ``X-Pagination`` header)."""
+    counted = sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
+    pagination.item_count = db.session.scalar(counted)
+    if pagination.first_item >= pagination.item_count:
+        return []  # past the end; and a page number past PostgreSQL's bigint would be a 500
+    return db.session.scalars(query.offset(pagination.first_item).limit(pagination.page_size)).all()

@@ -3,6 +3,7 @@ billing action, added to the session of the change so both commit together."""
 import sqlalchemy as sa
 
 from saas.core.actor import current_actor
+from saas.core.database import page_of
 from saas.extensions import db
 from saas.orgs.models import AuditEvent
 
@@ -24,12 +25,9 @@ def record(org_id, action, *, target=None, details=None):
 
 
 def events_page(org_id, pagination):
-    """One page of the organisation's events, newest first; sets the total on ``pagination``
-    (flask-smorest's pagination parameters, which fill the X-Pagination header)."""
-    where = AuditEvent.org_id == org_id
-    pagination.item_count = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(where))
-    return db.session.scalars(
-        sa.select(AuditEvent).where(where)
-        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
-        .offset(pagination.first_item).limit(pagination.page_size)
-    ).all()
+    """One page of the organisation's events, newest first (see ``page_of``)."""
+    return page_of(newest_first(sa.select(AuditEvent).where(AuditEvent.org_id == org_id)), pagination)
+
+
+def newest_first(query):
+    return query.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())

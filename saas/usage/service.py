@@ -99,14 +99,28 @@ def _usage_sums(now, start):
     )
 
 
+def _month_sums(now, start, *where):
+    """``(used, reserved)`` tokens of the records since ``start`` that match ``where``."""
+    used, reserved = db.session.execute(
+        sa.select(*_usage_sums(now, start)).where(UsageRecord.created_at >= start, *where)
+    ).one()
+    return int(used), int(reserved)
+
+
 def quota_status(org):
     now = utcnow()
     start, resets_at = quota_period(now)
     plan = org.effective_plan
-    used, reserved = db.session.execute(
-        sa.select(*_usage_sums(now, start)).where(UsageRecord.org_id == org.id, UsageRecord.created_at >= start)
-    ).one()
-    return QuotaStatus(plan, plan_quota(plan), int(used), int(reserved), start, resets_at)
+    used, reserved = _month_sums(now, start, UsageRecord.org_id == org.id)
+    return QuotaStatus(plan, plan_quota(plan), used, reserved, start, resets_at)
+
+
+def month_totals():
+    """``{used, reserved, period_start}``: every organisation's tokens this month (for operators)."""
+    now = utcnow()
+    start, _ = quota_period(now)
+    used, reserved = _month_sums(now, start)
+    return {"used": used, "reserved": reserved, "period_start": start}
 
 
 def usage_by_member(org):

@@ -105,7 +105,9 @@ def _change_link(message):
 
 
 def _verify_new_account(user, **_):
-    send_verification(user)
+    # An operator's account made by `flask users create-superuser` is verified already.
+    if not user.email_verified:
+        send_verification(user)
 
 
 def connect_mail():

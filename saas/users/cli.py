@@ -1,8 +1,22 @@
 """``flask users ...``: account administration."""
+import sys
+
 import click
+import marshmallow as ma
+from email_validator import EmailNotValidError
+from flask import current_app
 from flask.cli import AppGroup
 
-from saas.users.service import NoSuchUser, make_superuser, set_user_active, user_by_email
+from saas.core.emails import normalize_email
+from saas.core.errors import InvalidInput
+from saas.users.service import (
+    NoSuchUser,
+    create_superuser,
+    make_superuser,
+    set_user_active,
+    user_by_email,
+)
+from saas.web.fields import NewPassword
 
 users_cli = AppGroup("users", help="Account administration.")
 
@@ -36,3 +50,71 @@ def make_superuser_command(email):
     """Grant superuser rights to an account."""
     make_superuser(_user(email))
     click.echo(f"{email} is now a superuser")
+
+
+@users_cli.command("create-superuser")
+@click.argument("email")
+@click.option(
+    "--password-stdin", is_flag=True,
+    help="Read the password from the first line of standard input instead of asking for it.",
+)
+def create_superuser_command(email, password_stdin):
+    """Create an active superuser with a verified address (registration's password rules), or make
+    the existing account of EMAIL a superuser, its password unchanged. The password is asked for
+    twice, hidden, unless --password-stdin."""
+    email = _valid_address(email, "EMAIL")
+    if _existing(email) is not None:
+        _seed(email, None)
+        return
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    _seed(email, password)
+
+
+@users_cli.command("ensure-superuser")
+def ensure_superuser_command():
+    """Apply FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_PASSWORD: create that superuser if the
+    address has no account, else make the account a superuser (its password never changes).
+    Nothing when FIRST_SUPERUSER_EMAIL is unset. Safe to run on every release."""
+    email = current_app.config["FIRST_SUPERUSER_EMAIL"]
+    if not email:
+        click.echo("FIRST_SUPERUSER_EMAIL is not set: no superuser to ensure")
+        return
+    email = _valid_address(email, "FIRST_SUPERUSER_EMAIL")
+    password = current_app.config["FIRST_SUPERUSER_PASSWORD"]
+    if _existing(email) is None and not password:
+        raise click.ClickException(f"FIRST_SUPERUSER_PASSWORD is not set: cannot create the account of {email}")
+    _seed(email, password)
+
+
+def _valid_address(email, name):
+    try:
+        return normalize_email(email)
+    except EmailNotValidError as error:
+        raise click.ClickException(f"{name} is not a valid email address: {error}") from None
+
+
+def _existing(email):
+    try:
+        return user_by_email(email)
+    except NoSuchUser:
+        return None
+
+
+def _seed(email, password):
+    """Create the superuser (``password`` checked as registration does) or promote the account."""
+    try:
+        if password is not None:
+            NewPassword().deserialize(password)
+        user, created = create_superuser(email, password)
+    except ma.ValidationError as error:
+        raise click.ClickException(f"password refused: {' '.join(error.messages)}") from None
+    except InvalidInput as error:  # WeakPassword: common, blank, or the address itself
+        reasons = [reason for reasons in (error.field_errors or {}).values() for reason in reasons]
+        raise click.ClickException(f"password refused: {' '.join(reasons) or error.message}") from None
+    if created:
+        click.echo(f"created superuser {user.email}")
+    else:
+        click.echo(f"{user.email} has an account already: it is a superuser now, its password unchanged")

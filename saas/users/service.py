@@ -32,11 +32,15 @@ class NoSuchUser(NotFound):
     message = "No such user."
 
 
-def create_user(email, password, full_name=None):
+def create_user(email, password, full_name=None, *, superuser=False, verified=False):
     """Insert the user (with their personal organisation, ``user_creating``); ``user_registered``
-    then has billing create the Stripe customer and a verification message go out."""
+    then has billing create the Stripe customer and a verification message go out (unless the
+    address counts as ``verified`` already: an operator's, made from the command line)."""
     check_password(password, email=email, full_name=full_name)
-    user = User(email=email, hashed_password=hash_password(password), full_name=full_name)
+    user = User(
+        email=email, hashed_password=hash_password(password), full_name=full_name, is_superuser=superuser,
+        email_verified=verified,
+    )
     db.session.add(user)
     try:
         db.session.flush()
@@ -141,3 +145,13 @@ def _jsonable(value):
     if isinstance(value, list):
         return [_jsonable(item) for item in value]
     return value.isoformat() if isinstance(value, datetime) else value
+
+
+def create_superuser(email, password):
+    """``(user, created)``: a new active superuser with a verified address and this password
+    (registration's rules), or the existing account of ``email`` made superuser, its password
+    left as it is."""
+    existing = db.session.scalar(sa.select(User).where(User.email == email))
+    if existing is not None:
+        return make_superuser(existing), False
+    return create_user(email, password, superuser=True, verified=True), True

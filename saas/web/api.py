@@ -5,6 +5,7 @@ The ``Blueprint`` that features use, with its auth gate, is in ``saas.web.bluepr
 from dataclasses import dataclass, field
 
 import flask_smorest
+from flask_smorest.pagination import PaginationMetadataSchema
 
 from saas.core.errors import envelope
 
@@ -57,6 +58,17 @@ class Api(flask_smorest.Api):
         for scheme in SCHEMES:
             for name, definition in scheme.declarations.items():
                 self.spec.components.security_scheme(name, definition)
+
+    def _register_pagination_header(self):
+        """``X-Pagination`` carries JSON. flask-smorest documents it with ``schema``, which in
+        OpenAPI means the "simple" style (``total,3,page,1``): clients and validators would parse
+        it wrong. ``content`` says it is JSON."""
+        self.spec.components.header(
+            "PAGINATION",
+            {"description": "Pagination metadata, as JSON.",
+             "content": {"application/json": {"schema": PaginationMetadataSchema}}},
+            lazy=True,
+        )
 
     def register_blueprint(self, blp, **options):
         super().register_blueprint(blp, **options)

@@ -28,7 +28,7 @@ from flask import current_app, g, request
 from saas.core.actor import Actor, current_actor
 from saas.core.errors import Forbidden, Unauthenticated
 from saas.extensions import limiter
-from saas.web.api import SecurityScheme
+from saas.web.api import SESSION, SecurityScheme
 from saas.web.edge import USER_ID_KEY
 from saas.web.json import ArgumentsParser
 from saas.web.requests import client_ip
@@ -139,6 +139,13 @@ class EmailNotVerified(Forbidden):
         super().__init__(errors={"reason": ["email_not_verified"]})
 
 
+class SuperuserRequired(Forbidden):
+    message = "This needs a superuser (an operator's account)."
+
+    def __init__(self):
+        super().__init__(errors={"reason": ["superuser_required"]})
+
+
 class Blueprint(flask_smorest.Blueprint):
     """flask-smorest's Blueprint with the auth gate and a derived ``operationId``.
 
@@ -168,7 +175,7 @@ class Blueprint(flask_smorest.Blueprint):
             # The manual doc (@blp.doc) is applied last; an operationId given there wins.
             doc.setdefault("manual_doc", {}).setdefault("operationId", derived)
 
-    def auth(self, *schemes, limits=(), org=None, permission=None):
+    def auth(self, *schemes, limits=(), org=None, permission=None, superuser=False):
         """Gate the view: the caller must present credentials of one of ``schemes``.
 
         ``limits`` are flask-limiter limits for this view that key on the caller; they are
@@ -176,11 +183,16 @@ class Blueprint(flask_smorest.Blueprint):
         view to an organisation: ``"path"`` (the ``org_id`` of the URL; non-members get a 404)
         or ``"acting"`` (see ``OrgAccess``); ``permission`` is what the caller's role there must
         allow (403 otherwise). The organisation and role are then on ``current_principal()``.
+        ``superuser``: only a superuser's login session is admitted (403 for anyone else); it
+        takes ``SESSION`` alone, never an API key (a key is refused with 401 like anywhere a
+        session is needed), so an operator's powers never sit in a script's credentials.
         """
         if not schemes:
             raise ValueError("auth() needs at least one scheme")
         if org not in (None, *ORG_SCOPES) or (permission is not None and org is None):
             raise ValueError("auth(): org is 'path' or 'acting', and a permission needs one")
+        if superuser and schemes != (SESSION,):
+            raise ValueError("auth(superuser=True) admits a login session only: auth(SESSION, superuser=True)")
 
         def decorator(view):
             @functools.wraps(view)
@@ -188,6 +200,8 @@ class Blueprint(flask_smorest.Blueprint):
                 failure = g.pop("authentication_failure", None)
                 if failure is not None:
                     raise failure
+                if superuser and not g.principal.user.is_superuser:
+                    raise SuperuserRequired()
                 if self.requires_verified_email and current_app.config["REQUIRE_VERIFIED_EMAIL"]:
                     if not g.principal.user.email_verified:
                         raise EmailNotVerified()
@@ -214,9 +228,10 @@ class Blueprint(flask_smorest.Blueprint):
                 return limited(*args, **kwargs)
 
             gated.auth_schemes = schemes
+            gated.requires_superuser = superuser
             security = [requirement for scheme in schemes for requirement in scheme.requirements]
             documented = self.alt_response(401, response="UNAUTHORIZED")(self.doc(security=security)(gated))
-            if self.requires_verified_email or permission is not None or org == "acting":
+            if superuser or self.requires_verified_email or permission is not None or org == "acting":
                 documented = self.alt_response(403, response="FORBIDDEN")(documented)
             if org is not None:
                 documented = self.alt_response(404, response="NOT_FOUND")(documented)

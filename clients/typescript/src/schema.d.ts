@@ -750,6 +750,158 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Find users: `q` matches part of the email or full name, in any case. Newest first,
+         *     paginated with `page` and `page_size` (default 10, at most 100); totals in `X-Pagination`.
+         */
+        get: operations["admin_list_users"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        /**
+         * One user, with their organizations and role in each, how many login sessions are open,
+         *     how many API keys they hold, and their personal organization's subscription and usage this month.
+         */
+        get: operations["admin_get_user"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Enable or disable an account, grant or withdraw superuser rights, mark the address
+         *     verified or not; only the fields sent change.
+         * @description `is_active: false` ends every session and API key of the user at once (reactivating does
+         *     not bring them back). A superuser cannot deactivate or demote themselves (409). Each change
+         *     is recorded in the admin audit log with who made it and from where.
+         */
+        patch: operations["admin_update_user"];
+        trace?: never;
+    };
+    "/api/v1/admin/users/{user_id}/logout-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * End every login session of the user at once (their tokens then get 401); their API keys
+         *     keep working (disable the account to end those too). Recorded in the admin audit log.
+         */
+        post: operations["admin_logout_all"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/orgs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Find organizations (personal ones included): `q` matches part of the name or slug, in any
+         *     case. Newest first, paginated like `GET /admin/users`.
+         */
+        get: operations["admin_list_orgs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/orgs/{org_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        /** One organization, with its members and their roles, its subscription and its usage this month. */
+        get: operations["admin_get_org"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Figures: users (total; active in the last 30 days, meaning they logged in, refreshed a
+         *     session or used an API key then; deactivated; superusers), every stored subscription counted
+         *     by plan and Stripe status, and the AI tokens used and held this month (UTC) across all
+         *     organizations.
+         */
+        get: operations["admin_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What superusers did through this API (`admin.*` events: who, what, to whom, from which
+         *     address), newest first, paginated like `GET /admin/users`.
+         */
+        get: operations["admin_audit_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/invitations/accept": {
         parameters: {
             query?: never;
@@ -1325,6 +1477,106 @@ export interface components {
              */
             resets_at: string;
         };
+        AdminUserOrg: {
+            id: number;
+            name: string;
+            slug: string;
+            personal: boolean;
+            /** @description The user's role there: owner, admin or member. */
+            role: string;
+        };
+        AdminUserDetail: {
+            id: number;
+            /** Format: email */
+            email: string;
+            full_name: string | null;
+            is_active: boolean;
+            is_superuser: boolean;
+            /** @description Whether the owner confirmed the address with a mailed link. */
+            email_verified: boolean;
+            /** @description The Stripe customer of the user's personal organization. */
+            stripe_customer_id: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string | null;
+            /** @description The plan of the user's personal organization now; "free" without a paid subscription. */
+            readonly plan: string;
+            /**
+             * Format: date-time
+             * @description When the owner deleted the account (its row stays, anonymised, for accounting).
+             */
+            deleted_at: string | null;
+            /** @description Every organization the user belongs to, the personal one first. */
+            organizations: components["schemas"]["AdminUserOrg"][];
+            /** @description Login sessions neither revoked nor expired. */
+            open_sessions: number;
+            /** @description API keys the user created (in any organization) that still exist. */
+            api_keys: number;
+            /** @description Of the personal organization, as `GET /api/v1/billing/subscription` shows it. */
+            subscription: components["schemas"]["Subscription"];
+            /** @description The personal organization's tokens this month. */
+            usage: components["schemas"]["Usage"];
+        };
+        AdminUserUpdate: {
+            /** @description false disables the account and ends every session and API key at once. */
+            is_active?: boolean;
+            is_superuser?: boolean;
+            email_verified?: boolean;
+        };
+        AdminOrg: {
+            id: number;
+            name: string;
+            slug: string;
+            personal: boolean;
+            /** @description The plan it can use now. */
+            plan: string;
+            stripe_customer_id: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        AdminOrgDetail: {
+            id: number;
+            name: string;
+            slug: string;
+            personal: boolean;
+            /** @description The plan it can use now. */
+            plan: string;
+            stripe_customer_id: string | null;
+            /** Format: date-time */
+            created_at: string;
+            members: components["schemas"]["Member"][];
+            subscription: components["schemas"]["Subscription"];
+            usage: components["schemas"]["Usage"];
+        };
+        UserStats: {
+            total: number;
+            /** @description Users who logged in, refreshed a session or used an API key in the last 30 days. */
+            active_last_30_days: number;
+            deactivated: number;
+            superusers: number;
+        };
+        SubscriptionCount: {
+            /** @description null: a price not in STRIPE_PLANS. */
+            plan: string | null;
+            status: string;
+            count: number;
+        };
+        TokenStats: {
+            /** @description Tokens of the calls settled this month. */
+            used: number;
+            /** @description Tokens held by calls in progress. */
+            reserved: number;
+            /** Format: date-time */
+            period_start: string;
+        };
+        Stats: {
+            users: components["schemas"]["UserStats"];
+            /** @description Every subscription stored, counted by plan and Stripe status. */
+            subscriptions: components["schemas"]["SubscriptionCount"][];
+            /** @description Every organization's AI tokens this month (UTC). */
+            ai_tokens: components["schemas"]["TokenStats"];
+        };
         InvitationToken: {
             /** @description The `token` of the invitation link. */
             token: string;
@@ -1480,8 +1732,10 @@ export interface components {
     parameters: never;
     requestBodies: never;
     headers: {
-        /** @description Pagination metadata */
-        PAGINATION: components["schemas"]["PaginationMetadata"];
+        /** @description Pagination metadata, as JSON. */
+        PAGINATION: {
+            "application/json": components["schemas"]["PaginationMetadata"];
+        };
     };
     pathItems: never;
 }
@@ -2642,6 +2896,225 @@ export interface operations {
             401: components["responses"]["UNAUTHORIZED"];
             403: components["responses"]["FORBIDDEN"];
             404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_list_users: {
+        parameters: {
+            query?: {
+                /** @description Case-insensitive part of the email or full name (users), or of the name or slug (organizations); all when absent. */
+                q?: string;
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Pagination": components["headers"]["PAGINATION"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"][];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_get_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserDetail"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_update_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdminUserUpdate"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserDetail"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_logout_all: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_list_orgs: {
+        parameters: {
+            query?: {
+                /** @description Case-insensitive part of the email or full name (users), or of the name or slug (organizations); all when absent. */
+                q?: string;
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Pagination": components["headers"]["PAGINATION"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminOrg"][];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_get_org: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminOrgDetail"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_stats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Stats"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_audit_log: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Pagination": components["headers"]["PAGINATION"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEvent"][];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };
