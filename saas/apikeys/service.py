@@ -15,7 +15,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from saas.apikeys.models import ApiKey
-from saas.core.database import attached, fields_of, read_row, write
+from saas.core.database import fields_of, loaded, read_row, write
 from saas.core.errors import NotFound, Unauthenticated
 from saas.core.time import utcnow
 from saas.extensions import db
@@ -123,7 +123,7 @@ def authenticate(raw_key):
         raise AccountDisabled()
     if row["key_last_used_at"] is None or row["key_last_used_at"] <= now - LAST_USED_RESOLUTION:
         write(sa.update(ApiKey).where(ApiKey.id == row["key_id"]).values(last_used_at=now))
-    user = attached(User(**{column.name: row[column.name] for column in User.__table__.columns}))
+    user = loaded(User, {column.name: row[column.name] for column in User.__table__.columns})
     attach_personal_org(user, row)
     return user, row["key_id"], row["key_org_id"]
 

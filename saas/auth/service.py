@@ -15,7 +15,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 from jwt.exceptions import ExpiredSignatureError, PyJWTError
 
 from saas.auth.models import AuthSession
-from saas.core.database import attached, fields_of, read_row
+from saas.core.database import fields_of, loaded, read_row
 from saas.core.errors import Unauthenticated
 from saas.core.ids import new_uuid
 from saas.core.time import utcnow
@@ -118,7 +118,7 @@ def user_of_access_token(raw_token):
         raise SessionEnded()
     if not row["is_active"]:
         raise AccountDisabled()
-    user = attached(User(**{column.name: row[column.name] for column in User.__table__.columns}))
+    user = loaded(User, {column.name: row[column.name] for column in User.__table__.columns})
     attach_personal_org(user, row)
     return user, session_id
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from saas.core.database import attached
+from saas.core.database import loaded
 from saas.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from saas.extensions import db
 from saas.orgs import audit, events
@@ -106,7 +106,7 @@ def attach_personal_org(user, row):
     """Give ``user`` (attached to the session) its personal organisation from ``row`` (a query
     with ``personal_org_columns``), as if loaded: ``user.personal_org`` then needs no query."""
     if row["porg_id"] is not None:
-        org = attached(Organization(**{column.name: row[f"porg_{column.name}"] for column in _PERSONAL.columns}))
+        org = loaded(Organization, {column.name: row[f"porg_{column.name}"] for column in _PERSONAL.columns})
     else:
         org = ensure_personal_org(user)
     set_committed_value(user, "personal_org", org)
