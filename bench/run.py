@@ -74,8 +74,10 @@ def account(app_url):
     if login.status_code != 200:
         raise RuntimeError(f"login failed: {login.status_code} {login.text}")
     token = login.json()["access_token"]
-    key = requests.post(f"{app_url}/api/v1/api-keys", json={"name": "bench"}, headers={"Authorization": f"Bearer {token}"}, timeout=30).json()["key"]
-    return token, key
+    created = requests.post(f"{app_url}/api/v1/api-keys", json={"name": "bench"}, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    if created.status_code != 201:
+        raise RuntimeError(f"API key creation failed: {created.status_code} {created.text}")
+    return token, created.json()["key"]
 
 
 def measure_endpoints(hello_url, app_url, token, key):

@@ -2,6 +2,7 @@
 import os
 
 from flask import Flask
+from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import MIGRATIONS_DIR, Config
@@ -56,6 +57,10 @@ def create_app(config=None):
 
     metrics = _init_extensions(app)
     _register_blueprints(app)
+    # Every model is imported by now: finish the mappers here, once, instead of in whichever
+    # request first builds an instance (the gate builds the caller's without the constructor,
+    # which would otherwise find them unconfigured: saas/core/database.py ``loaded``).
+    configure_mappers()
     _connect_packages(app)
     _register_cli(app)
 

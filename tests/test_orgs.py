@@ -13,7 +13,7 @@ from saas.orgs.models import AuditEvent, Invitation, Membership, Organization
 from tests.ai_support import CHAT, USAGE, messages
 from tests.billing_support import deliver_ok
 from tests.fake_stripe import make_event
-from tests.helpers import at_once, bearer, login
+from tests.helpers import at_once, bearer, login, register
 from tests.org_support import ACCEPT, ORGS, Team, subscribe_org
 from tests.servers import run_rq_worker_burst
 
@@ -633,3 +633,25 @@ def test_an_org_key_sees_only_the_jobs_of_its_organization(team, acme, fake_open
     assert team.client.get(f"/api/v1/ai/jobs/{org_job['id']}", headers={"X-API-Key": key}).status_code == 200
     assert team.client.get(f"/api/v1/ai/jobs/{personal_job['id']}", headers={"X-API-Key": key}).status_code == 404
     assert team.get(f"/api/v1/ai/jobs/{personal_job['id']}", tokens["admin"]).status_code == 200
+
+
+def test_a_fresh_server_process_serves_the_gate_first(database, app):
+    """The gate builds the caller's user and personal organisation without the ORM constructor;
+    a gunicorn worker whose first requests are authenticated ones must answer them (the mappers
+    are configured when the app is built, not by the first constructor call)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from tests.servers import gunicorn
+
+    with app.app_context():  # the account is made in this process, not by the server
+        client = app.test_client()
+        register(client, "first@example.com")
+        token = login(client, "first@example.com")["access_token"]
+    with gunicorn(GUNICORN_WORKERS="1", GUNICORN_THREADS="8") as server:
+        def me(_):
+            return requests.get(f"{server}/api/v1/users/me", headers=bearer(token), timeout=10).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(me, range(32))) == {200}

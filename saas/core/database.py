@@ -54,7 +54,7 @@ def loaded(cls, values):
     """An instance of the mapped class ``cls`` holding ``values`` ({attribute: value}) as if
     loaded from its row, attached to the request's session (``attached``). Built without the
     declarative constructor, whose instrumented setattr per column cost more than the query's
-    driver work on the gate's path."""
+    driver work on the gate's path. Needs the mappers configured (``create_app`` does it)."""
     instance = cls.__mapper__.class_manager.new_instance()
     instance.__dict__.update(values)
     return attached(instance)
