@@ -9,13 +9,14 @@ from redis.exceptions import RedisError
 from saas.billing import gateway
 from saas.billing.entitlements import current_subscription
 from saas.billing.models import ENDED_STATUSES, Subscription
-from saas.billing.service import ensure_customer, member_count
-from saas.billing.subscriptions import lock_org, plan_item, store_subscription
+from saas.billing.service import ensure_customer
+from saas.billing.subscriptions import plan_item, store_subscription
 from saas.core.database import fields_of
 from saas.core.queue import HIGH, enqueue, job_app_context
 from saas.extensions import db
 from saas.orgs import events as org_events
 from saas.orgs.models import Membership, Organization
+from saas.orgs.service import lock_org, member_count
 from saas.users import events
 from saas.users.models import User
 

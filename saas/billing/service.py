@@ -6,11 +6,11 @@ from flask import current_app
 
 from saas.billing import gateway
 from saas.billing.entitlements import current_subscription, mirror_to_owner
-from saas.billing.subscriptions import lock_org
 from saas.core.errors import Conflict, InvalidInput
 from saas.extensions import db
 from saas.orgs import audit
 from saas.orgs.models import OWNER, Membership, Organization
+from saas.orgs.service import lock_org, member_count
 from saas.users.models import User
 
 
@@ -137,10 +137,6 @@ def _origin(url):
         return None
     port = port or (443 if parts.scheme == "https" else 80)
     return f"{parts.scheme}://{parts.hostname.lower()}:{port}"
-
-
-def member_count(org_id):
-    return db.session.scalar(sa.select(sa.func.count()).select_from(Membership).where(Membership.org_id == org_id))
 
 
 def start_checkout(org, user, *, price_id=None, plan=None, success_url=None, cancel_url=None):

@@ -19,6 +19,7 @@ from saas.core.time import utcnow
 from saas.extensions import db
 from saas.orgs import audit
 from saas.orgs.models import Organization
+from saas.orgs.service import lock_org
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +59,6 @@ def _fields_from_stripe(stripe_subscription):
         "trial_end": _timestamp(stripe_subscription.get("trial_end")),
         "quantity": item.get("quantity"),
     }
-
-
-def lock_org(org_id):
-    """The organisation, row-locked until the transaction ends; None if there is no such one."""
-    return db.session.execute(
-        sa.select(Organization)
-        .where(Organization.id == org_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
 
 
 def _local(stripe_subscription_id):

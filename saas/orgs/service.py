@@ -240,8 +240,9 @@ def members(org):
 
 
 def lock_org(org_id):
-    """The organisation's row, locked until the transaction ends: role changes and removals are
-    serialised per organisation."""
+    """The organisation's row, locked until the transaction ends (None if there is no such
+    one): role changes, removals, checkouts and subscription writes are serialised per
+    organisation."""
     return db.session.execute(
         sa.select(Organization).where(Organization.id == org_id).with_for_update()
         .execution_options(populate_existing=True)
@@ -256,6 +257,10 @@ def _target(org_id, user_id):
         db.session.rollback()
         raise NoSuchMember()
     return target
+
+
+def member_count(org_id):
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Membership).where(Membership.org_id == org_id))
 
 
 def owner_count(org_id):
