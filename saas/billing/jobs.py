@@ -11,7 +11,7 @@ from saas.billing.entitlements import current_subscription
 from saas.billing.models import ENDED_STATUSES, Subscription
 from saas.billing.service import ensure_customer
 from saas.billing.subscriptions import plan_item, store_subscription
-from saas.core.database import fields_of
+from saas.core.database import fields_of, one_by_one
 from saas.core.queue import HIGH, enqueue, job_app_context
 from saas.extensions import db
 from saas.orgs import events as org_events
@@ -122,15 +122,20 @@ def _queue_seat_sync(org_id, **_):
 def _cancel_subscriptions_of_deleted_org(org, **_):
     """Cancel in Stripe, at once, every live subscription of an organisation being deleted; an
     error (Stripe down) stops the deletion, so nobody is billed for an organisation that is gone."""
-    live = db.session.scalars(
+    _cancel_now(db.session.scalars(
         sa.select(Subscription.stripe_subscription_id)
         .where(Subscription.org_id == org.id, Subscription.status.not_in(ENDED_STATUSES))
-    ).all()
-    for stripe_subscription_id in live:
+    ).all())
+
+
+def _cancel_now(stripe_subscription_ids):
+    """Cancel in Stripe at once, and record it here without waiting for the webhook; the caller
+    commits. A Stripe error stops before anything is recorded."""
+    for stripe_subscription_id in stripe_subscription_ids:
         gateway.cancel_subscription(stripe_subscription_id)
-    if live:
+    if stripe_subscription_ids:
         db.session.execute(
-            sa.update(Subscription).where(Subscription.stripe_subscription_id.in_(live))
+            sa.update(Subscription).where(Subscription.stripe_subscription_id.in_(stripe_subscription_ids))
             .values(status="canceled", cancel_at_period_end=False, past_due_since=None)
         )
 
@@ -141,20 +146,7 @@ def sync_all_seats():
     org_ids = db.session.scalars(
         sa.select(Organization.id).where(Organization.plan.in_(plans)).order_by(Organization.id)
     ).all() if plans else []
-    return _sync_each(org_ids)
-
-
-def _sync_each(org_ids):
-    """``sync_seats`` for each organisation, one failure not stopping the rest: (synced, failures)."""
-    synced, failures = 0, []
-    for org_id in org_ids:
-        try:
-            sync_seats(org_id)
-            synced += 1
-        except Exception as error:
-            db.session.rollback()
-            failures.append((org_id, error))
-    return synced, failures
+    return one_by_one(org_ids, sync_seats)
 
 
 def sync_mismatched_seats(limit):
@@ -174,7 +166,7 @@ def sync_mismatched_seats(limit):
                Subscription.quantity.is_distinct_from(members.c.members))
         .order_by(Subscription.org_id).limit(limit)
     ).all()
-    return _sync_each(org_ids)
+    return one_by_one(org_ids, sync_seats)
 
 
 def _live_subscriptions_of_deleted_accounts(limit=None):
@@ -207,20 +199,12 @@ def _queue_cancellations_of_deleted_account(user, **_):
 
 def cancel_subscriptions_of_deleted_accounts(limit):
     """For the sweep: cancel what a lost job left live. Returns (canceled, failures)."""
-    canceled, failures = 0, []
-    for stripe_subscription_id in _live_subscriptions_of_deleted_accounts(limit):
-        try:
-            gateway.cancel_subscription(stripe_subscription_id)
-            db.session.execute(
-                sa.update(Subscription).where(Subscription.stripe_subscription_id == stripe_subscription_id)
-                .values(status="canceled", cancel_at_period_end=False, past_due_since=None)
-            )
-            db.session.commit()
-            canceled += 1
-        except Exception as error:
-            db.session.rollback()
-            failures.append((stripe_subscription_id, error))
-    return canceled, failures
+
+    def cancel(stripe_subscription_id):
+        _cancel_now([stripe_subscription_id])
+        db.session.commit()
+
+    return one_by_one(_live_subscriptions_of_deleted_accounts(limit), cancel)
 
 
 SUBSCRIPTION_EXPORT = ("stripe_subscription_id", "stripe_customer_id", "status", "price_id", "plan", "quantity",

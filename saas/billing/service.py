@@ -6,6 +6,7 @@ from flask import current_app
 
 from saas.billing import gateway
 from saas.billing.entitlements import current_subscription, mirror_to_owner
+from saas.core.database import one_by_one
 from saas.core.errors import Conflict, InvalidInput
 from saas.extensions import db
 from saas.orgs import audit
@@ -67,21 +68,14 @@ def create_missing_customers(registered_before=None, limit=None):
     when given: a younger one's job may still be queued. Team organisations get theirs at their
     first checkout. Returns (how many were created, [(organisation id, error), ...])."""
     query = (
-        sa.select(Organization)
+        sa.select(Organization.id)
         .join(User, User.id == Organization.personal_owner_id)
         .where(Organization.stripe_customer_id.is_(None), User.is_active.is_(True))
     )
     if registered_before is not None:
         query = query.where(Organization.created_at < registered_before)
-    created, failures = 0, []
-    for org in db.session.scalars(query.order_by(Organization.id).limit(limit)).all():
-        try:
-            ensure_customer(org)
-            created += 1
-        except Exception as error:  # keep going; the caller reports the failures
-            failures.append((org.id, error))
-            db.session.rollback()
-    return created, failures
+    org_ids = db.session.scalars(query.order_by(Organization.id).limit(limit)).all()
+    return one_by_one(org_ids, lambda org_id: ensure_customer(db.session.get(Organization, org_id)))
 
 
 def configured_plans():

@@ -15,6 +15,7 @@ from flask import current_app
 from saas.billing import gateway
 from saas.billing.entitlements import refresh_plan
 from saas.billing.models import ENDED_STATUSES, Subscription
+from saas.core.database import one_by_one
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.orgs import audit
@@ -206,13 +207,4 @@ def sync_all_customers():
     org_ids = db.session.scalars(
         sa.select(Organization.id).where(Organization.stripe_customer_id.is_not(None)).order_by(Organization.id)
     ).all()
-    synced, failures = 0, []
-    for org_id in org_ids:
-        org = db.session.get(Organization, org_id)
-        try:
-            sync_customer(org)
-            synced += 1
-        except Exception as error:  # one customer's failure must not stop the others
-            db.session.rollback()
-            failures.append((org_id, error))
-    return synced, failures
+    return one_by_one(org_ids, lambda org_id: sync_customer(db.session.get(Organization, org_id)))

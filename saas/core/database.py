@@ -84,3 +84,18 @@ def page_of(query, pagination):
     if pagination.first_item >= pagination.item_count:
         return []  # past the end; and a page number past PostgreSQL's bigint would be a 500
     return db.session.scalars(query.offset(pagination.first_item).limit(pagination.page_size)).all()
+
+
+def one_by_one(keys, work):
+    """``work(key)`` for each key, in its own transaction: a failure is rolled back and
+    collected, and the rest still run (repairs, sweeps, operator commands). Returns (how many
+    succeeded, [(key, error), ...])."""
+    done, failures = 0, []
+    for key in keys:
+        try:
+            work(key)
+            done += 1
+        except Exception as error:
+            db.session.rollback()
+            failures.append((key, error))
+    return done, failures

@@ -8,6 +8,7 @@ from redis.exceptions import RedisError
 
 from saas.billing import gateway
 from saas.billing.service import ensure_customer
+from saas.core.database import one_by_one
 from saas.core.queue import HIGH, enqueue, job_app_context
 from saas.core.time import utcnow
 from saas.extensions import db
@@ -76,12 +77,4 @@ def report_pending_usage(settled_before=None, limit=None):
     if settled_before is not None:
         query = query.where(UsageRecord.settled_at < settled_before)
     record_ids = db.session.scalars(query.order_by(UsageRecord.id).limit(limit)).all()
-    reported, failures = 0, []
-    for record_id in record_ids:
-        try:
-            report_usage_to_stripe(record_id)
-            reported += 1
-        except Exception as error:  # keep going; the caller reports the failures
-            failures.append((record_id, error))
-            db.session.rollback()
-    return reported, failures
+    return one_by_one(record_ids, report_usage_to_stripe)
