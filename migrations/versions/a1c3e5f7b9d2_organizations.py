@@ -117,6 +117,7 @@ def upgrade():
         batch_op.create_index('ix_usage_records_org_id_created_at', ['org_id', 'created_at'], unique=False)
     with op.batch_alter_table('ai_jobs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('org_id', sa.Integer(), nullable=True))
+        batch_op.create_index(batch_op.f('ix_ai_jobs_org_id'), ['org_id'], unique=False)
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
         batch_op.add_column(sa.Column('org_id', sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f('ix_api_keys_org_id'), ['org_id'], unique=False)
@@ -175,6 +176,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_api_keys_org_id'))
         batch_op.drop_column('org_id')
     with op.batch_alter_table('ai_jobs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ai_jobs_org_id'))
         batch_op.drop_column('org_id')
     with op.batch_alter_table('usage_records', schema=None) as batch_op:
         batch_op.drop_index('ix_usage_records_org_id_created_at')

@@ -26,7 +26,7 @@ class AiJob(db.Model):
     )
     # Whose quota the job uses. No foreign key: a deleted organisation's jobs keep its id, so
     # they are never taken for rows the previous release wrote without one (saas/sweeps.py).
-    org_id: Mapped[int | None] = mapped_column(sa.Integer)
+    org_id: Mapped[int | None] = mapped_column(sa.Integer, index=True)
     status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default=QUEUED)
     model: Mapped[str] = mapped_column(sa.String(255), nullable=False)
     max_tokens: Mapped[int] = mapped_column(sa.Integer, nullable=False)
