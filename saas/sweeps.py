@@ -135,6 +135,9 @@ def sweep():
             outcome[name] = repair()
         except Exception:
             log.exception("sweep: %s failed", name)
+            # A failed statement leaves the session's transaction aborted: every later repair
+            # would fail with it.
+            db.session.rollback()
             outcome[name] = "error"
     log.info("sweep done", extra={"sweep": outcome})
     return outcome

@@ -184,3 +184,19 @@ def test_a_webhook_whose_job_failed_and_was_lost_is_applied_without_a_human(clie
         assert wait_until(lambda: db.session.get(User, user_id).plan == "pro", timeout=60), process_output(worker)
     finally:
         stop_process(worker)
+
+
+def test_a_repair_whose_statement_fails_does_not_fail_the_repairs_after_it(app_with, monkeypatch):
+    """A database error aborts the session's transaction; the sweep rolls it back, so the next
+    repairs still run (they used to fail one after the other with 'transaction is aborted')."""
+    from saas import sweeps
+
+    app_with()
+
+    def broken_repair():
+        db.session.execute(sa.text("SELECT * FROM no_such_table"))
+
+    monkeypatch.setattr(sweeps, "REPAIRS", {"broken": broken_repair, **sweeps.REPAIRS})
+    outcome = sweeps.sweep()
+    assert outcome.pop("broken") == "error"
+    assert "error" not in outcome.values(), outcome
