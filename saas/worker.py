@@ -21,7 +21,6 @@ import time
 
 import rq
 import rq.scheduler
-from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -29,7 +28,7 @@ from config import Config
 from saas import create_app
 from saas.core.logging import configure_json_logging
 from saas.core.queue import JOB_MONITORING_INTERVAL, LOW, QUEUES, enqueue, recover_abandoned_jobs
-from saas.core.redis import RedisKeys
+from saas.core.redis import RedisKeys, connect as connect_redis
 from saas.extensions import db
 from saas.sweeps import sweep
 
@@ -89,8 +88,11 @@ class Worker(rq.Worker):
         if self._is_horse:
             gc.disable()  # the horse lives for one job; its garbage goes when it exits
         with self.app.app_context():
-            # A forked horse must not share the parent's pooled connections, if it has any.
-            db.engine.dispose(close=False)
+            # A forked horse must not share the parent's pooled connections, if it has any
+            # (rebuilding an empty pool costs a millisecond a job for nothing).
+            for engine in db.engines.values():
+                if engine.pool.checkedin() or engine.pool.checkedout():
+                    engine.dispose(close=False)
             return super().perform_job(job, queue)
 
 
@@ -124,7 +126,7 @@ def main(argv=None):
     if not config.redis.url:
         sys.exit("REDIS_URL is not set: the worker needs Redis (without it the app runs jobs inline)")
     # No read timeout: the worker blocks on BLPOP for minutes while the queues are empty.
-    connection = Redis.from_url(config.redis.url, socket_connect_timeout=config.redis.socket_timeout)
+    connection = connect_redis(config.redis.url, socket_timeout=None, connect_timeout=config.redis.socket_timeout)
     failures = 0
     while True:
         started = time.monotonic()
