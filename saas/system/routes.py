@@ -36,7 +36,16 @@ def health():
 @blp.response(200, LivenessSchema)
 def liveness():
     """The process is up and serving; checks no dependency (for restart decisions)."""
-    return {"status": "alive"}
+    return ALIVE
+
+
+ALIVE = {"status": "alive"}
+
+
+def fixed_answers(app):
+    """The answers the WSGI edge gives itself (``saas.web.edge.Edge``): the liveness probe's,
+    the same bytes as the view's."""
+    return {"/health/live": ("system.liveness", app.json.response(ALIVE).get_data())}
 
 
 @blp.route("/health/ready", methods=["GET"])
