@@ -16,7 +16,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from config import Config
+from config import Config, normalize_database_url
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
@@ -95,16 +95,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.services)
 
 
-def _psycopg2_url(url):
-    return url.replace("postgresql://", "postgresql+psycopg2://", 1)
-
-
 @pytest.fixture(scope="session")
 def database():
     """An empty PostgreSQL database built by the migrations, once per session."""
     if not DATABASE_URL:
         pytest.fail("TEST_DATABASE_URL is not set: run the suite with `make test` (or `make test-fast`)")
-    engine = sa.create_engine(_psycopg2_url(DATABASE_URL))
+    engine = sa.create_engine(normalize_database_url(DATABASE_URL))
     with engine.begin() as connection:
         connection.execute(sa.text("DROP SCHEMA public CASCADE"))
         connection.execute(sa.text("CREATE SCHEMA public"))
@@ -146,7 +142,7 @@ def clean_state(request):
 
 
 def _truncate_all():
-    engine = sa.create_engine(_psycopg2_url(DATABASE_URL))
+    engine = sa.create_engine(normalize_database_url(DATABASE_URL))
     with engine.begin() as connection:
         tables = [
             row[0]

@@ -74,3 +74,21 @@ def test_the_default_limit_counts_per_api_key(limited_client):
 def test_failed_credentials_count_against_the_address(limited_client):
     statuses = [limited_client.get(ME, headers=bearer("forged")).status_code for _ in range(4)]
     assert statuses == [401, 401, 401, 429]
+
+
+@pytest.mark.parametrize("setting, prepared", [("true", True), ("false", False)])
+def test_the_gates_query_is_prepared_on_its_connection_unless_turned_off(app_with, setting, prepared):
+    """psycopg prepares a statement a connection has run 5 times: the gate's lookup then costs
+    PostgreSQL no parsing or planning. DB_PREPARED_STATEMENTS=false (PgBouncer in transaction
+    mode before 1.21) turns that off."""
+    import sqlalchemy as sa
+
+    from saas.core.database import _autocommit_engine
+
+    client = app_with(DB_PREPARED_STATEMENTS=setting)
+    token = sign_up(client)
+    for _ in range(8):
+        assert client.get(ME, headers=bearer(token)).status_code == 200
+    with _autocommit_engine().connect() as connection:  # the pool's one connection (one thread)
+        statements = connection.execute(sa.text("SELECT statement FROM pg_prepared_statements")).scalars().all()
+    assert any("auth_sessions" in statement for statement in statements) is prepared, statements

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 
-from config import MIGRATIONS_DIR
+from config import MIGRATIONS_DIR, normalize_database_url
 from saas.system.migrations import known_revisions
 
 from saas.extensions import db
@@ -29,7 +29,7 @@ def flask_db(*args, database_url, timeout=None):
 @pytest.fixture
 def empty_postgres_database(database):
     name = f"saas_migrations_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(DATABASE_URL.replace("postgresql://", "postgresql+psycopg2://", 1), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(normalize_database_url(DATABASE_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
@@ -41,7 +41,7 @@ def empty_postgres_database(database):
 
 def test_users_table_is_the_seeds(empty_postgres_database):
     assert flask_db("upgrade", database_url=empty_postgres_database).returncode == 0
-    engine = sa.create_engine(empty_postgres_database.replace("postgresql://", "postgresql+psycopg2://", 1))
+    engine = sa.create_engine(normalize_database_url(empty_postgres_database))
     inspector = sa.inspect(engine)
     columns = {column["name"]: column for column in inspector.get_columns("users")}
     assert set(columns) >= {
@@ -76,7 +76,7 @@ def test_upgrade_on_the_embedded_sqlite_default_matches_the_models(tmp_path):
 def test_readiness_holds_while_a_newer_release_has_migrated_and_fails_when_behind(empty_postgres_database):
     """During a rolling update the database runs ahead of the old pods: they must stay ready."""
     assert flask_db("upgrade", database_url=empty_postgres_database).returncode == 0
-    engine = sa.create_engine(empty_postgres_database.replace("postgresql://", "postgresql+psycopg2://", 1))
+    engine = sa.create_engine(normalize_database_url(empty_postgres_database))
     app = make_app(DATABASE_URL=empty_postgres_database)
     try:
         assert app.test_client().get("/health/ready").get_json()["migrations"] == "ok"
@@ -100,7 +100,7 @@ def test_an_upgrade_that_cannot_get_its_lock_gives_up_instead_of_stalling_the_se
     nothing applied, and the next run (the Kubernetes Job's retry) succeeds."""
     assert flask_db("upgrade", database_url=empty_postgres_database).returncode == 0
     assert flask_db("downgrade", database_url=empty_postgres_database).returncode == 0  # one back: the previous release
-    engine = sa.create_engine(empty_postgres_database.replace("postgresql://", "postgresql+psycopg2://", 1))
+    engine = sa.create_engine(normalize_database_url(empty_postgres_database))
 
     def revision():
         with engine.connect() as connection:
@@ -163,7 +163,7 @@ def test_the_organizations_migration_gives_every_user_a_personal_organization_lo
     from saas.users.passwords import hash_password
 
     assert flask_db("upgrade", BEFORE_ORGANIZATIONS, database_url=empty_postgres_database).returncode == 0
-    engine = sa.create_engine(empty_postgres_database.replace("postgresql://", "postgresql+psycopg2://", 1))
+    engine = sa.create_engine(normalize_database_url(empty_postgres_database))
     app = make_app(DATABASE_URL=empty_postgres_database)
     with app.app_context():
         password = hash_password("correct horse battery staple")
@@ -253,3 +253,14 @@ def test_what_the_previous_release_writes_during_a_rollout_finds_its_organizatio
         assert client.get("/api/v1/usage", headers=headers).get_json()["used"] == 10
         assert rows_without_org() == {"users": 0, "subscriptions": 0, "usage_records": 0, "ai_jobs": 0, "api_keys": 0}
         db.session.remove()
+
+
+def test_a_forgotten_flask_db_upgrade_on_postgresql_is_named_by_every_answer(empty_postgres_database):
+    """PostgreSQL names a missing table by its SQLSTATE (42P01), which the error handler reads."""
+    client = make_app(DATABASE_URL=empty_postgres_database).test_client()
+    attempt = client.post("/api/v1/auth/register", json={"email": "a@example.com", "password": "engines weave patterns"})
+    assert attempt.status_code == 503
+    assert "flask db upgrade" in attempt.get_json()["message"]
+    with client.application.app_context():
+        db.session.remove()
+        db.engine.dispose()  # the database is dropped after the test
