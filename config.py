@@ -29,14 +29,14 @@ class ConfigError(RuntimeError):
 
 
 def normalize_database_url(url):
-    """Make every accepted PostgreSQL URL spelling drive psycopg (3), the installed driver.
+    """Make every accepted PostgreSQL URL spelling drive psycopg2.
 
-    The seed's clients still carry ``postgres://``, ``postgresql+asyncpg://`` or
-    ``postgresql+psycopg2://`` URLs.
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, which is not installed, and the
+    seed's clients still carry ``postgres://`` or ``postgresql+asyncpg://`` URLs.
     """
     for prefix in ("postgresql+asyncpg://", "postgresql+psycopg2://", "postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg2://" + url[len(prefix):]
     return url
 
 
@@ -111,8 +111,8 @@ class DatabaseSettings(Settings):
     pool_timeout: float = Field(10, alias="DB_POOL_TIMEOUT", gt=0)
     pool_recycle: int = Field(1800, alias="DB_POOL_RECYCLE")
     connect_timeout: int = Field(5, alias="DB_CONNECT_TIMEOUT", ge=1)
-    # psycopg prepares a statement on a connection once it has run there 5 times. Off behind a
-    # PgBouncer in transaction mode older than 1.21 (no prepared statements there).
+    # The gate's lookups are prepared once per connection (saas/core/database.py). Off behind
+    # a PgBouncer in transaction mode, where a connection's prepared statements do not follow it.
     prepared_statements: bool = Field(True, alias="DB_PREPARED_STATEMENTS")
 
 
@@ -373,10 +373,7 @@ class Config:
                 max_overflow=database.max_overflow,
                 pool_timeout=database.pool_timeout,
                 pool_recycle=database.pool_recycle,
-                connect_args={
-                    "connect_timeout": database.connect_timeout,
-                    **({} if database.prepared_statements else {"prepare_threshold": None}),
-                },
+                connect_args={"connect_timeout": database.connect_timeout},
             )
         return {
             "APP_ENV": app.env,
@@ -392,6 +389,7 @@ class Config:
             # Database
             "SQLALCHEMY_DATABASE_URI": database_uri,
             "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
+            "DB_PREPARED_STATEMENTS": database.prepared_statements,
             # Redis
             "REDIS_URL": redis.url,
             "REDIS_SOCKET_TIMEOUT": redis.socket_timeout,

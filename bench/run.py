@@ -11,8 +11,9 @@ up to 2x between runs:
 - bare Flask /hello (the baseline), /health/live, /api/v1/users/me with an access token and
   with an API key: requests/s, p50, p99 at BENCH_CONNECTIONS connections, ratio to the baseline;
 - login at bcrypt cost BCRYPT_ROUNDS against the machine's bcrypt-only ceiling;
-- a trivial RQ job (SELECT 1 in the app context) through the worker `make worker` runs, in jobs/s,
-  and through the plain `rq worker` without the project's worker class, for comparison;
+- a trivial RQ job (it does nothing) through the worker `make worker` runs, in jobs/s; a job
+  that asks PostgreSQL for 1 (each job connects: a horse cannot share its parent's connection);
+  and the trivial job through the plain `rq worker` without the project's worker class;
 - 400 connections for BENCH_STORM seconds on /health/live and /users/me: socket errors, non-2xx;
 - RSS of each gunicorn worker, and its growth over another 20,000 requests.
 
@@ -35,7 +36,7 @@ from rq import Queue
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import BIN, ROOT, app_env, serve, start_services, stop, stop_services, wrk  # noqa: E402
-from bench.jobs import select_one  # noqa: E402
+from bench.jobs import noop, select_one  # noqa: E402
 
 STATE = Path(os.environ.get("BENCH_SERVICES_DIR", "/tmp/saas-bench-services"))
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
@@ -145,12 +146,12 @@ def rss_over_requests(master, app_url, token, requests_count=20000):
     return before, worker_rss_mb(master), run["requests"]
 
 
-def jobs_per_second(env, redis_url, count, command):
-    """Queue ``count`` trivial jobs, drain them with ``command --burst``; jobs/s between the
+def jobs_per_second(env, redis_url, count, command, job):
+    """Queue ``count`` of ``job``, drain them with ``command --burst``; jobs/s between the
     first job's start and the last one's end (the worker's own start-up not counted)."""
     connection = redis.Redis.from_url(redis_url)
     queue = Queue("high", connection=connection)
-    jobs = [queue.enqueue(select_one) for _ in range(count)]
+    jobs = [queue.enqueue(job) for _ in range(count)]
     subprocess.run([*command, "--burst"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=3600)
     for job in jobs:
         job.refresh()
@@ -181,8 +182,9 @@ def main():
         stop(app)
         worker = [sys.executable, "-m", "saas.worker"]
         plain = [str(BIN / "rq"), "worker", "--url", redis_url, "high"]
-        jobs_rate = jobs_per_second(env, redis_url, JOBS, worker)
-        plain_rate = jobs_per_second(env, redis_url, max(10, JOBS // 50), plain)
+        jobs_rate = jobs_per_second(env, redis_url, JOBS, worker, noop)
+        query_jobs_rate = jobs_per_second(env, redis_url, JOBS, worker, select_one)
+        plain_rate = jobs_per_second(env, redis_url, max(10, JOBS // 50), plain, noop)
     finally:
         for process in processes:
             stop(process)
@@ -203,7 +205,8 @@ def main():
     print(f"\nlogin: {median(results['login'], 'rps'):.1f}/s against a bcrypt-only ceiling (cost {BCRYPT_ROUNDS}, all cores) "
           f"of {ceiling:.1f}/s: {median(results['login'], 'rps') / ceiling:.2f} of it (target >= 0.9)")
     print(f"jobs: {jobs_rate:.0f} trivial jobs/s through `python -m saas.worker` (target >= 50); "
-          f"{plain_rate:.1f} jobs/s through plain `rq worker` (an app built per job)")
+          f"{query_jobs_rate:.0f} jobs/s when each asks PostgreSQL for 1; "
+          f"{plain_rate:.1f} trivial jobs/s through plain `rq worker` (an app built per job)")
     for name, run in storms.items():
         print(f"400 connections, {STORM_SECONDS}s on {name}: {run['requests']} requests, {run['errors']} socket errors, "
               f"{run['non_2xx']} non-2xx, p99 {run['p99']:.0f} ms")

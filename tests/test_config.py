@@ -18,9 +18,9 @@ def config(**values):
         "postgresql+psycopg://u:p@db:5432/app",
     ],
 )
-def test_every_postgres_url_spelling_drives_psycopg(url):
-    assert normalize_database_url(url) == "postgresql+psycopg://u:p@db:5432/app"
-    assert config(DATABASE_URL=url).flask_config()["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db:5432/app"
+def test_every_postgres_url_spelling_drives_psycopg2(url):
+    assert normalize_database_url(url) == "postgresql+psycopg2://u:p@db:5432/app"
+    assert config(DATABASE_URL=url).flask_config()["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg2://u:p@db:5432/app"
 
 
 def test_sqlite_url_is_left_alone():

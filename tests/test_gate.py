@@ -76,19 +76,54 @@ def test_failed_credentials_count_against_the_address(limited_client):
     assert statuses == [401, 401, 401, 429]
 
 
-@pytest.mark.parametrize("setting, prepared", [("true", True), ("false", False)])
-def test_the_gates_query_is_prepared_on_its_connection_unless_turned_off(app_with, setting, prepared):
-    """psycopg prepares a statement a connection has run 5 times: the gate's lookup then costs
-    PostgreSQL no parsing or planning. DB_PREPARED_STATEMENTS=false (PgBouncer in transaction
-    mode before 1.21) turns that off."""
+def _gate_connection_statements():
+    """The prepared statements of the gate's pooled connection (one thread: one connection)."""
     import sqlalchemy as sa
 
     from saas.core.database import _autocommit_engine
 
+    with _autocommit_engine().connect() as connection:
+        return connection.execute(sa.text("SELECT name FROM pg_prepared_statements")).scalars().all()
+
+
+@pytest.mark.parametrize("setting, prepared", [("true", True), ("false", False)])
+def test_the_gates_lookups_are_prepared_on_their_connection_unless_turned_off(app_with, setting, prepared):
+    """PostgreSQL plans the gate's two lookups once per connection; DB_PREPARED_STATEMENTS=false
+    (PgBouncer in transaction mode) turns that off. Both answer the same."""
     client = app_with(DB_PREPARED_STATEMENTS=setting)
     token = sign_up(client)
-    for _ in range(8):
-        assert client.get(ME, headers=bearer(token)).status_code == 200
-    with _autocommit_engine().connect() as connection:  # the pool's one connection (one thread)
-        statements = connection.execute(sa.text("SELECT statement FROM pg_prepared_statements")).scalars().all()
-    assert any("auth_sessions" in statement for statement in statements) is prepared, statements
+    key = _key(client, token)
+    for _ in range(3):
+        assert client.get(ME, headers=bearer(token)).get_json()["email"] == "user@example.com"
+        assert client.get(ME, headers={"X-API-Key": key}).get_json()["email"] == "user@example.com"
+    expected = {"saas_user_of_open_session", "saas_key_and_owner"} if prepared else set()
+    assert set(_gate_connection_statements()) == expected
+
+
+def test_a_prepared_lookup_that_went_stale_is_prepared_again_on_a_new_connection(app_with):
+    """A pooler's reset (DISCARD ALL) drops a connection's prepared statements; a migration that
+    changes the type of a column the lookup returns makes PostgreSQL refuse the old plan. Either
+    way the request is answered, from a fresh connection."""
+    import sqlalchemy as sa
+
+    from saas.core.database import _autocommit_engine
+    from saas.extensions import db
+
+    client = app_with()
+    token = sign_up(client)
+    assert client.get(ME, headers=bearer(token)).status_code == 200
+    with _autocommit_engine().connect() as connection:
+        connection.execute(sa.text("DISCARD ALL"))
+    assert client.get(ME, headers=bearer(token)).status_code == 200
+
+    db.session.remove()  # no transaction of the test's may hold the table
+    with db.engine.begin() as connection:
+        connection.execute(sa.text("ALTER TABLE users ALTER COLUMN full_name TYPE text"))
+    try:
+        response = client.get(ME, headers=bearer(token))
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json()["email"] == "user@example.com"
+    finally:
+        db.session.remove()
+        with db.engine.begin() as connection:
+            connection.execute(sa.text("ALTER TABLE users ALTER COLUMN full_name TYPE varchar"))

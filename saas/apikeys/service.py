@@ -15,7 +15,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from saas.apikeys.models import ApiKey
-from saas.core.database import fields_of, loaded, read_row, write
+from saas.core.database import Prepared, fields_of, loaded, read_row, write
 from saas.core.errors import NotFound, Unauthenticated
 from saas.core.time import utcnow
 from saas.extensions import db
@@ -95,7 +95,7 @@ def revoke_all_keys(user_id, *, commit=True):
 
 # A key, its creator and the creator's personal organisation, in one query (the gate's, in
 # autocommit: see saas/core/database.py).
-_KEY_AND_OWNER = (
+_KEY_AND_OWNER = Prepared("saas_key_and_owner", (
     sa.select(
         ApiKey.id.label("key_id"), ApiKey.key_hash, ApiKey.expires_at.label("key_expires_at"),
         ApiKey.last_used_at.label("key_last_used_at"), ApiKey.org_id.label("key_org_id"),
@@ -104,7 +104,7 @@ _KEY_AND_OWNER = (
     .join(User, User.id == ApiKey.user_id)
     .outerjoin(*personal_org_join())
     .where(ApiKey.prefix == sa.bindparam("prefix"))
-)
+))
 
 
 def authenticate(raw_key):

@@ -15,7 +15,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 from jwt.exceptions import ExpiredSignatureError, PyJWTError
 
 from saas.auth.models import AuthSession
-from saas.core.database import fields_of, loaded, read_row
+from saas.core.database import Prepared, fields_of, loaded, read_row
 from saas.core.errors import Unauthenticated
 from saas.core.ids import new_uuid
 from saas.core.time import utcnow
@@ -89,7 +89,7 @@ def start_session(user, *, user_agent=None, ip_address=None):
 
 # The active user of an open, unexpired session, and their personal organisation: everything an
 # access token needs, in one query.
-_USER_OF_OPEN_SESSION = (
+_USER_OF_OPEN_SESSION = Prepared("saas_user_of_open_session", (
     sa.select(*User.__table__.columns, *personal_org_columns())
     .join(AuthSession, AuthSession.user_id == User.id)
     .outerjoin(*personal_org_join())
@@ -98,7 +98,7 @@ _USER_OF_OPEN_SESSION = (
         AuthSession.revoked_at.is_(None),
         AuthSession.expires_at > sa.bindparam("now"),
     )
-)
+))
 
 
 def user_of_access_token(raw_token):

@@ -28,20 +28,74 @@ def _autocommit_engine():
     return engine
 
 
+class Prepared:
+    """A read-only ``select`` that PostgreSQL parses and plans once per connection (PREPARE, then
+    EXECUTE): for the lookups every authenticated request makes, planning cost PostgreSQL twice
+    the CPU of running them (bench/RESULTS.md). Elsewhere (SQLite, DB_PREPARED_STATEMENTS off)
+    it runs as a plain query."""
+
+    def __init__(self, name, query):
+        self.name = name  # per connection, so one name per query of the app
+        self.query = query
+        self._statements = {}  # {dialect name: (PREPARE text, EXECUTE clause)}
+
+    def statements(self, dialect):
+        if dialect.name not in self._statements:
+            # PREPARE takes $1, $2... where psycopg2 takes %(name)s: compiled the same way, then.
+            numbered = type(dialect)(paramstyle="numeric_dollar")
+            compiled = self.query.compile(dialect=numbered)
+            arguments = ", ".join(f":{name}" for name in compiled.positiontup)
+            execute = sa.text(f"EXECUTE {self.name}({arguments})").columns(*self.query.selected_columns)
+            self._statements[dialect.name] = (f"PREPARE {self.name} AS {compiled}", execute)
+        return self._statements[dialect.name]
+
+
+# PostgreSQL's answers when a connection's prepared statement no longer fits: a migration changed
+# the type of a column it returns, or a pooler's reset (DISCARD ALL) dropped it.
+_STALE_PREPARED = ("0A000", "26000")
+
+
+class _StalePrepared(Exception):
+    pass
+
+
 def read_row(query, params):
-    """The one row of a read-only query as a mapping, or None.
+    """The one row of a read-only query (a ``select`` or a ``Prepared``) as a mapping, or None.
 
     Retried once on a connection the server had dropped: after a PostgreSQL restart every
-    pooled connection is stale, and SQLAlchemy discards them all on the first failure.
+    pooled connection is stale, and SQLAlchemy discards them all on the first failure. Likewise
+    on a connection whose prepared statement went stale, which is dropped.
     """
     for attempt in (1, 2):
         try:
             with _autocommit_engine().connect() as connection:
-                return connection.execute(query, params).mappings().one_or_none()
+                return _execute(connection, query, params).mappings().one_or_none()
+        except _StalePrepared as stale:
+            if attempt == 2:
+                raise stale.__cause__ from None
         except sa.exc.DBAPIError as error:
             if attempt == 2 or not error.connection_invalidated:
                 raise
     return None
+
+
+def _execute(connection, query, params):
+    if not isinstance(query, Prepared):
+        return connection.execute(query, params)
+    if connection.dialect.name != "postgresql" or not current_app.config["DB_PREPARED_STATEMENTS"]:
+        return connection.execute(query.query, params)
+    prepare, execute = query.statements(connection.dialect)
+    prepared = connection.info.setdefault("prepared", set())  # lives as long as the connection
+    try:
+        if query.name not in prepared:
+            connection.exec_driver_sql(prepare)
+            prepared.add(query.name)
+        return connection.execute(execute, params)
+    except sa.exc.DBAPIError as error:
+        if getattr(error.orig, "pgcode", None) not in _STALE_PREPARED:
+            raise
+        connection.invalidate()
+        raise _StalePrepared() from error
 
 
 def write(statement, params=None):

@@ -40,7 +40,7 @@ _MISSING_SCHEMA_WORDS = ("no such table", "no such column")
 def _missing_schema(error):
     """Whether the database lacks the tables the code expects (`flask db upgrade` not run)."""
     original = getattr(error, "orig", None)
-    return getattr(original, "sqlstate", None) in _MISSING_SCHEMA_CODES or any(
+    return getattr(original, "pgcode", None) in _MISSING_SCHEMA_CODES or any(
         words in str(original).lower() for words in _MISSING_SCHEMA_WORDS
     )
 
