@@ -34,8 +34,13 @@ class Prepared:
     the CPU of running them (bench/RESULTS.md). Elsewhere (SQLite, DB_PREPARED_STATEMENTS off)
     it runs as a plain query."""
 
+    _names = set()
+
     def __init__(self, name, query):
-        self.name = name  # per connection, so one name per query of the app
+        if name in Prepared._names:  # a connection holds one statement per name
+            raise ValueError(f"a prepared query is already named {name!r}")
+        Prepared._names.add(name)
+        self.name = name
         self.query = query
         self._statements = {}  # {dialect name: (PREPARE text, EXECUTE clause)}
 
