@@ -34,7 +34,6 @@ from saas.web.json import JSONProvider
 from saas.web.logging import init_logging
 from saas.web.edge import Edge, NoCookieSessions, Request, run_after_response
 from saas.web.metrics import init_metrics
-from saas.web.routing import RowIdConverter
 
 API_PREFIX = "/api/v1"
 
@@ -51,7 +50,6 @@ def create_app(config=None):
     # Templates: Swagger UI's page, in place of flask-smorest's (see saas/web/docs.py).
     app = Flask(__name__, template_folder="web/templates")
     app.request_class = Request
-    app.url_map.converters["int"] = RowIdConverter
     app.session_interface = NoCookieSessions()
     app.config.update(config.flask_config())
     app.json = JSONProvider(app)

@@ -91,9 +91,16 @@ class Worker(rq.Worker):
             # A forked horse must not share the parent's pooled connections, if it has any
             # (rebuilding an empty pool costs a millisecond a job for nothing).
             for engine in db.engines.values():
-                if engine.pool.checkedin() or engine.pool.checkedout():
+                if _holds_connections(engine.pool):
                     engine.dispose(close=False)
             return super().perform_job(job, queue)
+
+
+def _holds_connections(pool):
+    # Only queue pools count their connections; any other kind is assumed to hold some.
+    if not hasattr(pool, "checkedin"):
+        return True
+    return bool(pool.checkedin() or pool.checkedout())
 
 
 _run_scheduler = rq.scheduler.run

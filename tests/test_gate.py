@@ -100,30 +100,64 @@ def test_the_gates_lookups_are_prepared_on_their_connection_unless_turned_off(ap
     assert set(_gate_connection_statements()) == expected
 
 
-def test_a_prepared_lookup_that_went_stale_is_prepared_again_on_a_new_connection(app_with):
-    """A pooler's reset (DISCARD ALL) drops a connection's prepared statements; a migration that
-    changes the type of a column the lookup returns makes PostgreSQL refuse the old plan. Either
-    way the request is answered, from a fresh connection."""
+def _prepare_on_pooled_connections(count, token):
+    """``count`` connections in the gate's pool, each having prepared the session lookup."""
+    from saas.auth.service import _USER_OF_OPEN_SESSION, _decode
+    from saas.core.database import _autocommit_engine, _execute
+    from saas.core.time import utcnow
+
+    session_id = _decode(token, "access")["sid"]
+    connections = [_autocommit_engine().connect() for _ in range(count)]
+    for connection in connections:
+        assert _execute(connection, _USER_OF_OPEN_SESSION, {"session_id": session_id, "now": utcnow()}).first()
+    return connections
+
+
+@pytest.mark.parametrize("staling", ["DISCARD ALL", "ALTER TABLE users ALTER COLUMN full_name TYPE text"])
+def test_prepared_lookups_gone_stale_on_every_pooled_connection_are_planned_again(app_with, staling):
+    """A pooler's reset (DISCARD ALL) drops every connection's prepared statements; a migration
+    that changes the type of a column the lookup returns makes PostgreSQL refuse every old plan.
+    Each connection plans the lookup again at its next use: no request fails."""
     import sqlalchemy as sa
 
-    from saas.core.database import _autocommit_engine
     from saas.extensions import db
 
     client = app_with()
     token = sign_up(client)
-    assert client.get(ME, headers=bearer(token)).status_code == 200
-    with _autocommit_engine().connect() as connection:
-        connection.execute(sa.text("DISCARD ALL"))
-    assert client.get(ME, headers=bearer(token)).status_code == 200
-
-    db.session.remove()  # no transaction of the test's may hold the table
-    with db.engine.begin() as connection:
-        connection.execute(sa.text("ALTER TABLE users ALTER COLUMN full_name TYPE text"))
+    db.session.remove()  # no transaction of the test's may hold the users table
+    connections = _prepare_on_pooled_connections(3, token)
     try:
-        response = client.get(ME, headers=bearer(token))
-        assert response.status_code == 200, response.get_json()
-        assert response.get_json()["email"] == "user@example.com"
+        if staling == "DISCARD ALL":  # as a pooler does on each connection it hands back
+            for connection in connections:
+                connection.execute(sa.text(staling))
+        for connection in connections:
+            connection.close()
+        if staling.startswith("ALTER"):  # a migration, from another process
+            with db.engine.begin() as connection:
+                connection.execute(sa.text(staling))
+        for _ in range(6):  # every pooled connection serves at least one
+            response = client.get(ME, headers=bearer(token))
+            assert response.status_code == 200, response.get_json()
+            assert response.get_json()["email"] == "user@example.com"
     finally:
-        db.session.remove()
-        with db.engine.begin() as connection:
-            connection.execute(sa.text("ALTER TABLE users ALTER COLUMN full_name TYPE varchar"))
+        if staling.startswith("ALTER"):
+            db.session.remove()
+            with db.engine.begin() as connection:
+                connection.execute(sa.text("ALTER TABLE users ALTER COLUMN full_name TYPE varchar"))
+
+
+def test_a_statement_this_process_did_not_record_is_replaced(app_with):
+    """A connection that holds a statement of the lookup's name unknown to this process (42P05
+    on PREPARE) drops it and prepares the lookup."""
+    import sqlalchemy as sa
+
+    from saas.core.database import _autocommit_engine
+
+    client = app_with()
+    token = sign_up(client)
+    with _autocommit_engine().connect() as connection:
+        connection.info.pop("prepared", None)
+        connection.execute(sa.text("DEALLOCATE ALL"))
+        connection.execute(sa.text("PREPARE saas_user_of_open_session AS SELECT 1"))
+    response = client.get(ME, headers=bearer(token))
+    assert response.status_code == 200 and response.get_json()["email"] == "user@example.com"

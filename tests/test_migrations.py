@@ -255,7 +255,7 @@ def test_what_the_previous_release_writes_during_a_rollout_finds_its_organizatio
         db.session.remove()
 
 
-def test_a_forgotten_flask_db_upgrade_on_postgresql_is_named_by_every_answer(empty_postgres_database):
+def test_a_forgotten_flask_db_upgrade_on_postgresql_is_named_in_the_answer(empty_postgres_database):
     """PostgreSQL names a missing table by its SQLSTATE (42P01), which the error handler reads."""
     client = make_app(DATABASE_URL=empty_postgres_database).test_client()
     attempt = client.post("/api/v1/auth/register", json={"email": "a@example.com", "password": "engines weave patterns"})

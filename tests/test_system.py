@@ -139,8 +139,9 @@ def test_request_id_from_the_caller_is_kept(client):
 
 def test_the_liveness_probe_is_answered_at_the_edge_with_the_views_answer(database, capsys):
     """A probe (no Origin header) is answered by the WSGI edge without Flask's dispatch; its
-    answer, headers, log line and metrics are the ones the view gives a browser's request."""
-    app = make_app(LOG_LEVEL="INFO")
+    body, security headers, log line and metric are the ones the view gives a browser's
+    request, without the CORS headers only a cross-origin request needs."""
+    app = make_app(LOG_LEVEL="INFO", METRICS_TOKEN="metrics-token-for-the-suite")
     dispatched = []
     app.before_request(lambda: dispatched.append(1))
     client = app.test_client()
@@ -168,3 +169,6 @@ def test_the_liveness_probe_is_answered_at_the_edge_with_the_views_answer(databa
     assert client.head("/health/live").status_code == 200
     assert client.post("/health/live").status_code == 405
     assert len(dispatched) == 3
+    # Counted under the view's endpoint, the probe's and the browser's GET alike.
+    metrics = client.get("/metrics", headers={"Authorization": "Bearer metrics-token-for-the-suite"}).get_data(as_text=True)
+    assert 'saas_http_request_duration_seconds_count{endpoint="system.liveness",method="GET",status="200"} 2.0' in metrics

@@ -42,42 +42,41 @@ class Prepared:
         Prepared._names.add(name)
         self.name = name
         self.query = query
-        self._statements = {}  # {dialect name: (PREPARE text, EXECUTE clause)}
+        self._statements = {}  # {dialect name: (PREPARE text, EXECUTE clause, bound values)}
 
     def statements(self, dialect):
+        """``(PREPARE text, EXECUTE clause, the query's own bound values)`` for ``dialect``."""
         if dialect.name not in self._statements:
             # PREPARE takes $1, $2... where psycopg2 takes %(name)s: compiled the same way, then.
             numbered = type(dialect)(paramstyle="numeric_dollar")
             compiled = self.query.compile(dialect=numbered)
-            arguments = ", ".join(f":{name}" for name in compiled.positiontup)
-            execute = sa.text(f"EXECUTE {self.name}({arguments})").columns(*self.query.selected_columns)
-            self._statements[dialect.name] = (f"PREPARE {self.name} AS {compiled}", execute)
+            names = compiled.positiontup
+            execute = (
+                sa.text(f"EXECUTE {self.name}({', '.join(f':{name}' for name in names)})")
+                .bindparams(*(sa.bindparam(name, type_=compiled.binds[name].type) for name in names))
+                .columns(*self.query.selected_columns)
+            )
+            self._statements[dialect.name] = (f"PREPARE {self.name} AS {compiled}", execute, compiled.params)
         return self._statements[dialect.name]
 
 
 # PostgreSQL's answers when a connection's prepared statement no longer fits: a migration changed
-# the type of a column it returns, or a pooler's reset (DISCARD ALL) dropped it.
-_STALE_PREPARED = ("0A000", "26000")
-
-
-class _StalePrepared(Exception):
-    pass
+# the type of a column it returns (0A000), or a pooler's reset (DISCARD ALL) dropped it (26000);
+# and when the connection holds one of that name that this process did not record (42P05).
+_STALE = ("0A000", "26000")
+_ALREADY_PREPARED = "42P05"
 
 
 def read_row(query, params):
     """The one row of a read-only query (a ``select`` or a ``Prepared``) as a mapping, or None.
 
     Retried once on a connection the server had dropped: after a PostgreSQL restart every
-    pooled connection is stale, and SQLAlchemy discards them all on the first failure. Likewise
-    on a connection whose prepared statement went stale, which is dropped.
+    pooled connection is stale, and SQLAlchemy discards them all on the first failure.
     """
     for attempt in (1, 2):
         try:
             with _autocommit_engine().connect() as connection:
                 return _execute(connection, query, params).mappings().one_or_none()
-        except _StalePrepared as stale:
-            if attempt == 2:
-                raise stale.__cause__ from None
         except sa.exc.DBAPIError as error:
             if attempt == 2 or not error.connection_invalidated:
                 raise
@@ -89,18 +88,45 @@ def _execute(connection, query, params):
         return connection.execute(query, params)
     if connection.dialect.name != "postgresql" or not current_app.config["DB_PREPARED_STATEMENTS"]:
         return connection.execute(query.query, params)
-    prepare, execute = query.statements(connection.dialect)
-    prepared = connection.info.setdefault("prepared", set())  # lives as long as the connection
+    prepare, execute, bound = query.statements(connection.dialect)
+    params = {**bound, **params}
+    prepared = connection.info.setdefault("prepared", set())  # cleared with a new connection
+    if query.name not in prepared:
+        _prepare(connection, query.name, prepare)
+        prepared.add(query.name)
     try:
-        if query.name not in prepared:
-            connection.exec_driver_sql(prepare)
-            prepared.add(query.name)
         return connection.execute(execute, params)
     except sa.exc.DBAPIError as error:
-        if getattr(error.orig, "pgcode", None) not in _STALE_PREPARED:
+        if _code(error) not in _STALE:
             raise
-        connection.invalidate()
-        raise _StalePrepared() from error
+    # Gone stale on this connection, and so on every pooled one: planned again here, once.
+    # (Autocommit: a failed statement leaves nothing to roll back.)
+    _prepare(connection, query.name, prepare, replace=True)
+    return connection.execute(execute, params)
+
+
+def _prepare(connection, name, prepare, replace=False):
+    if replace:
+        _deallocate(connection, name)
+    try:
+        connection.exec_driver_sql(prepare)
+    except sa.exc.DBAPIError as error:
+        if _code(error) != _ALREADY_PREPARED:
+            raise
+        _deallocate(connection, name)
+        connection.exec_driver_sql(prepare)
+
+
+def _deallocate(connection, name):
+    try:
+        connection.exec_driver_sql(f"DEALLOCATE {name}")
+    except sa.exc.DBAPIError as error:
+        if _code(error) not in _STALE:  # none of that name: nothing to drop
+            raise
+
+
+def _code(error):
+    return getattr(error.orig, "pgcode", None)
 
 
 def write(statement, params=None):

@@ -1,9 +1,5 @@
-"""Identifiers: the ones the app generates itself, and the range of the database's row ids."""
+"""Identifiers the app generates itself."""
 import uuid
-
-# Every table's id is a PostgreSQL integer. A larger number names no row; compared with an id
-# column it is an error in PostgreSQL (the driver binds it as an integer), so callers check it.
-MAX_ROW_ID = 2**31 - 1
 
 
 def new_uuid():

@@ -16,7 +16,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from saas.core.database import loaded
 from saas.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from saas.core.ids import MAX_ROW_ID
 from saas.extensions import db
 from saas.orgs import audit, events
 from saas.orgs.models import MEMBER, OWNER, Membership, Organization
@@ -175,7 +174,7 @@ def membership(user_id, org_id):
 def member_access(principal, org_id):
     """For the gate: the organisation of the path and the caller's role in it; 404 for anyone
     who is not a member, whether or not it exists."""
-    found = membership(principal.user.id, org_id) if org_id <= MAX_ROW_ID else None
+    found = membership(principal.user.id, org_id)
     if found is None:
         raise NoSuchOrganization()
     return found.Organization, found.role

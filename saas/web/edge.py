@@ -122,10 +122,11 @@ class Edge:
 
         ``fixed_answers``: ``{path: (endpoint, JSON body)}`` for the answers that never change
         (the liveness probe): a GET for one of them without an ``Origin`` header is answered
-        here, with the same body, headers, log line and metrics, without going through Flask. A
-        probe hits a server every few seconds for as long as it runs, and Flask's dispatch cost
-        twice what the edge does around it. A browser's cross-origin request carries ``Origin``
-        and gets its CORS headers from Flask as before.
+        here, with the same body, security headers, request id, log line and metrics, without
+        going through Flask. A probe hits a server every few seconds for as long as it runs, and
+        Flask's dispatch cost twice what the edge does around it. CORS headers are left out
+        (``Vary: Origin`` says so to caches): only a browser's cross-origin request needs them,
+        and it carries ``Origin``, so Flask and flask-cors answer it as before.
         """
         self.app = app
         self.metrics = metrics
