@@ -62,7 +62,7 @@ class Prepared:
 
 # PostgreSQL's answers when a connection's prepared statement no longer fits: a migration changed
 # the type of a column it returns (0A000), or a pooler's reset (DISCARD ALL) dropped it (26000);
-# and when the connection holds one of that name that this process did not record (42P05).
+# and when PREPARE finds one of that name there (42P05): the stale one, or one not recorded.
 _STALE = ("0A000", "26000")
 _ALREADY_PREPARED = "42P05"
 
@@ -101,28 +101,18 @@ def _execute(connection, query, params):
             raise
     # Gone stale on this connection, and so on every pooled one: planned again here, once.
     # (Autocommit: a failed statement leaves nothing to roll back.)
-    _prepare(connection, query.name, prepare, replace=True)
+    _prepare(connection, query.name, prepare)
     return connection.execute(execute, params)
 
 
-def _prepare(connection, name, prepare, replace=False):
-    if replace:
-        _deallocate(connection, name)
+def _prepare(connection, name, prepare):
     try:
         connection.exec_driver_sql(prepare)
     except sa.exc.DBAPIError as error:
         if _code(error) != _ALREADY_PREPARED:
             raise
-        _deallocate(connection, name)
+        connection.exec_driver_sql(f"DEALLOCATE {name}")  # the stale plan, or one not recorded
         connection.exec_driver_sql(prepare)
-
-
-def _deallocate(connection, name):
-    try:
-        connection.exec_driver_sql(f"DEALLOCATE {name}")
-    except sa.exc.DBAPIError as error:
-        if _code(error) not in _STALE:  # none of that name: nothing to drop
-            raise
 
 
 def _code(error):
