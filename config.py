@@ -34,7 +34,7 @@ def normalize_database_url(url):
     SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, which is not installed, and the
     seed's clients still carry ``postgres://`` or ``postgresql+asyncpg://`` URLs.
     """
-    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg2://", "postgresql+psycopg://", "postgresql://", "postgres://"):
+    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix):]
     return url

@@ -44,8 +44,10 @@ ALIVE = {"status": "alive"}
 
 def fixed_answers(app):
     """The answers the WSGI edge gives itself (``saas.web.edge.Edge``): the liveness probe's,
-    the same bytes as the view's."""
-    return {"/health/live": ("system.liveness", app.json.response(ALIVE).get_data())}
+    at the view's path and under its endpoint, the same bytes as the view's."""
+    endpoint = f"{blp.name}.{liveness.__name__}"
+    path = next(app.url_map.iter_rules(endpoint)).rule
+    return {path: (endpoint, app.json.response(ALIVE).get_data())}
 
 
 @blp.route("/health/ready", methods=["GET"])
