@@ -219,6 +219,17 @@ class AdminSettings(Settings):
     first_superuser_password: str | None = Field(None, alias="FIRST_SUPERUSER_PASSWORD")
 
 
+class MfaSettings(Settings):
+    # How long a login waits for its second factor (the mfa_token of POST /auth/login).
+    token_seconds: int = Field(300, alias="MFA_TOKEN_SECONDS", ge=30, le=3600)
+    # Keys of the secrets kept encrypted at rest (TOTP seeds, SSO client secrets): comma-separated
+    # random strings of 32+ bytes, the first encrypts, all decrypt (saas/core/secrets.py).
+    # Empty: derived from SECRET_KEY.
+    encryption_keys: CommaList = Field([], alias="MFA_ENCRYPTION_KEY")
+    # None: true under APP_ENV=production. The admin API admits only sessions that passed 2FA.
+    admin_require_mfa: bool | None = Field(None, alias="ADMIN_REQUIRE_MFA")
+
+
 class WorkerSettings(Settings):
     # How often the worker runs its repairs (saas/sweeps.py) and its own RQ housekeeping.
     sweep_interval_seconds: int = Field(60, alias="SWEEP_INTERVAL_SECONDS", ge=5)
@@ -306,6 +317,7 @@ class Config:
         self.mail = _build(MailSettings, values)
         self.orgs = _build(OrgSettings, values)
         self.admin = _build(AdminSettings, values)
+        self.mfa = _build(MfaSettings, values)
         self.worker = _build(WorkerSettings, values)
         self.observability = _build(ObservabilitySettings, values)
         self.docs = _build(DocsSettings, values)
@@ -338,6 +350,9 @@ class Config:
         """Refuse settings that would be unsafe in production, or cannot work; each message
         names the variable."""
         self.validate_mail()
+        for key in self.mfa.encryption_keys:
+            if len(key.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(f"MFA_ENCRYPTION_KEY: each key needs at least {MIN_SECRET_BYTES} bytes")
         if self.env != "production":
             return
         secret = self.app.secret_key
@@ -446,6 +461,12 @@ class Config:
             # Operators
             "FIRST_SUPERUSER_EMAIL": self.admin.first_superuser_email,
             "FIRST_SUPERUSER_PASSWORD": self.admin.first_superuser_password,
+            # Two-factor authentication
+            "MFA_TOKEN_SECONDS": self.mfa.token_seconds,
+            "MFA_ENCRYPTION_KEYS": list(self.mfa.encryption_keys),
+            "ADMIN_REQUIRE_MFA": (
+                self.env == "production" if self.mfa.admin_require_mfa is None else self.mfa.admin_require_mfa
+            ),
             # Background work
             "SWEEP_INTERVAL_SECONDS": self.worker.sweep_interval_seconds,
             # Rate limits (flask-limiter's names)

@@ -67,7 +67,7 @@ def test_registration_gives_every_user_a_personal_organization_they_cannot_delet
 def test_creating_an_organization_makes_the_caller_its_owner_with_a_unique_slug(team):
     token = team.person("founder@example.com")
     first = team.org(token, "Acme Rockets")
-    assert set(first) == {"id", "name", "slug", "personal", "role", "created_at"}
+    assert set(first) == {"id", "name", "slug", "personal", "role", "require_mfa", "created_at"}
     assert (first["name"], first["slug"], first["personal"], first["role"]) == ("Acme Rockets", "acme-rockets", False, "owner")
     second = team.org(token, "Acme Rockets")
     assert second["slug"] != first["slug"] and second["slug"].startswith("acme-rockets")

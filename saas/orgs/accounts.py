@@ -24,9 +24,15 @@ class LastOwnerOfTeams(Conflict):
 
 
 def connect_signals():
+    user_events.account_audited.connect(_record_account_event, weak=False)
     user_events.account_deleting.connect(_leave_every_team, weak=False)
     user_events.account_deleting.connect(_forget_personal_data, weak=False)
     user_events.account_export.connect(_export, weak=False)
+
+
+def _record_account_event(user, *, action, details, **_):
+    """A change to an account's security, in the audit log with no organization."""
+    audit.record(None, action, target=f"user:{user.id}", details=details)
 
 
 def _team_memberships(user_id):

@@ -17,8 +17,9 @@ from saas.mail import queue_mail, register_link
 from saas.mail.models import MailMessage
 from saas.users import events
 from saas.users.models import User
-from saas.users.passwords import verify_password
-from saas.users.service import EmailTaken, WrongCurrentPassword, commit_unless_email_taken
+from saas.users import mfa
+from saas.users.passwords import check_current_password
+from saas.users.service import EmailTaken, commit_unless_email_taken
 from saas.users.tokens import (
     EMAIL_VERIFY, InvalidToken, StaleLink, address_fingerprint, issued_stamp, may_still_mint, mint_link, read_link,
 )
@@ -44,11 +45,12 @@ def send_verification(user):
     )
 
 
-def request_email_change(user, new_email, current_password):
+def request_email_change(user, new_email, current_password, code=None):
     """Send a confirmation link to ``new_email`` and a notice to the current address; the
-    address changes when the link is used."""
-    if not verify_password(current_password, user.hashed_password):
-        raise WrongCurrentPassword()
+    address changes when the link is used. Needs the current password, and a second-factor code
+    when two-factor is on."""
+    check_current_password(user, current_password)
+    mfa.check_second_factor(user, code)
     if new_email == user.email:
         raise InvalidInput(field="email", reason="This is already the account's email address.")
     if _taken(new_email, user.id):

@@ -9,6 +9,7 @@ from flask.cli import AppGroup
 
 from saas.core.emails import normalize_email
 from saas.core.errors import InvalidInput
+from saas.users import mfa
 from saas.users.service import (
     NoSuchUser,
     NotPromotable,
@@ -48,6 +49,26 @@ def activate(email):
     """Enable a disabled account."""
     set_user_active(_user(email), True)
     click.echo(f"activated {email}")
+
+
+@users_cli.command("reset-mfa")
+@click.argument("email")
+def reset_mfa(email):
+    """Turn off the two-factor authentication of an account whose owner lost both the
+    authenticator and the recovery codes (check who is asking first). Every session ends, a
+    notice is mailed, and the audit log records it."""
+    try:
+        mfa.reset(_user(email))
+    except mfa.MfaNotEnabled as error:
+        raise click.ClickException(f"{email}: {error.message}") from None
+    click.echo(f"two-factor authentication of {email} is off; every session was ended")
+
+
+@users_cli.command("reencrypt-secrets")
+def reencrypt_secrets():
+    """Encrypt every stored secret (two-factor seeds) again with the first MFA_ENCRYPTION_KEY:
+    run it after putting a new key first, then drop the old one."""
+    click.echo(f"re-encrypted {mfa.reencrypt_secrets()} secrets with the first MFA_ENCRYPTION_KEY")
 
 
 @users_cli.command("make-superuser")

@@ -47,6 +47,11 @@ class User(db.Model):
     # issued under (``saas.users.tokens``), so such a change voids them all. Null on rows the
     # previous release wrote; it counts as a stamp like any other until the first change.
     security_stamp: Mapped[str | None] = mapped_column(sa.String(32), default=new_security_stamp)
+    # Whether logging in needs a second factor (a confirmed ``TotpCredential``): kept in step with
+    # it, on this row so that the gate and organizations' policies read it without a query.
+    mfa_enabled: Mapped[bool] = mapped_column(
+        sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    )
     # Set when the owner deleted the account: the row stays, without personal data, because
     # usage and billing records that must be kept for accounting point at it.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -69,3 +74,36 @@ class User(db.Model):
 
     def __repr__(self):
         return f"<User {self.id}>"
+
+
+class TotpCredential(db.Model):
+    """A user's authenticator app (RFC 6238): the shared secret, encrypted at rest
+    (``saas.core.secrets``). Unconfirmed (``confirmed_at`` null) between setup and the first code;
+    ``last_used_step`` is the time step of the last code accepted, so no code works twice."""
+
+    __tablename__ = "mfa_totp"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    secret_encrypted: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
+    )
+
+
+class RecoveryCode(db.Model):
+    """One of a user's single-use recovery codes, stored as a salted SHA-256 only."""
+
+    __tablename__ = "mfa_recovery_codes"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    salt: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    code_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
+    )

@@ -7,25 +7,18 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from saas.core.emails import lenient_email
-from saas.core.errors import Conflict, DomainError, NotFound
+from saas.core.errors import Conflict, NotFound
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.mail.service import forget_mail_of, mail_of
 from saas.users import events
 from saas.users.models import User, deleted_address
-from saas.users.passwords import check_password, hash_password, verify_password
+from saas.users import mfa
+from saas.users.passwords import check_current_password, check_password, hash_password
 
 
 class EmailTaken(Conflict):
     message = "An account with this email already exists."
-
-
-class WrongCurrentPassword(DomainError):
-    status = 400
-    message = "The current password is incorrect."
-
-    def __init__(self):
-        super().__init__(errors={"current_password": [self.message]})
 
 
 class NoSuchUser(NotFound):
@@ -82,8 +75,8 @@ def update_profile(user, changes, *, keep_session_id=None):
     session of the user and revokes their API keys (``password_changed``): whoever stole the old
     password or a token may have minted some."""
     if "password" in changes:
-        if not verify_password(changes["current_password"], user.hashed_password):
-            raise WrongCurrentPassword()
+        check_current_password(user, changes["current_password"])
+        mfa.check_second_factor(user, changes.get("code"))
         check_password(changes["password"], email=user.email, full_name=changes.get("full_name", user.full_name))
         user.hashed_password = hash_password(changes["password"])
         user.rotate_security_stamp()  # voids every link mailed for the account until now
@@ -113,13 +106,14 @@ def make_superuser(user):
     return user
 
 
-def delete_account(user, current_password):
-    """Delete the account: every package removes what it holds about the user
-    (``account_deleting``, one transaction; a package may refuse with its error), then the row
-    is anonymised, not deleted, so the usage and billing records kept for accounting still
-    point at it. Billing cancels the subscriptions in Stripe afterwards (``account_deleted``)."""
-    if not verify_password(current_password, user.hashed_password):
-        raise WrongCurrentPassword()
+def delete_account(user, current_password, code=None):
+    """Delete the account (the current password, and a second-factor code when two-factor is
+    on, needed): every package removes what it holds about the user (``account_deleting``, one
+    transaction; a package may refuse with its error), then the row is anonymised, not deleted,
+    so the usage and billing records kept for accounting still point at it. Billing cancels the
+    subscriptions in Stripe afterwards (``account_deleted``)."""
+    check_current_password(user, current_password)
+    mfa.check_second_factor(user, code)
     try:
         events.account_deleting.send(user)
     except Exception:
@@ -145,6 +139,7 @@ def export_account(user):
             "created_at": user.created_at, "updated_at": user.updated_at,
         },
         "mail": mail_of(user.id),
+        "two_factor": mfa.export(user),
     }
     for _, sections in events.account_export.send(user):
         document.update(sections or {})
