@@ -219,8 +219,8 @@ def test_every_setting_in_the_config_map_and_secrets_is_one_the_app_reads(render
         assert secret["data"].keys() <= SECRET_NAMES, secret["data"].keys() - SECRET_NAMES
 
 
-def test_the_readme_lists_the_config_map_and_the_secret_as_they_are():
-    text = " ".join((ROOT / "README.md").read_text().split())
+def test_the_docs_list_the_config_map_and_the_secret_as_they_are():
+    text = " ".join((ROOT / "docs" / "operations" / "kubernetes.md").read_text().split())
     config_map_names = re.search(r"The ConfigMap holds (.*?); add ", text).group(1)
     secret_names = re.search(r"The Secret `saas-secrets` holds (.*?) \(empty means unset", text).group(1)
     base = dict(

@@ -313,7 +313,9 @@ def test_declined_revoked_expired_and_forged_invitations_add_nobody(team, acme):
     assert team.client.post(ACCEPT, json={"token": team.invitation_token("expired@example.com")}, headers=bearer(expired)).status_code == 400
     assert team.invite(tokens["admin"], org["id"], "expired@example.com").status_code == 201  # no longer blocks a new one
 
-    for forged in ("x" * 43, team.invitation_token("expired@example.com")[:-1] + "A"):
+    real = team.invitation_token("expired@example.com")  # the new, valid invitation's
+    middle = len(real) // 2  # a different character in the middle: never the real token by chance
+    for forged in ("x" * 43, real[:middle] + ("B" if real[middle] != "B" else "C") + real[middle + 1:]):
         assert team.client.post(ACCEPT, json={"token": forged}, headers=bearer(expired)).status_code == 400
     assert len(team.get(f"{base}/members", tokens["owner"]).get_json()) == 3
     assert {"invitation.declined", "invitation.revoked"} <= set(audit_actions(org["id"]))
