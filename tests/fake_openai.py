@@ -100,13 +100,7 @@ class FakeOpenAI(LoopbackServer):
             self.requests.append(RecordedRequest(request.method, request.path, body, dict(request.headers)))
             generation, mode = self._generation, self.mode
 
-        if mode == "unavailable":
-            self._drop_connection(environ)
-        if mode == "slow":
-            with self._changed:
-                self._changed.wait_for(lambda: self._generation != generation, timeout=self.delay)
-            if self._generation != generation:
-                self._drop_connection(environ)  # reset meanwhile: no late answer into the next test
+        self._act_out_outage(environ, mode, generation)
         if mode == "malformed":
             return Response('{"object": "chat.completion", "choices": []}', content_type="application/json")(
                 environ, start_response
@@ -116,11 +110,6 @@ class FakeOpenAI(LoopbackServer):
                 environ, start_response
             )
         return self._answer(request, body, mode)(environ, start_response)
-
-    @staticmethod
-    def _drop_connection(environ):
-        environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
-        raise ConnectionAbortedError("FakeOpenAI dropped the connection on purpose")
 
     @staticmethod
     def _send_until_close(environ, chunks):
