@@ -6,7 +6,7 @@ from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import MIGRATIONS_DIR, Config
-from saas import admin, ai, apikeys, auth, billing, orgs, system, usage, users
+from saas import admin, ai, apikeys, auth, billing, oauth, orgs, system, usage, users
 from saas.apikeys.credentials import api_key_authenticator
 from saas.apikeys.service import connect_signals as connect_api_key_signals
 from saas.auth.cli import auth_cli
@@ -55,7 +55,7 @@ def create_app(config=None):
     app.json = JSONProvider(app)
     app.json.sort_keys = False
 
-    metrics = _init_extensions(app)
+    metrics = _init_extensions(app, config)
     _register_blueprints(app)
     # Every model is imported by now: finish the mappers here, once, instead of in whichever
     # request first builds an instance (the gate builds the caller's without the constructor,
@@ -78,7 +78,7 @@ def create_app(config=None):
     return app
 
 
-def _init_extensions(app):
+def _init_extensions(app, config):
     init_logging(app)
     init_sentry(app)
     db.init_app(app)
@@ -95,6 +95,7 @@ def _init_extensions(app):
     init_redis(app)
     set_inline_runner(app, run_after_response)
     init_mail(app)
+    oauth.init_app(app, config.oauth)
     init_bulkheads(app, {
         "stripe": ("Stripe", app.config["STRIPE_MAX_CONCURRENT"]),
         "ai": ("the model provider", app.config["AI_MAX_CONCURRENT_CALLS"]),
@@ -117,8 +118,9 @@ def init_migrations(app):
 def _register_blueprints(app):
     app.register_blueprint(docs_assets_blp)
     api.register_blueprint(system.blp)
-    blueprints = [package.blp for package in (auth, users, orgs, apikeys, billing, ai, usage, admin)]
-    blueprints += [orgs.invitations_blp, apikeys.org_keys_blp, billing.org_billing_blp, usage.org_usage_blp]
+    blueprints = [package.blp for package in (auth, oauth, users, orgs, apikeys, billing, ai, usage, admin)]
+    blueprints += [oauth.identities_blp, orgs.invitations_blp, apikeys.org_keys_blp, billing.org_billing_blp,
+                   usage.org_usage_blp]
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=API_PREFIX + blueprint.url_prefix)
 
@@ -135,6 +137,7 @@ def _connect_packages(app):
     org_accounts.connect_signals()
     org_invitations.connect_mail()
     connect_session_signals()
+    oauth.connect_signals()
     connect_api_key_signals()
     connect_billing_signals()
     connect_usage_signals()

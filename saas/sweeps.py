@@ -7,6 +7,7 @@ a killed worker or an outside outage left undone:
 - settled usage not yet reported to the Stripe meter after an interval is reported;
 - AI jobs that can no longer finish are failed, and their reservations given back;
 - reservations past their time are deleted;
+- social-login flows and one-time codes past their time are deleted;
 - mail still unsent whose job is gone is queued again;
 - per-seat subscriptions whose quantity is not the member count are brought to it;
 - subscriptions of deleted accounts still live in Stripe are canceled;
@@ -34,6 +35,7 @@ from saas.billing.service import create_missing_customers
 from saas.billing.webhooks import replay_failed_events
 from saas.core.queue import job_app_context
 from saas.mail.service import resend_unsent
+from saas.oauth.flow import forget_expired as forget_expired_oauth_rows
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.orgs.models import Organization
@@ -120,6 +122,7 @@ REPAIRS = {
     "usage_reports": _unreported_usage,
     "orphaned_ai_jobs": lambda: fail_orphaned_jobs(limit=BATCH),
     "expired_reservations": lambda: forget_expired_reservations(limit=BATCH),
+    "expired_oauth_flows": forget_expired_oauth_rows,
     "seat_counts": _seat_counts,
     "deleted_accounts_subscriptions": _deleted_accounts_subscriptions,
     "unsent_mail": lambda: resend_unsent(created_before=utcnow() - settle_time(), limit=BATCH),

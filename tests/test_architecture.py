@@ -10,7 +10,7 @@ from tests.conftest import make_app
 
 SAAS = Path(__file__).resolve().parent.parent / "saas"
 # Lowest first: a package may import itself and the ones before it, never one after it.
-LAYERS = ["core", "web", "mail", "users", "orgs", "apikeys", "auth", "billing", "usage", "ai", "admin", "system"]
+LAYERS = ["core", "web", "mail", "users", "orgs", "apikeys", "auth", "oauth", "billing", "usage", "ai", "admin", "system"]
 # What the shared layers may use besides each other.
 SHARED = {"saas.extensions"}
 # Modules that speak HTTP: views and what views are built from.
@@ -38,6 +38,10 @@ PUBLIC_OPERATIONS = {
     ("POST", "/api/v1/auth/verify-email"),
     ("POST", "/api/v1/auth/password-reset"),
     ("POST", "/api/v1/auth/password-reset/confirm"),
+    ("GET", "/api/v1/auth/oauth/providers"),
+    ("GET", "/api/v1/auth/oauth/{provider}/authorize"),
+    ("GET", "/api/v1/auth/oauth/{provider}/callback"),
+    ("POST", "/api/v1/auth/oauth/exchange"),
     ("GET", "/api/v1/billing/plans"),
     ("POST", "/api/v1/billing/webhook"),
 }

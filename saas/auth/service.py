@@ -33,7 +33,7 @@ from saas.users.mfa import METHODS as MFA_METHODS, accept_code
 from saas.users.models import User
 from saas.users.passwords import burn_verification_time, verify_password
 from saas.users.tokens import issued_stamp, stamp_unchanged
-from saas.web.blueprint import MFA_METHOD
+from saas.web.blueprint import MFA_METHOD, PASSWORD_METHOD
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ def authenticate(email, password):
         raise InvalidCredentials()
     if not user.is_active:
         raise AccountDisabled()
+    events.login_checking.send(user.email, user=user, method=PASSWORD_METHOD)  # a receiver may refuse it
     return user
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from saas.core.database import after_commit, atomic
 from saas.core.emails import lenient_email
 from saas.core.errors import Conflict, NotFound
 from saas.core.time import utcnow
@@ -14,7 +15,7 @@ from saas.mail.service import forget_mail_of, mail_of
 from saas.users import events
 from saas.users.models import User, deleted_address
 from saas.users import mfa
-from saas.users.passwords import check_current_password, check_password, hash_password
+from saas.users.passwords import check_current_password, check_password, hash_password, unusable_password
 
 
 class EmailTaken(Conflict):
@@ -33,24 +34,26 @@ class NotPromotable(Conflict):
         super().__init__(f"The account is not made a superuser: {reason}.")
 
 
+@atomic
 def create_user(email, password, full_name=None, *, superuser=False, verified=False):
-    """Insert the user (with their personal organisation, ``user_creating``); ``user_registered``
-    then has billing create the Stripe customer and a verification message go out (unless the
-    address counts as ``verified`` already: an operator's, made from the command line)."""
-    check_password(password, email=email, full_name=full_name)
+    """Insert the user (with their personal organisation, ``user_creating``); once committed,
+    ``user_registered`` has billing create the Stripe customer and a verification message go out
+    (unless the address counts as ``verified`` already: an operator's, made from the command
+    line, or one a social login's provider vouches for). ``password`` None: an account without a
+    password (a social login's), whose owner can set one with a password reset."""
+    if password is not None:
+        check_password(password, email=email, full_name=full_name)
     user = User(
-        email=email, hashed_password=hash_password(password), full_name=full_name, is_superuser=superuser,
-        email_verified=verified,
+        email=email, hashed_password=hash_password(password) if password is not None else unusable_password(),
+        full_name=full_name, is_superuser=superuser, email_verified=verified,
     )
     db.session.add(user)
     try:
         db.session.flush()
     except IntegrityError:
-        db.session.rollback()
         raise EmailTaken() from None
     events.user_creating.send(user)
-    commit_unless_email_taken()
-    events.user_registered.send(user)
+    after_commit(lambda: events.user_registered.send(user))
     return user
 
 
