@@ -193,3 +193,47 @@ def test_the_oauth2_password_flow_logs_in_at_the_login_operation(spec_and_app):
     properties = [set(spec["components"]["schemas"][answer["$ref"].rsplit("/", 1)[-1]]["properties"]) for answer in answers]
     assert any({"access_token", "token_type"} <= names for names in properties)
     assert any({"mfa_required", "mfa_token"} <= names for names in properties)
+
+
+# What makes a session and its tokens. Issue 22 (and 23 for the one-time code of a social login):
+# every way of logging in ends in complete_login, which alone, with the second-factor step, opens
+# a session; so none can skip the second factor. A new way of logging in calls complete_login.
+SESSION_MAKERS = {"AuthSession", "_open_session", "_token_pair", "create_access_token", "create_refresh_token",
+                  "complete_login"}
+
+
+class _CallsByFunction(ast.NodeVisitor):
+    """(innermost enclosing function, called name) for every call of a name in ``names``."""
+
+    def __init__(self, names):
+        self.names, self.stack, self.found = names, [], set()
+
+    def visit_FunctionDef(self, node):
+        self.stack.append(node.name)
+        self.generic_visit(node)
+        self.stack.pop()
+
+    def visit_Call(self, node):
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+        if name in self.names:
+            self.found.add((self.stack[-1] if self.stack else "<module>", name))
+        self.generic_visit(node)
+
+
+def test_a_login_becomes_a_session_in_one_place_only():
+    found = set()
+    for path, tree in _modules():
+        visitor = _CallsByFunction(SESSION_MAKERS)
+        visitor.visit(tree)
+        found |= {(str(path.relative_to(SAAS)), function, name) for function, name in visitor.found}
+    assert found == {
+        ("auth/service.py", "_open_session", "AuthSession"),
+        ("auth/service.py", "complete_login", "_open_session"),
+        ("auth/service.py", "_verified_login", "_open_session"),  # the second factor, after complete_login
+        ("auth/service.py", "_open_session", "_token_pair"),
+        ("auth/service.py", "rotate_refresh_token", "_token_pair"),  # a session's next pair
+        ("auth/service.py", "_token_pair", "create_access_token"),
+        ("auth/service.py", "_token_pair", "create_refresh_token"),
+        ("auth/routes.py", "login", "complete_login"),  # a password
+        ("oauth/service.py", "_exchanged", "complete_login"),  # a social login's one-time code
+    }

@@ -93,34 +93,42 @@ def test_readiness_holds_while_a_newer_release_has_migrated_and_fails_when_behin
         engine.dispose()
 
 
+# The newest revision that alters tables the previous release reads (two-factor: columns on users,
+# auth_sessions, organizations); later ones only create tables, which wait for no lock a reader holds.
+NEWEST_ALTERING_REVISION = "d9f1b3c5e7a2"
+
+
+def _reading_every_table(connection):
+    """A request of the previous release, in the middle of its transaction, has read every table."""
+    tables = connection.execute(sa.text(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+    )).scalars().all()
+    for table in tables:
+        connection.execute(sa.text(f'SELECT count(*) FROM "{table}"'))
+
+
 def test_an_upgrade_that_cannot_get_its_lock_gives_up_instead_of_stalling_the_serving_release(empty_postgres_database):
     """`flask db upgrade` runs while the previous release serves. A schema change waiting for a
     table lock would queue every later query on that table behind it, for as long as the
     transaction it waits for lasts: instead it gives up (lock_timeout, migrations/env.py), with
     nothing applied, and the next run (the Kubernetes Job's retry) succeeds."""
+    before_altering = ScriptDirectory.from_config(alembic_config()).get_revision(NEWEST_ALTERING_REVISION).down_revision
     assert flask_db("upgrade", database_url=empty_postgres_database).returncode == 0
-    assert flask_db("downgrade", database_url=empty_postgres_database).returncode == 0  # one back: the previous release
+    assert flask_db("downgrade", before_altering, database_url=empty_postgres_database).returncode == 0
     engine = sa.create_engine(normalize_database_url(empty_postgres_database))
 
     def revision():
         with engine.connect() as connection:
             return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
 
-    previous = revision()
     _, [head] = known_revisions()
     try:
         with engine.connect() as serving:
-            # A request of the previous release, in the middle of its transaction, has read every
-            # table (whichever the newest revision alters).
-            tables = serving.execute(sa.text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-            )).scalars().all()
-            for table in tables:
-                serving.execute(sa.text(f'SELECT count(*) FROM "{table}"'))
+            _reading_every_table(serving)
             upgrade = flask_db("upgrade", database_url=empty_postgres_database, timeout=120)
             assert upgrade.returncode != 0
             assert "lock timeout" in upgrade.stderr
-            assert revision() == previous  # nothing half-applied
+            assert revision() == before_altering  # nothing half-applied
             serving.rollback()
         again = flask_db("upgrade", database_url=empty_postgres_database, timeout=120)
         assert again.returncode == 0, again.stderr
@@ -129,11 +137,34 @@ def test_an_upgrade_that_cannot_get_its_lock_gives_up_instead_of_stalling_the_se
         engine.dispose()
 
 
-def test_the_readiness_check_reads_the_same_heads_as_alembic():
-    """saas/system/migrations.py reads revision ids without Alembic; it must agree with it."""
+SOCIAL_LOGIN_REVISION = "e2b4d6f8a0c3"
+
+
+def test_the_social_login_revision_applies_while_the_previous_release_reads(empty_postgres_database):
+    """Expand only: its tables are created without waiting for any lock the previous release's
+    requests hold (their foreign keys to `users` take none that a reader conflicts with)."""
+    previous = ScriptDirectory.from_config(alembic_config()).get_revision(SOCIAL_LOGIN_REVISION).down_revision
+    assert flask_db("upgrade", previous, database_url=empty_postgres_database).returncode == 0
+    engine = sa.create_engine(normalize_database_url(empty_postgres_database))
+    try:
+        with engine.connect() as serving:
+            _reading_every_table(serving)
+            upgrade = flask_db("upgrade", SOCIAL_LOGIN_REVISION, database_url=empty_postgres_database, timeout=120)
+            assert upgrade.returncode == 0, upgrade.stderr
+            serving.rollback()
+    finally:
+        engine.dispose()
+
+
+def alembic_config():
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    script = ScriptDirectory.from_config(config)
+    return config
+
+
+def test_the_readiness_check_reads_the_same_heads_as_alembic():
+    """saas/system/migrations.py reads revision ids without Alembic; it must agree with it."""
+    script = ScriptDirectory.from_config(alembic_config())
     revisions, heads = known_revisions()
     assert heads == set(script.get_heads())
     assert revisions == {revision.revision for revision in script.walk_revisions()}

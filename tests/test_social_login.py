@@ -295,6 +295,14 @@ def test_a_discovery_document_naming_another_issuer_stops_at_authorize(browser, 
     assert db.session.scalars(sa.select(OAuthState)).all() == []
 
 
+def test_the_issuer_must_be_configured_exactly_as_the_provider_names_it(social, fake_oidc):
+    browser = Browser(social(OAUTH_OIDC_ISSUER=fake_oidc.issuer + "/"))
+
+    assert error_of(browser.open(f"{OAUTH}/oidc/authorize")) == "provider_error"
+    assert len(fake_oidc.requests_to("/.well-known/openid-configuration")) == 1
+    assert fake_oidc.requests_to("/authorize") == []
+
+
 def test_an_unreachable_discovery_document_is_provider_unavailable(browser, fake_oidc):
     fake_oidc.discovery = "unavailable"
 

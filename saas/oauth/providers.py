@@ -173,14 +173,15 @@ class OpenIDProvider(Provider):
 
     def __init__(self, issuer, client_id, client_secret, *, display_name, scopes, timeout):
         super().__init__(client_id, client_secret, timeout)
-        self.issuer = issuer.rstrip("/")
+        self.issuer = issuer  # as configured: compared exactly (Auth0's ends with a slash)
         self.display_name = display_name
         self.scopes = tuple(scopes)
         self._metadata = _Cached(self._discover)
         self._keys = _Cached(lambda: _fetch_json(self.endpoints()["jwks_uri"], self.timeout))
 
     def _discover(self):
-        document = _fetch_json(f"{self.issuer}/.well-known/openid-configuration", self.timeout)
+        # OpenID Connect Discovery 1.0, section 4: the issuer without its trailing slash.
+        document = _fetch_json(f"{self.issuer.rstrip('/')}/.well-known/openid-configuration", self.timeout)
         if not isinstance(document, dict):
             raise ProviderRefused("the discovery document is not a JSON object")
         if document.get("issuer") != self.issuer:

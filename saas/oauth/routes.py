@@ -10,7 +10,7 @@ import re
 
 from flask import Response, current_app, request, url_for
 
-from saas.auth.schemas import LoginResultSchema, MfaRequiredSchema, TokenSchema
+from saas.auth.schemas import LOGIN_RESULT_RESPONSES, LoginResultSchema
 from saas.oauth import service
 from saas.oauth.flow import STATE_SECONDS, new_token
 from saas.oauth.limits import oauth_ip_limit
@@ -129,10 +129,7 @@ def callback(args, provider):
 @oauth_ip_limit
 @blp.arguments(ExchangeSchema)
 @blp.response(200, LoginResultSchema)
-@blp.doc(responses={"200": {
-    "description": "The token pair, or the second-factor step for an account with two-factor on.",
-    "content": {"application/json": {"schema": {"oneOf": [TokenSchema, MfaRequiredSchema]}}},
-}})
+@blp.doc(responses=LOGIN_RESULT_RESPONSES)
 @blp.alt_response(401, response="UNAUTHORIZED")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def exchange(fields):
