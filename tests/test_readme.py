@@ -60,7 +60,7 @@ def bash_blocks():
 def identity_provider():
     """The OpenID Connect provider `make run` signs in with (docs/api/authentication.md#social-login)."""
     with FakeOIDCProvider(path="/realms/readme") as provider:
-        provider.sign_in_as(sub="readme-grace", email="grace@example.com", email_verified=True, name="Grace Hopper")
+        provider.sign_in_as(sub="readme-hedy", email="hedy@example.com", email_verified=True, name="Hedy Lamarr")
         yield provider
 
 

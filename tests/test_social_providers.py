@@ -99,12 +99,12 @@ def idp(fake_oidc):
     return fake_oidc
 
 
-def id_token_from(provider, *, issuer, **claims):
-    """A real ID token of the fake provider, signed with its key, carrying ``issuer`` and ``claims``:
-    ``(id_token, access_token, nonce)``."""
+def id_token_from(provider, *, issuer, audience=None, **claims):
+    """A real ID token of the fake provider, signed with its key, carrying ``issuer`` (and
+    ``audience``, when given) and ``claims``: ``(id_token, access_token, nonce)``."""
     provider.sign_in_as(sub=claims.pop("sub", "person-1"), email=claims.pop("email", "ada@contoso.test"),
                         email_verified=claims.pop("email_verified", None), **claims)
-    provider.forge_id_tokens(issuer=issuer)
+    provider.forge_id_tokens(issuer=issuer, audience=audience)
     verifier, nonce = secrets.token_urlsafe(48), secrets.token_urlsafe(32)
     authorized = requests.get(f"{provider.issuer}/authorize", params={
         "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI, "scope": "openid email",
@@ -227,3 +227,11 @@ def test_an_access_token_that_does_not_match_at_hash_is_refused(idp):
 
     with pytest.raises(ProviderRefused, match="at_hash"):
         check(provider, idp, id_token, "an-access-token-from-elsewhere", nonce)
+
+
+def test_a_token_for_another_audience_is_refused_even_if_it_names_us_its_authorized_party(idp):
+    id_token, access_token, nonce = id_token_from(idp, issuer=idp.issuer, audience="another-client", azp=CLIENT_ID)
+    provider = OpenIDProvider(idp.issuer, CLIENT_ID, CLIENT_SECRET, display_name="x", scopes=["openid"], timeout=5)
+
+    with pytest.raises(ProviderRefused, match="aud"):
+        check(provider, idp, id_token, access_token, nonce)
