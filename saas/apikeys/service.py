@@ -86,11 +86,9 @@ def revoke_key(org, key_id):
     db.session.commit()
 
 
-def revoke_all_keys(user_id, *, commit=True):
-    """Delete every API key the user created, in every organisation."""
+def revoke_all_keys(user_id):
+    """Delete every API key the user created, in every organisation (in the caller's use case)."""
     db.session.execute(sa.delete(ApiKey).where(ApiKey.user_id == user_id))
-    if commit:
-        db.session.commit()
 
 
 # A key, its creator and the creator's personal organisation, in one query (the gate's, in
@@ -154,7 +152,7 @@ def _revoke_on_removal(org_id, *, user_id, keep_api_keys=False, **_):
 
 
 def _revoke_on_deletion(user, **_):
-    revoke_all_keys(user.id, commit=False)
+    revoke_all_keys(user.id)
 
 
 KEY_EXPORT = ("id", "org_id", "name", "prefix", "created_at", "last_used_at", "expires_at")
