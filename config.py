@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from dotenv import dotenv_values
-from pydantic import BeforeValidator, Field, ValidationError
+from limits import parse_many
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -74,7 +75,18 @@ def parse_quotas(raw):
     return {name: int(tokens) for name, tokens in quotas.items()}
 
 
+def parse_rate_limit(raw):
+    """A flask-limiter limit (``20/hour``, ``10 per 15 minutes``, ``5/minute;100/day``), checked
+    at start: a malformed one would otherwise be skipped at every request, leaving it unlimited."""
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a rate limit such as '20/hour' or '10 per 15 minutes'") from None
+    return raw
+
+
 CommaList = Annotated[list[str], BeforeValidator(_split_list)]
+RateLimit = Annotated[str, AfterValidator(parse_rate_limit)]
 Plans = Annotated[dict[str, str], BeforeValidator(parse_plans)]
 Quotas = Annotated[dict[str, int], BeforeValidator(parse_quotas)]
 
@@ -169,16 +181,18 @@ class RateLimitSettings(Settings):
     enabled: bool = Field(True, alias="RATELIMIT_ENABLED")
     # None: REDIS_URL, else process memory.
     storage_uri: str | None = Field(None, alias="RATELIMIT_STORAGE_URI")
-    default: str = Field("600 per minute", alias="RATELIMIT_DEFAULT")
-    login_ip: str = Field("30 per minute", alias="RATELIMIT_LOGIN_IP")
-    login_account: str = Field("10 per 15 minutes", alias="RATELIMIT_LOGIN_ACCOUNT")
-    register_ip: str = Field("100 per hour", alias="RATELIMIT_REGISTER_IP")
-    refresh_ip: str = Field("60 per minute", alias="RATELIMIT_REFRESH_IP")
+    default: RateLimit = Field("600 per minute", alias="RATELIMIT_DEFAULT")
+    login_ip: RateLimit = Field("30 per minute", alias="RATELIMIT_LOGIN_IP")
+    login_account: RateLimit = Field("10 per 15 minutes", alias="RATELIMIT_LOGIN_ACCOUNT")
+    register_ip: RateLimit = Field("100 per hour", alias="RATELIMIT_REGISTER_IP")
+    refresh_ip: RateLimit = Field("60 per minute", alias="RATELIMIT_REFRESH_IP")
     # Password reset requests per address and per email asked about (every request counts).
-    password_reset_ip: str = Field("20 per hour", alias="RATELIMIT_PASSWORD_RESET_IP")
-    password_reset_account: str = Field("5 per hour", alias="RATELIMIT_PASSWORD_RESET_ACCOUNT")
+    password_reset_ip: RateLimit = Field("20 per hour", alias="RATELIMIT_PASSWORD_RESET_IP")
+    password_reset_account: RateLimit = Field("5 per hour", alias="RATELIMIT_PASSWORD_RESET_ACCOUNT")
     # Messages a signed-in user can have sent: new verification links, email changes.
-    email_send: str = Field("5 per hour", alias="RATELIMIT_EMAIL_SEND")
+    email_send: RateLimit = Field("5 per hour", alias="RATELIMIT_EMAIL_SEND")
+    # Invitations an organisation's admins may send, per sender and per organisation.
+    invitation_send: RateLimit = Field("20/hour", alias="INVITATION_SEND_LIMIT")
 
 
 class MailSettings(Settings):
@@ -210,6 +224,12 @@ class OrgSettings(Settings):
     invitation_ttl_days: int = Field(7, alias="INVITATION_TTL_DAYS", ge=1, le=90)
     # The front-end page an invitation links to: FRONTEND_URL + path + ?token=...
     invitation_path: str = Field("/invitations", alias="INVITATION_PATH")
+
+
+class ApiKeySettings(Settings):
+    # The most keys an organisation may have (a user's personal keys are their personal
+    # organisation's), and the most one user may have made across the organisations they are in.
+    max_keys: int = Field(25, alias="API_KEYS_MAX", ge=1)
 
 
 class AdminSettings(Settings):
@@ -305,6 +325,7 @@ class Config:
         self.rate_limits = _build(RateLimitSettings, values)
         self.mail = _build(MailSettings, values)
         self.orgs = _build(OrgSettings, values)
+        self.api_keys = _build(ApiKeySettings, values)
         self.admin = _build(AdminSettings, values)
         self.worker = _build(WorkerSettings, values)
         self.observability = _build(ObservabilitySettings, values)
@@ -443,6 +464,9 @@ class Config:
             # Organisations
             "INVITATION_TTL_DAYS": self.orgs.invitation_ttl_days,
             "INVITATION_PATH": self.orgs.invitation_path,
+            "INVITATION_SEND_LIMIT": limits.invitation_send,
+            # API keys
+            "API_KEYS_MAX": self.api_keys.max_keys,
             # Operators
             "FIRST_SUPERUSER_EMAIL": self.admin.first_superuser_email,
             "FIRST_SUPERUSER_PASSWORD": self.admin.first_superuser_password,

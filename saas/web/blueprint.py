@@ -57,7 +57,14 @@ class Principal:
 
     @property
     def rate_limit_key(self):
-        return f"api-key:{self.api_key_id}" if self.api_key_id is not None else f"user:{self.user.id}"
+        """Whose budget the call spends: an organisation's key, the organisation's (shared by all
+        its keys); a login session or a personal key, the user's (shared by all their sessions
+        and personal keys). More keys never buy more requests."""
+        if self.api_key_org_id is not None:
+            personal = self.user.personal_org
+            if personal is None or self.api_key_org_id != personal.id:
+                return f"org:{self.api_key_org_id}"
+        return f"user:{self.user.id}"
 
 
 @dataclass(frozen=True)

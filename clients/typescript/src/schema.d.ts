@@ -503,7 +503,10 @@ export interface paths {
         put?: never;
         /**
          * Create an API key; the response is the only time the key itself is shown.
-         * @description Send it as `Authorization: Bearer <key>` or `X-API-Key: <key>` to the AI, usage and
+         * @description At most `API_KEYS_MAX` (25) keys per owner: 409 past it, or when the caller has made that
+         *     many across their organizations; revoke one first.
+         *
+         *     Send it as `Authorization: Bearer <key>` or `X-API-Key: <key>` to the AI, usage and
          *     read-only account endpoints. Managing keys and changing the account need a login session.
          */
         post: operations["api_keys_create"];
@@ -954,7 +957,8 @@ export interface paths {
         /**
          * Create an API key of the organization (admins); shown this once. It acts for the
          *     organization: its quota, its plan. It keeps working when its creator leaves only if the
-         *     admin removing them keeps it (`keep_api_keys=true`).
+         *     admin removing them keeps it (`keep_api_keys=true`). At most `API_KEYS_MAX` (25) keys per
+         *     organization, and per person across their organizations: 409 past either.
          */
         post: operations["org_api_keys_create_org_api_key"];
         delete?: never;
@@ -2582,6 +2586,7 @@ export interface operations {
             };
             401: components["responses"]["UNAUTHORIZED"];
             403: components["responses"]["FORBIDDEN"];
+            409: components["responses"]["CONFLICT"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
@@ -3228,6 +3233,7 @@ export interface operations {
             401: components["responses"]["UNAUTHORIZED"];
             403: components["responses"]["FORBIDDEN"];
             404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
