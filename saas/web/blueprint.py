@@ -26,7 +26,7 @@ import flask_smorest
 from flask import current_app, g, request
 
 from saas.core.actor import Actor, current_actor
-from saas.core.errors import Forbidden, Unauthenticated
+from saas.core.errors import DomainError, Forbidden, Unauthenticated
 from saas.extensions import limiter
 from saas.web.api import SESSION, SecurityScheme
 from saas.web.edge import USER_ID_KEY
@@ -182,17 +182,21 @@ class Blueprint(flask_smorest.Blueprint):
             # The manual doc (@blp.doc) is applied last; an operationId given there wins.
             doc.setdefault("manual_doc", {}).setdefault("operationId", derived)
 
-    def auth(self, *schemes, limits=(), org=None, permission=None, superuser=False):
+    def auth(self, *schemes, limits=(), org=None, permission=None, superuser=False, verified_email=False):
         """Gate the view: the caller must present credentials of one of ``schemes``.
 
-        ``limits`` are flask-limiter limits for this view that key on the caller; they are
-        checked together with the default limit once the caller is known. ``org`` scopes the
+        ``limits`` are flask-limiter limits for this view that key on the caller (or on the
+        organisation the gate admitted them to: ``current_principal().org``, set only for callers
+        it lets in); they are checked together with the default limit once the caller is known,
+        before any refusal is answered, so refused attempts count. ``org`` scopes the
         view to an organisation: ``"path"`` (the ``org_id`` of the URL; non-members get a 404)
         or ``"acting"`` (see ``OrgAccess``); ``permission`` is what the caller's role there must
         allow (403 otherwise). The organisation and role are then on ``current_principal()``.
         ``superuser``: only a superuser's login session is admitted (403 for anyone else); it
         takes ``SESSION`` alone, never an API key (a key is refused with 401 like anywhere a
         session is needed), so an operator's powers never sit in a script's credentials.
+        ``verified_email``: the caller's address must be verified (403, ``EmailNotVerified``),
+        whatever REQUIRE_VERIFIED_EMAIL says: for what sends mail to others.
         """
         if not schemes:
             raise ValueError("auth() needs at least one scheme")
@@ -209,11 +213,12 @@ class Blueprint(flask_smorest.Blueprint):
                     raise failure
                 if superuser and not g.principal.user.is_superuser:
                     raise SuperuserRequired()
-                if self.requires_verified_email and current_app.config["REQUIRE_VERIFIED_EMAIL"]:
+                if verified_email or (self.requires_verified_email and current_app.config["REQUIRE_VERIFIED_EMAIL"]):
                     if not g.principal.user.email_verified:
                         raise EmailNotVerified()
-                if org is not None:
-                    g.principal = _with_org(g.principal, org, permission)
+                refusal = g.pop("organization_refusal", None)
+                if refusal is not None:
+                    raise refusal
                 return view(*args, **kwargs)
 
             # Stacked flask-limiter decorators check every limit of the view in the innermost.
@@ -223,6 +228,10 @@ class Blueprint(flask_smorest.Blueprint):
 
             @functools.wraps(view)
             def gated(*args, **kwargs):
+                # ``g`` outlives the request where an app context was pushed around it (scripts,
+                # tests): nothing an earlier request found may speak for this one.
+                for name in ("principal", "authentication_failure", "organization_refusal"):
+                    g.pop(name, None)
                 try:
                     g.principal = authenticate(schemes)
                     request.environ[USER_ID_KEY] = str(g.principal.user_id)
@@ -230,6 +239,14 @@ class Blueprint(flask_smorest.Blueprint):
                 except Unauthenticated as failure:
                     # Counted against the address's limit before it is answered.
                     g.authentication_failure = failure
+                else:
+                    if org is not None:
+                        # Found before the limits count, for limits kept per organisation;
+                        # answered after, in turn.
+                        try:
+                            g.principal = _with_org(g.principal, org, permission)
+                        except DomainError as refusal:
+                            g.organization_refusal = refusal
                 if not current_app.config["RATELIMIT_ENABLED"]:
                     return admitted(*args, **kwargs)
                 return limited(*args, **kwargs)
@@ -238,7 +255,7 @@ class Blueprint(flask_smorest.Blueprint):
             gated.requires_superuser = superuser
             security = [requirement for scheme in schemes for requirement in scheme.requirements]
             documented = self.alt_response(401, response="UNAUTHORIZED")(self.doc(security=security)(gated))
-            if superuser or self.requires_verified_email or permission is not None or org == "acting":
+            if superuser or verified_email or self.requires_verified_email or permission is not None or org == "acting":
                 documented = self.alt_response(403, response="FORBIDDEN")(documented)
             if org is not None:
                 documented = self.alt_response(404, response="NOT_FOUND")(documented)

@@ -441,6 +441,10 @@ export interface paths {
          * Invite an address with a role (admins; `owner` only by an owner); the invitation is
          *     mailed with a link to `FRONTEND_URL/invitations?token=...`, valid `INVITATION_TTL_DAYS`.
          *     409 when the address is a member's or has a pending invitation.
+         * @description The sender's address must be verified (403, `errors.reason: ["email_not_verified"]`), even
+         *     with `REQUIRE_VERIFIED_EMAIL` off. 429 with `Retry-After` past `INVITATION_SEND_LIMIT` (per
+         *     sender, and per organization), or past 3 invitations to one address from one organization
+         *     in 24 hours (revoked ones included); nothing is stored or mailed then.
          */
         post: operations["orgs_invite"];
         delete?: never;
@@ -2480,6 +2484,7 @@ export interface operations {
             404: components["responses"]["NOT_FOUND"];
             409: components["responses"]["CONFLICT"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            429: components["responses"]["TOO_MANY_REQUESTS"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };
