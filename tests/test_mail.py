@@ -86,9 +86,7 @@ def test_a_tampered_token_is_a_400(mailing, smtp):
     client = mailing()
     register(client, "tamper@example.com")
     token = smtp.wait_for("tamper@example.com")[0].token
-    payload, _, rest = token.partition(".")
-    forged = tampered(payload) + "." + rest
-    response = client.post(VERIFY, json={"token": forged})
+    response = client.post(VERIFY, json={"token": tampered(token)})
     assert response.status_code == 400
     assert "token" in response.get_json()["errors"]
     assert user_row("tamper@example.com").email_verified is False
