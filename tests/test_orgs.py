@@ -453,7 +453,8 @@ def test_an_org_key_acts_for_its_organization_only(team, acme, fake_openai):
     assert team.client.post(CHAT, json={"messages": messages()}, headers={"X-API-Key": key}).status_code == 200
     org_usage = team.get(f"{ORGS}/{org['id']}/usage", tokens["member"]).get_json()
     assert org_usage["used"] > 0
-    assert [row["email"] for row in org_usage["members"]] == ["admin@example.com"]
+    assert [row["email"] for row in team.get(f"{ORGS}/{org['id']}/usage", tokens["admin"]).get_json()["members"]] == ["admin@example.com"]
+    assert [row["email"] for row in org_usage["members"]] == [None]  # a member sees only their own address
     assert team.get(USAGE, tokens["admin"]).get_json()["used"] == 0  # the admin's personal quota is untouched
     # The key of org A on org B: refused, whatever the header says.
     refused = team.client.post(CHAT, json={"messages": messages()}, headers={"X-API-Key": key, "X-Org-Id": str(other["id"])})

@@ -108,8 +108,11 @@ def logout():
 @blp.auth(SESSION)
 @blp.response(204)
 def logout_all():
-    """End every session of the current user, on every device."""
-    service.end_all_sessions(current_principal().user_id)
+    """End every session of the current user, on every device.
+
+    Links mailed for the account before (address verification or change, password reset) stop
+    working too."""
+    service.log_out_everywhere(current_principal().user)
 
 
 @blp.route("/verify-email", methods=["POST"])
@@ -120,10 +123,13 @@ def logout_all():
 def verify_email_address(fields):
     """Verify an address with the token of a mailed link.
 
-    A verification link marks the account's address verified; a link from an email change
-    (`POST /api/v1/users/me/email`) also makes it the account's address. Posting a used link
-    again changes nothing and is still a 204. A bad or expired token is a 400; a change to an
-    address another account took meanwhile is a 409.
+    A verification link marks the account's address verified (opening it again is a harmless
+    204); a link from an email change (`POST /api/v1/users/me/email`) also makes it the
+    account's address, once, and only the latest change's link does. Every link is bound to the
+    account's security as it was when the link was asked for: after a password change or reset,
+    an address change, logout-all or deactivation, links mailed before are a 400 and change
+    nothing. A bad or expired token is a 400; a change to an address another account took
+    meanwhile is a 409.
     """
     verify_email(fields["token"])
 
@@ -170,7 +176,8 @@ def confirm_password_reset(fields):
 
     Every session and API key of the account ends, the address counts as verified, and a
     notice goes to it. The password follows the registration rules (422). A token that was used,
-    is older than the last password change, or expired is a 400.
+    expired, or was mailed before a security change of the account (a password change or
+    reset, an address change, logout-all, deactivation) is a 400.
     """
     reset_password(fields["token"], fields["password"])
 

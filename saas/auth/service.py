@@ -187,6 +187,13 @@ def end_all_sessions(user_id, *, except_session_id=None, reason="logout-all"):
     revoke_sessions(user_id=user_id, except_session_id=except_session_id, reason=reason)
 
 
+def log_out_everywhere(user, *, reason="logout-all"):
+    """End every session of ``user`` and void every link mailed for the account (its security
+    stamp changes): whoever made the owner log out everywhere may have asked for some."""
+    user.rotate_security_stamp()
+    end_all_sessions(user.id, reason=reason)
+
+
 def connect_signals():
     """A new password ends every other session of the user; deactivation ends all of them."""
     events.password_changed.connect(_end_sessions_after_password_change, weak=False)
@@ -204,7 +211,12 @@ def _end_sessions_after_deactivation(user, **_):
 
 
 def _end_sessions_of_deleted_account(user, **_):
+    """Every session ends; the rows stay (when the account logged in) without the addresses and
+    clients it used."""
     revoke_sessions(user_id=user.id, reason="account-deleted", commit=False)
+    db.session.execute(
+        sa.update(AuthSession).where(AuthSession.user_id == user.id).values(ip_address=None, user_agent=None)
+    )
 
 
 SESSION_EXPORT = ("id", "created_at", "last_refreshed_at", "expires_at", "revoked_at", "revoked_reason",

@@ -11,6 +11,7 @@ from saas.core.emails import normalize_email
 from saas.core.errors import InvalidInput
 from saas.users.service import (
     NoSuchUser,
+    NotPromotable,
     create_superuser,
     make_superuser,
     set_user_active,
@@ -19,6 +20,11 @@ from saas.users.service import (
 from saas.web.fields import NewPassword
 
 users_cli = AppGroup("users", help="Account administration.")
+
+# The exit status of create-superuser and ensure-superuser when an existing account was not
+# promoted (deactivated, unverified, deleted) and nothing changed: a release's migrate step
+# tolerates it (`flask users ensure-superuser || test $? -eq 3`) and fails on anything else.
+NOT_PROMOTED = 3
 
 
 def _user(email):
@@ -60,8 +66,9 @@ def make_superuser_command(email):
 )
 def create_superuser_command(email, password_stdin):
     """Create an active superuser with a verified address (registration's password rules), or make
-    the existing account of EMAIL a superuser, its password unchanged. The password is asked for
-    twice, hidden, unless --password-stdin."""
+    the existing account of EMAIL a superuser, its password unchanged, if it is active and its
+    address verified (else exit status 3, nothing changed). The password is asked for twice,
+    hidden, unless --password-stdin."""
     email = _valid_address(email, "EMAIL")
     if _existing(email) is not None:
         _seed(email, None)
@@ -76,8 +83,10 @@ def create_superuser_command(email, password_stdin):
 @users_cli.command("ensure-superuser")
 def ensure_superuser_command():
     """Apply FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_PASSWORD: create that superuser if the
-    address has no account, else make the account a superuser (its password never changes).
-    Nothing when FIRST_SUPERUSER_EMAIL is unset. Safe to run on every release."""
+    address has no account. An existing account is made a superuser (its password never changes)
+    only if it is active and its address verified; otherwise the command says why and exits
+    with status 3, promoting nobody. Nothing when FIRST_SUPERUSER_EMAIL is unset. Safe to run on
+    every release (the migrate steps tolerate status 3 and fail on any other)."""
     email = current_app.config["FIRST_SUPERUSER_EMAIL"]
     if not email:
         click.echo("FIRST_SUPERUSER_EMAIL is not set: no superuser to ensure")
@@ -114,7 +123,10 @@ def _seed(email, password):
     except InvalidInput as error:  # WeakPassword: common, blank, or the address itself
         reasons = [reason for reasons in (error.field_errors or {}).values() for reason in reasons]
         raise click.ClickException(f"password refused: {' '.join(reasons) or error.message}") from None
+    except NotPromotable as error:
+        click.echo(f"Error: {email} has an account already. {error.message}", err=True)
+        raise click.exceptions.Exit(NOT_PROMOTED) from None
     if created:
         click.echo(f"created superuser {user.email}")
     else:
-        click.echo(f"{user.email} has an account already: it is a superuser now, its password unchanged")
+        click.echo(f"{user.email} has an account already: it is a superuser, its password unchanged")

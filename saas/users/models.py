@@ -1,4 +1,5 @@
-"""The users table: the seed's columns, and whether the address is verified."""
+"""The users table: the seed's columns, whether the address is verified, and the security stamp."""
+import secrets
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -9,6 +10,15 @@ from saas.core.time import utcnow
 from saas.extensions import db
 
 FREE_PLAN = "free"
+
+
+def new_security_stamp():
+    return secrets.token_hex(16)
+
+
+def deleted_address(user_id):
+    """What stands where a deleted account's address was (its row, and records that named it)."""
+    return f"deleted-{user_id}@deleted.invalid"
 
 
 class User(db.Model):
@@ -32,6 +42,11 @@ class User(db.Model):
         UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
     )
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, onupdate=utcnow)
+    # Changes whenever the account's security changes (password changed or reset, address changed,
+    # logout-all, deactivation): every link mailed for the account is bound to the stamp it was
+    # issued under (``saas.users.tokens``), so such a change voids them all. Null on rows the
+    # previous release wrote; it counts as a stamp like any other until the first change.
+    security_stamp: Mapped[str | None] = mapped_column(sa.String(32), default=new_security_stamp)
     # Set when the owner deleted the account: the row stays, without personal data, because
     # usage and billing records that must be kept for accounting point at it.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -47,6 +62,10 @@ class User(db.Model):
         sa.String(64), nullable=False, default=FREE_PLAN, server_default=FREE_PLAN
     )
     plan_past_due_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def rotate_security_stamp(self):
+        """Void every link mailed for the account so far (``saas.users.tokens``); the caller commits."""
+        self.security_stamp = new_security_stamp()
 
     def __repr__(self):
         return f"<User {self.id}>"

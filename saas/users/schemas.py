@@ -64,9 +64,10 @@ class AccountExportSchema(ma.Schema):
     sessions = _section("Every login session, open or ended: when, from which address and client.")
     api_keys = _section("Every API key the user created (personal and organization keys); never the secret.")
     organizations = _section("The organizations the user belongs to, with their role.")
-    invitations = _section("Invitations sent to the user's address.")
+    invitations = _section("Invitations the user accepted.")
     audit_events = _section("Audit events of which the user is the actor.")
     subscriptions = _section("The subscriptions of the user's personal organization.")
     usage = _section("Every AI call the user made, in any organization: tokens and model.")
     ai_jobs = _section("AI jobs with their prompts and results.")
-    mail = _section("Messages mailed to or about the account (never their links).")
+    mail = _section("Messages mailed to or about the account (never their links), found by the account, never by "
+                    "the address.")

@@ -162,7 +162,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** End every session of the current user, on every device. */
+        /**
+         * End every session of the current user, on every device.
+         * @description Links mailed for the account before (address verification or change, password reset) stop
+         *     working too.
+         */
         post: operations["auth_logout_all"];
         delete?: never;
         options?: never;
@@ -181,10 +185,13 @@ export interface paths {
         put?: never;
         /**
          * Verify an address with the token of a mailed link.
-         * @description A verification link marks the account's address verified; a link from an email change
-         *     (`POST /api/v1/users/me/email`) also makes it the account's address. Posting a used link
-         *     again changes nothing and is still a 204. A bad or expired token is a 400; a change to an
-         *     address another account took meanwhile is a 409.
+         * @description A verification link marks the account's address verified (opening it again is a harmless
+         *     204); a link from an email change (`POST /api/v1/users/me/email`) also makes it the
+         *     account's address, once, and only the latest change's link does. Every link is bound to the
+         *     account's security as it was when the link was asked for: after a password change or reset,
+         *     an address change, logout-all or deactivation, links mailed before are a 400 and change
+         *     nothing. A bad or expired token is a 400; a change to an address another account took
+         *     meanwhile is a 409.
          */
         post: operations["auth_verify_email_address"];
         delete?: never;
@@ -248,7 +255,8 @@ export interface paths {
          * Set a new password with the token of a reset link.
          * @description Every session and API key of the account ends, the address counts as verified, and a
          *     notice goes to it. The password follows the registration rules (422). A token that was used,
-         *     is older than the last password change, or expired is a 400.
+         *     expired, or was mailed before a security change of the account (a password change or
+         *     reset, an address change, logout-all, deactivation) is a 400.
          */
         post: operations["auth_confirm_password_reset"];
         delete?: never;
@@ -1061,7 +1069,11 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The organization's usage this month (as `GET /api/v1/usage`), and each member's share. */
+        /**
+         * The organization's usage this month (as `GET /api/v1/usage`), and each member's share.
+         * @description Admins and owners see who each member is; other members see their own address and name,
+         *     and the others' user ids only (`email` and `full_name` null).
+         */
         get: operations["org_usage_get_org_usage"];
         put?: never;
         post?: never;
@@ -1236,7 +1248,7 @@ export interface components {
             organizations: {
                 [key: string]: unknown;
             }[];
-            /** @description Invitations sent to the user's address. */
+            /** @description Invitations the user accepted. */
             invitations: {
                 [key: string]: unknown;
             }[];
@@ -1256,7 +1268,7 @@ export interface components {
             ai_jobs: {
                 [key: string]: unknown;
             }[];
-            /** @description Messages mailed to or about the account (never their links). */
+            /** @description Messages mailed to or about the account (never their links), found by the account, never by the address. */
             mail: {
                 [key: string]: unknown;
             }[];
@@ -1600,7 +1612,9 @@ export interface components {
         };
         MemberUsage: {
             user_id: number;
-            email: string;
+            /** @description Shown to admins and owners, and to the member themselves; null for others. */
+            email: string | null;
+            /** @description As `email`. */
             full_name: string | null;
             /** @description Tokens this member used this month. */
             used: number;
