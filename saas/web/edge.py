@@ -178,9 +178,8 @@ class Edge:
     def _finish(self, environ, answer, started, token):
         seconds = time.perf_counter() - started
         status = answer.get("status", "500")[:3]
-        endpoint = environ.get(ENDPOINT_KEY, "unmatched")
         method = environ.get("REQUEST_METHOD", "")
-        self.metrics.observe(endpoint, method, status, seconds)
+        self.metrics.observe(environ.get(ENDPOINT_KEY), method, status, seconds)
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "request",
