@@ -20,7 +20,6 @@ import sys
 import time
 
 import rq
-import rq.scheduler
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -84,9 +83,11 @@ class Worker(rq.Worker):
         gc.freeze()
         super().fork_work_horse(job, queue)
 
+    def main_work_horse(self, job, queue):
+        gc.disable()  # the horse (the forked child) lives for one job; its garbage goes when it exits
+        return super().main_work_horse(job, queue)
+
     def perform_job(self, job, queue):
-        if self._is_horse:
-            gc.disable()  # the horse lives for one job; its garbage goes when it exits
         with self.app.app_context():
             # A forked horse must not share the parent's pooled connections, if it has any
             # (rebuilding an empty pool costs a millisecond a job for nothing).
@@ -101,22 +102,6 @@ def _holds_connections(pool):
     if not hasattr(pool, "checkedin"):
         return True
     return bool(pool.checkedin() or pool.checkedout())
-
-
-_run_scheduler = rq.scheduler.run
-
-
-def _run_scheduler_quietly(scheduler):
-    """RQ's scheduler process, minus the plain-text traceback multiprocessing prints when Redis
-    goes away: RQ has already logged the error (as JSON), and the worker starts a new scheduler
-    at its next maintenance."""
-    try:
-        _run_scheduler(scheduler)
-    except (RedisConnectionError, RedisTimeoutError):
-        raise SystemExit(1) from None
-
-
-rq.scheduler.run = _run_scheduler_quietly
 
 
 def _stop_now(signum, frame):

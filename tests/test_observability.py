@@ -105,16 +105,6 @@ def test_made_up_methods_and_paths_add_no_metric_series(database):
     assert 'saas_http_request_total{method="other",status="405"} 40.0' in body
 
 
-def test_the_edges_liveness_answer_is_counted_as_flasks_is(database):
-    client = make_app(METRICS_TOKEN=METRICS_TOKEN).test_client()
-    edge = client.get("/health/live")  # answered by the edge itself
-    flask = client.get("/health/live", headers={"Origin": "http://localhost:3000"})  # by Flask (CORS)
-    assert edge.get_data() == flask.get_data()
-    body = _scrape(client.get).get_data(as_text=True)
-    assert 'saas_http_request_duration_seconds_count{endpoint="system.liveness",method="GET",status="200"} 2.0' in body
-    assert 'saas_http_request_total{method="GET",status="200"} 2.0' in body
-
-
 def test_made_up_methods_under_gunicorn_stay_one_series(database):
     """Under gunicorn the series are files shared by the workers, kept across their restarts:
     what a stream of made-up methods must not grow."""

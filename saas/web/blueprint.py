@@ -14,7 +14,7 @@ then applies the rate limits keyed on that caller, and documents the OpenAPI ``s
 the 401 response. Which schemes exist and how each is verified is wired in ``create_app``
 (``register_authenticators``): the auth package verifies sessions, apikeys verifies API keys.
 
-Every operation gets an OpenAPI ``operationId`` without being asked (see ``Blueprint``):
+Every operation gets an OpenAPI ``operationId`` without being asked (``saas.web.api.OperationIds``):
 ``<blueprint name>_<endpoint>``, so ``get_me`` in the ``users`` blueprint is ``users_get_me``.
 The typed TypeScript client (``make client``) names operations by it, so it must not change.
 """
@@ -169,14 +169,8 @@ class SecondFactorSessionRequired(Forbidden):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint with the auth gate and a derived ``operationId``.
-
-    The rule: an operation's ``operationId`` is ``<blueprint name>_<endpoint>``, the endpoint
-    being Flask's (the view function's name unless ``endpoint=`` is given); when one endpoint
-    serves several methods (a ``MethodView``, or ``methods=["GET", "POST"]``) each operation
-    gets ``_<method>`` appended: ``items_item_get``. A derived name that reads badly is
-    overridden with ``@blp.doc(operationId="...")`` on the view. ``Api`` refuses two operations
-    with one id. Renaming a view renames its operation (and breaks front ends): override then.
+    """flask-smorest's Blueprint with the auth gate (``auth``). Its operations get their
+    ``operationId`` from ``saas.web.api.OperationIds``.
 
     ``requires_verified_email``: with REQUIRE_VERIFIED_EMAIL on, the gated views of this
     blueprint refuse callers whose address is not verified (403, naming the reason).
@@ -187,15 +181,6 @@ class Blueprint(flask_smorest.Blueprint):
     def __init__(self, *args, requires_verified_email=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.requires_verified_email = requires_verified_email
-
-    def add_url_rule(self, rule, endpoint=None, view_func=None, provide_automatic_options=None, **options):
-        super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
-        endpoint = self._endpoints[-1]  # as flask-smorest made it unique
-        operations = {method: doc for method, doc in self._docs[endpoint].items() if method != "parameters"}
-        for method, doc in operations.items():
-            derived = f"{self.name}_{endpoint}" + (f"_{method}" if len(operations) > 1 else "")
-            # The manual doc (@blp.doc) is applied last; an operationId given there wins.
-            doc.setdefault("manual_doc", {}).setdefault("operationId", derived)
 
     def auth(self, *schemes, limits=(), org=None, permission=None, superuser=False, verified_email=False,
              policy_exempt=None):
