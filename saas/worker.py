@@ -20,6 +20,7 @@ import sys
 import time
 
 import rq
+import rq.scheduler
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -102,6 +103,24 @@ def _holds_connections(pool):
     if not hasattr(pool, "checkedin"):
         return True
     return bool(pool.checkedin() or pool.checkedout())
+
+
+_run_scheduler = rq.scheduler.run
+
+
+def _run_scheduler_quietly(scheduler):
+    """RQ's scheduler process, minus the plain-text traceback multiprocessing prints when Redis
+    goes away: RQ has already logged the error (as JSON), and the worker starts a new scheduler
+    at its next maintenance."""
+    try:
+        _run_scheduler(scheduler)
+    except (RedisConnectionError, RedisTimeoutError):
+        raise SystemExit(1) from None
+
+
+# RQ's scheduler process runs the module's ``run``: an RQ release that stops doing so shows the
+# traceback again, and tests/test_self_repair.py (every worker line about Redis is JSON) fails.
+rq.scheduler.run = _run_scheduler_quietly
 
 
 def _stop_now(signum, frame):

@@ -6,6 +6,9 @@ the operationIds come from an apispec plugin, the worker overrides RQ's ``main_w
   JSON ``content``; flask-smorest documents it with ``schema``, which means the "simple" style.
 - ``saas.extensions.Limiter`` resets flask-limiter's ``_storage_dead`` for each app it is bound
   to, so an app never inherits another app's "storage is down" verdict in one process.
+- ``saas.worker`` replaces RQ's module-level ``rq.scheduler.run`` so the scheduler process exits
+  quietly when Redis goes away: held by tests/test_self_repair.py, which requires every line the
+  worker writes about Redis to be JSON.
 """
 import redis
 
