@@ -231,7 +231,7 @@ def test_a_login_becomes_a_session_in_one_place_only():
         ("auth/service.py", "complete_login", "_open_session"),
         ("auth/service.py", "_verified_login", "_open_session"),  # the second factor, after complete_login
         ("auth/service.py", "_open_session", "_token_pair"),
-        ("auth/service.py", "rotate_refresh_token", "_token_pair"),  # a session's next pair
+        ("auth/service.py", "_rotated", "_token_pair"),  # a refresh: the session's next pair
         ("auth/service.py", "_token_pair", "create_access_token"),
         ("auth/service.py", "_token_pair", "create_refresh_token"),
         ("auth/routes.py", "login", "complete_login"),  # a password

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from saas.auth.service import complete_login
 from saas.core.actor import Actor, current_actor
-from saas.core.database import after_commit, atomic, fields_of
+from saas.core.database import atomic, fields_of
 from saas.core.errors import Conflict, DomainError, NotFound, Unauthenticated
 from saas.core.time import utcnow
 from saas.extensions import db
@@ -351,8 +351,8 @@ def _record(user, action, provider):
 
 
 def _notify(user, template, provider):
-    context = {"provider": display_name(provider)}
-    after_commit(lambda: queue_mail(template, user.email, user_id=user.id, context=context))
+    """A notice in the use case's transaction, sent once it commits."""
+    queue_mail(template, user.email, user_id=user.id, context={"provider": display_name(provider)})
 
 
 # -- what happens to an account -----------------------------------------------------------------
