@@ -18,6 +18,7 @@ from tests.mfa_support import MFA, enrol
 from tests.social_support import (
     API,
     FRONT_END_CALLBACK,
+    GITHUB_CLIENT,
     OAUTH,
     OIDC_CLIENT,
     Browser,
@@ -133,6 +134,24 @@ def test_authorize_redirects_with_state_nonce_and_pkce_and_binds_the_browser(bro
     stored = " ".join(str(value) for value in row.__dict__.values())
     for secret in (params["state"], params["nonce"], attributes[0].split("=", 1)[1]):
         assert secret not in stored
+
+
+@pytest.mark.parametrize("hops, expected", [
+    ("1", "https://api.behind-a-proxy.test/api/v1/auth/oauth/oidc/callback"),
+    ("0", "http://localhost/api/v1/auth/oauth/oidc/callback"),
+], ids=["trusted proxy", "no proxy trusted"])
+def test_without_public_api_url_the_callback_is_the_requests_own_url(social, hops, expected):
+    """Behind PROXY_FIX_HOPS proxies, the scheme and host they forward; with none trusted, what
+    the request says, whatever X-Forwarded-* a client sends."""
+    client = social(PUBLIC_API_URL="", PROXY_FIX_HOPS=hops)
+    forwarded = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https",
+                 "X-Forwarded-Host": "api.behind-a-proxy.test"}
+
+    start = client.get("/api/v1/auth/oauth/oidc/authorize", headers=forwarded)
+    listed = client.get("/api/v1/auth/oauth/providers", headers=forwarded).get_json()
+
+    assert query_of(start.headers["Location"])["redirect_uri"] == expected
+    assert listed[0]["authorize_url"] == expected.replace("/callback", "/authorize")
 
 
 def test_two_sign_ins_in_two_tabs_of_one_browser_both_work(browser, fake_oidc):
@@ -817,33 +836,50 @@ def test_every_callback_error_is_documented(client):
         assert f"`{reason}`" in description
 
 
+def through_http(base, provider, cookie=None):
+    """A browser without a cookie jar, over real HTTP: the authorize redirect, the provider, the
+    callback (with the binding cookie unless ``cookie`` is False); ``(callback URL, front end's
+    parameters, the Set-Cookie header)``."""
+    start = requests.get(f"{base}/api/v1/auth/oauth/{provider}/authorize", allow_redirects=False, timeout=10)
+    assert start.status_code == 302, start.text
+    set_cookie = start.headers["Set-Cookie"]
+    back = requests.get(start.headers["Location"], allow_redirects=False, timeout=10).headers["Location"]
+    headers = {"Cookie": set_cookie.split(";")[0]} if cookie is not False else {}
+    done = requests.get(back, headers=headers, allow_redirects=False, timeout=10)
+    assert done.status_code == 302 and done.headers["Location"].startswith(FRONT_END_CALLBACK + "?")
+    return back, query_of(done.headers["Location"]), set_cookie
+
+
 def test_sign_in_through_gunicorn_in_production(database, redis_url, fake_oidc, fake_github):
-    """As production serves it: the cookie is Secure and __Host- prefixed, and the flow works.
-    Without PUBLIC_API_URL the callback URL is the request's own host."""
+    """As production serves it: the cookie is Secure and __Host- prefixed, and both kinds of
+    provider work. Without PUBLIC_API_URL the callback URL is the request's own."""
     from tests.servers import gunicorn
 
     settings = social_settings(fake_oidc, fake_github, PUBLIC_API_URL="")
     fake_oidc.sign_in_as(sub="u-ada", email="ada@example.com")
+    fake_github.sign_in_as(id=77, login="grace", email="grace@example.com")
     with gunicorn(APP_ENV="production", REDIS_URL="", RATELIMIT_ENABLED="false", **settings) as server:
         base = str(server)
         fake_oidc.register_client(*OIDC_CLIENT, [f"{base}/api/v1/auth/oauth/oidc/callback"])
-        start = requests.get(f"{base}/api/v1/auth/oauth/oidc/authorize", allow_redirects=False, timeout=10)
-        assert start.status_code == 302
-        assert query_of(start.headers["Location"])["redirect_uri"] == f"{base}/api/v1/auth/oauth/oidc/callback"
-        cookie = start.headers["Set-Cookie"]
-        attributes = {part.strip().split("=")[0] for part in cookie.split(";")}
-        assert {"__Host-saas_oauth", "Secure", "HttpOnly", "SameSite", "Path"} <= attributes
-        assert "Domain" not in attributes and "SameSite=Lax" in cookie
-        name, value = cookie.split(";")[0].split("=", 1)
-        back = requests.get(start.headers["Location"], allow_redirects=False, timeout=10).headers["Location"]
+        fake_github.register_client(*GITHUB_CLIENT, [f"{base}/api/v1/auth/oauth/github/callback"])
 
-        elsewhere = requests.get(back, allow_redirects=False, timeout=10)
-        assert query_of(elsewhere.headers["Location"]) == {"error": "invalid_state"}
-        done = requests.get(back, headers={"Cookie": f"{name}={value}"}, allow_redirects=False, timeout=10)
-        assert done.headers["Location"].startswith(FRONT_END_CALLBACK + "?code=")
-        code = query_of(done.headers["Location"])["code"]
-        pair = requests.post(f"{base}/api/v1/auth/oauth/exchange", json={"code": code}, timeout=10)
+        back, params, set_cookie = through_http(base, "oidc")
+        attributes = {part.strip().split("=")[0] for part in set_cookie.split(";")}
+        assert {"__Host-saas_oauth", "Secure", "HttpOnly", "SameSite", "Path"} <= attributes
+        assert "Domain" not in attributes and "SameSite=Lax" in set_cookie and "Path=/;" in set_cookie + ";"
+        assert query_of(back)["state"] and set(params) == {"code"}
+        pair = requests.post(f"{base}/api/v1/auth/oauth/exchange", json=params, timeout=10)
         assert pair.status_code == 200 and pair.json()["token_type"] == "bearer"
-        me_answer = requests.get(f"{base}/api/v1/users/me", headers=bearer(pair.json()["access_token"]), timeout=10)
-        assert (me_answer.json()["email"], me_answer.json()["has_password"]) == ("ada@example.com", False)
-        assert requests.post(f"{base}/api/v1/auth/oauth/exchange", json={"code": code}, timeout=10).status_code == 401
+        user = requests.get(f"{base}/api/v1/users/me", headers=bearer(pair.json()["access_token"]), timeout=10).json()
+        assert (user["email"], user["has_password"]) == ("ada@example.com", False)
+        assert requests.post(f"{base}/api/v1/auth/oauth/exchange", json=params, timeout=10).status_code == 401
+        assert requests.get(back, headers={"Cookie": set_cookie.split(";")[0]}, allow_redirects=False,
+                            timeout=10).headers["Location"].endswith("?error=invalid_state")  # replayed
+
+        assert through_http(base, "oidc", cookie=False)[1] == {"error": "invalid_state"}  # another browser
+
+        _, params, _ = through_http(base, "github")
+        pair = requests.post(f"{base}/api/v1/auth/oauth/exchange", json=params, timeout=10)
+        assert pair.status_code == 200
+        user = requests.get(f"{base}/api/v1/users/me", headers=bearer(pair.json()["access_token"]), timeout=10).json()
+        assert (user["email"], user["full_name"]) == ("grace@example.com", "grace")

@@ -4,15 +4,13 @@
 The authorize and callback endpoints are browser navigations: they answer redirects, never JSON
 (but a 404 for a provider that is not configured). The browser is bound to its flow by an
 HttpOnly, SameSite=Lax cookie (Secure, and ``__Host-`` prefixed, in production), set when the
-flow begins and required at the callback.
+flow begins and required at the callback (``saas/web/browser.py``).
 """
-import re
-
-from flask import Response, current_app, request, url_for
+from flask import request
 
 from saas.auth.schemas import LOGIN_RESULT_RESPONSES, LoginResultSchema
 from saas.oauth import service
-from saas.oauth.flow import STATE_SECONDS, new_token
+from saas.oauth.flow import STATE_SECONDS
 from saas.oauth.limits import oauth_ip_limit
 from saas.oauth.schemas import (
     AuthorizeQuerySchema,
@@ -25,6 +23,7 @@ from saas.oauth.schemas import (
 )
 from saas.web.api import SESSION
 from saas.web.blueprint import Blueprint, current_principal
+from saas.web.browser import NO_STORE, bind_browser, bound_browser, browser_binding, public_url, redirect_to
 from saas.web.requests import client_ip
 
 blp = Blueprint(
@@ -36,9 +35,6 @@ identities_blp = Blueprint(
     description="The provider accounts linked to the current user for signing in.",
 )
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-BROWSER_COOKIE = "saas_oauth"
-_COOKIE_VALUE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 REDIRECT = {
     "description": "A redirect (`Location`): to the provider's sign-in page, or to the front end's "
     "`OAUTH_FRONTEND_CALLBACK_PATH` with `?code=`, `?link_code=` or `?error=`.",
@@ -58,7 +54,7 @@ def list_providers():
     """The providers this app offers for signing in (`OAUTH_PROVIDERS`), in order; empty when
     social login is off. Send the browser to a provider's `authorize_url` to sign in with it."""
     return [
-        {"name": name, "display_name": provider.display_name, "authorize_url": _public_url("oauth.authorize", provider=name)}
+        {"name": name, "display_name": provider.display_name, "authorize_url": public_url("oauth.authorize", provider=name)}
         for name, provider in service.providers().items()
     ]
 
@@ -80,19 +76,15 @@ def authorize(args, provider):
     used (its discovery document unreachable or wrong), or `intent` is invalid, the browser goes
     to the front end's callback page with `?error=` instead.
     """
-    browser = _browser()
+    browser = browser_binding()
     try:
         target = service.sign_in_url(
-            provider, browser=browser, callback_url=_public_url("oauth.callback", provider=provider),
+            provider, browser=browser, callback_url=public_url("oauth.callback", provider=provider),
             intent=args.get("intent"),
         )
     except service.FlowFailed as failure:
         return _to_front_end(error=failure.reason)
-    response = _redirect(target)
-    response.set_cookie(
-        _cookie_name(), browser, max_age=STATE_SECONDS, path="/", secure=_secure(), httponly=True, samesite="Lax"
-    )
-    return response
+    return bind_browser(redirect_to(target), browser, STATE_SECONDS)
 
 
 @blp.route("/<provider>/callback", methods=["GET"])
@@ -117,7 +109,7 @@ def callback(args, provider):
     """
     try:
         param, code = service.finish(
-            provider, browser=request.cookies.get(_cookie_name()), state=args.get("state"), code=args.get("code"),
+            provider, browser=bound_browser(), state=args.get("state"), code=args.get("code"),
             error=args.get("error"), ip_address=client_ip(),
         )
     except service.FlowFailed as failure:
@@ -165,7 +157,7 @@ def start_link(provider):
     of this same account. A provider that is not configured is a 404.
     """
     intent = service.request_link(current_principal().user, provider)
-    return {"authorize_url": _public_url("oauth.authorize", provider=provider, intent=intent)}, 200, NO_STORE
+    return {"authorize_url": public_url("oauth.authorize", provider=provider, intent=intent)}, 200, NO_STORE
 
 
 @identities_blp.route("/confirm", methods=["POST"])
@@ -198,33 +190,5 @@ def unlink(identity_id):
     service.unlink(current_principal().user, identity_id)
 
 
-def _secure():
-    return current_app.config["APP_ENV"] == "production"
-
-
-def _cookie_name():
-    # In production the __Host- prefix makes browsers refuse the cookie unless it is Secure,
-    # for this host only (no Domain) and for every path: no sibling subdomain can plant one.
-    return f"__Host-{BROWSER_COOKIE}" if _secure() else BROWSER_COOKIE
-
-
-def _browser():
-    """This browser's cookie value, or a new one: flows begun in several tabs share it."""
-    value = request.cookies.get(_cookie_name(), "")
-    return value if _COOKIE_VALUE.match(value) else new_token()
-
-
-def _public_url(endpoint, **values):
-    """An absolute URL of this API: on PUBLIC_API_URL, or on the request's scheme and host (as
-    the proxy settings let the proxy set them)."""
-    base = current_app.config["PUBLIC_API_URL"]
-    return base + url_for(endpoint, **values) if base else url_for(endpoint, _external=True, **values)
-
-
 def _to_front_end(**params):
-    return _redirect(service.front_end_callback(**params))
-
-
-def _redirect(url):
-    """A redirect and nothing else (no HTML page about it)."""
-    return Response(status=302, headers={"Location": url, **NO_STORE})
+    return redirect_to(service.front_end_callback(**params))
