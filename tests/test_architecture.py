@@ -152,7 +152,8 @@ def spec_and_app():
 def test_every_non_public_operation_is_gated_and_documents_its_schemes(spec_and_app):
     spec, app = spec_and_app
     views = {
-        (method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)): app.view_functions[rule.endpoint]
+        # <name>, <int:name>, <any(a, b):name> -> {name}
+        (method, re.sub(r"<(?:[^:>]+:)?(\w+)>", r"{\1}", rule.rule)): app.view_functions[rule.endpoint]
         for rule in app.url_map.iter_rules()
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }

@@ -39,11 +39,12 @@ from joserfc.errors import InvalidClaimError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
+from config import OAUTH_PROVIDER_NAMES
 from saas.core.emails import normalize_email
 
 log = logging.getLogger(__name__)
 
-GOOGLE, GITHUB, MICROSOFT, OIDC = "google", "github", "microsoft", "oidc"
+GOOGLE, GITHUB, MICROSOFT, OIDC = PROVIDER_NAMES = OAUTH_PROVIDER_NAMES  # what OAUTH_PROVIDERS may name
 # Signature algorithms an ID token may use: asymmetric ones, so that no one holding our client
 # secret (or nothing at all: "none") can sign one.
 ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")

@@ -12,6 +12,7 @@ from saas.auth.schemas import LOGIN_RESULT_RESPONSES, LoginResultSchema
 from saas.oauth import service
 from saas.oauth.flow import STATE_SECONDS
 from saas.oauth.limits import oauth_ip_limit
+from saas.oauth.providers import PROVIDER_NAMES
 from saas.oauth.schemas import (
     AuthorizeQuerySchema,
     CallbackQuerySchema,
@@ -35,6 +36,9 @@ identities_blp = Blueprint(
     description="The provider accounts linked to the current user for signing in.",
 )
 
+# A provider's name in a path: one of those the app knows (a name that is not configured is a 404
+# all the same); never all digits, so `/users/me/identities/{provider}` and `/{id}` cannot meet.
+PROVIDER = f"<any({', '.join(PROVIDER_NAMES)}):provider>"
 REDIRECT = {
     "description": "A redirect (`Location`): to the provider's sign-in page, or to the front end's "
     "`OAUTH_FRONTEND_CALLBACK_PATH` with `?code=`, `?link_code=` or `?error=`.",
@@ -59,7 +63,7 @@ def list_providers():
     ]
 
 
-@blp.route("/<provider>/authorize", methods=["GET"])
+@blp.route(f"/{PROVIDER}/authorize", methods=["GET"])
 @oauth_ip_limit
 @blp.arguments(AuthorizeQuerySchema, location="query")
 @blp.response(302, **REDIRECT)
@@ -87,7 +91,7 @@ def authorize(args, provider):
     return bind_browser(redirect_to(target), browser, STATE_SECONDS)
 
 
-@blp.route("/<provider>/callback", methods=["GET"])
+@blp.route(f"/{PROVIDER}/callback", methods=["GET"])
 @oauth_ip_limit
 @blp.arguments(CallbackQuerySchema, location="query")
 @blp.response(302, **REDIRECT)
@@ -144,7 +148,7 @@ def list_identities():
     return service.identities_of(current_principal().user)
 
 
-@identities_blp.route("/<provider>", methods=["POST"])
+@identities_blp.route(f"/{PROVIDER}", methods=["POST"])
 @identities_blp.auth(SESSION)
 @identities_blp.response(200, LinkStartSchema)
 @identities_blp.alt_response(404, response="NOT_FOUND")

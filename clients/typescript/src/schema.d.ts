@@ -460,7 +460,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                provider: string;
+                provider: "google" | "github" | "microsoft" | "oidc";
             };
             cookie?: never;
         };
@@ -488,7 +488,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                provider: string;
+                provider: "google" | "github" | "microsoft" | "oidc";
             };
             cookie?: never;
         };
@@ -1258,7 +1258,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                provider: string;
+                provider: "google" | "github" | "microsoft" | "oidc";
             };
             cookie?: never;
         };
@@ -2900,7 +2900,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                provider: string;
+                provider: "google" | "github" | "microsoft" | "oidc";
             };
             cookie?: never;
         };
@@ -2930,7 +2930,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                provider: string;
+                provider: "google" | "github" | "microsoft" | "oidc";
             };
             cookie?: never;
         };
@@ -4058,7 +4058,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                provider: string;
+                provider: "google" | "github" | "microsoft" | "oidc";
             };
             cookie?: never;
         };
