@@ -11,7 +11,10 @@ from saas.extensions import db
 from saas.oauth.models import OAuthCode, OAuthState, UserIdentity
 from saas.oauth.service import CALLBACK_ERRORS
 from saas.orgs.models import AuditEvent, Organization
+from saas.sweeps import sweep
+from saas.users.events import LoginRefused, login_checking
 from saas.users.models import User
+from saas.users.service import set_user_active
 from tests.fake_oidc import OTHER_ISSUER
 from tests.helpers import PASSWORD, at_once, bearer, login, register
 from tests.mfa_support import MFA, enrol
@@ -26,7 +29,9 @@ from tests.social_support import (
     front_end_params,
     query_of,
     social_settings,
+    wait_for,
 )
+from tests.servers import gunicorn
 
 ME = f"{API}/api/v1/users/me"
 
@@ -516,7 +521,6 @@ def test_a_code_of_an_account_deactivated_before_its_exchange_is_refused(social,
     fake_oidc.sign_in_as(sub="u-ada", email="ada@example.com")
     user_id = me(client, browser.tokens()["access_token"])["id"]
     code = browser.code()
-    from saas.users.service import set_user_active
 
     set_user_active(db.session.get(User, user_id), False)
 
@@ -542,7 +546,6 @@ def test_a_deleted_account_is_never_signed_in_to_again(social, fake_oidc):
 
 def test_another_packages_rule_refuses_a_sign_in_with_its_reason(browser, client, fake_oidc):
     """The hook issue 26's `sso_required` connects to: `login_checking`."""
-    from saas.users.events import LoginRefused, login_checking
 
     def sso_required(email, **_):
         if email.endswith("@acme.test"):
@@ -606,8 +609,6 @@ def test_actions_that_ask_for_the_password_say_to_set_one_first(client, fake_oid
 
 
 def wait_for_mail(smtp, address, subject_has=""):
-    from tests.social_support import wait_for
-
     return wait_for(lambda: [m for m in smtp.to(address) if subject_has in m.subject][-1:])[0]
 
 
@@ -799,8 +800,6 @@ def test_the_account_export_lists_the_identities(client, browser, fake_oidc):
 
 
 def test_the_sweep_deletes_expired_flows_and_codes(browser, fake_oidc):
-    from saas.sweeps import sweep
-
     fake_oidc.sign_in_as(sub="u-ada", email="ada@example.com")
     browser.code()  # a used state (gone) and a code
     browser.start()  # a state
@@ -853,8 +852,6 @@ def through_http(base, provider, cookie=None):
 def test_sign_in_through_gunicorn_in_production(database, redis_url, fake_oidc, fake_github):
     """As production serves it: the cookie is Secure and __Host- prefixed, and both kinds of
     provider work. Without PUBLIC_API_URL the callback URL is the request's own."""
-    from tests.servers import gunicorn
-
     settings = social_settings(fake_oidc, fake_github, PUBLIC_API_URL="")
     fake_oidc.sign_in_as(sub="u-ada", email="ada@example.com")
     fake_github.sign_in_as(id=77, login="grace", email="grace@example.com")
