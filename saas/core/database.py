@@ -4,12 +4,31 @@ The request's ORM session begins a transaction with its first query and rolls it
 end of the request: two more round trips that a read-only lookup (the gate's) does not need.
 Such lookups go through ``read_row``, on an engine of its own whose connections are always in
 autocommit (switching a pooled connection back and forth costs as much again).
+
+And the rules every connection to SQLite (the embedded default) needs: ``enforce_sqlite_foreign_keys``.
 """
+import sqlite3
+
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import make_transient_to_detached
 
 from saas.extensions import db
+
+
+def enforce_sqlite_foreign_keys():
+    """Have every SQLite connection, of any engine in the process, enforce foreign keys: SQLite
+    ignores them (``ON DELETE CASCADE`` included) unless each connection asks. Migrations turn
+    them off while they rebuild tables (migrations/env.py)."""
+    if not sa.event.contains(sa.engine.Engine, "connect", _foreign_keys_on):
+        sa.event.listen(sa.engine.Engine, "connect", _foreign_keys_on)
+
+
+def _foreign_keys_on(dbapi_connection, connection_record):
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
 
 
 def _autocommit_engine():

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from saas.core.database import loaded
-from saas.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from saas.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from saas.extensions import db
 from saas.orgs import audit, events
 from saas.orgs.models import MEMBER, OWNER, Membership, Organization
@@ -56,6 +56,10 @@ class RoleNotPermitted(Forbidden):
 
 class ApiKeyOfAnotherOrganization(Forbidden):
     message = "This API key belongs to another organization than the one X-Org-Id names."
+
+
+class KeysOrganizationDeleted(Unauthenticated):
+    message = "The organization this API key belonged to was deleted."
 
 
 PERSONAL_SLUG_PREFIX = "personal-"
@@ -189,7 +193,10 @@ def acting_access(principal, requested_org_id):
         key_org_id = principal.api_key_org_id or principal.user.personal_org.id
         if org_id is not None and org_id != key_org_id:
             raise ApiKeyOfAnotherOrganization()
-        return db.session.get(Organization, key_org_id), MEMBER  # a key acts with a member's permissions
+        org = db.session.get(Organization, key_org_id)
+        if org is None:  # deleted since the gate found the key
+            raise KeysOrganizationDeleted()
+        return org, MEMBER  # a key acts with a member's permissions
     if org_id is None:
         org = principal.user.personal_org
         return org, OWNER
