@@ -16,6 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from saas.core.database import loaded
 from saas.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from saas.core.ids import MAX_ID, parse_id
 from saas.extensions import db
 from saas.orgs import audit, events
 from saas.orgs.models import MEMBER, OWNER, Membership, Organization
@@ -177,8 +178,8 @@ def membership(user_id, org_id):
 
 def member_access(principal, org_id):
     """For the gate: the organisation of the path and the caller's role in it; 404 for anyone
-    who is not a member, whether or not it exists."""
-    found = membership(principal.user.id, org_id)
+    who is not a member, whether or not it exists (or could: an id past every id)."""
+    found = membership(principal.user.id, org_id) if org_id <= MAX_ID else None
     if found is None:
         raise NoSuchOrganization()
     return found.Organization, found.role
@@ -206,12 +207,15 @@ def acting_access(principal, requested_org_id):
 def _org_id(raw):
     if raw is None:
         return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+    if not raw.isascii() or not raw.isdigit():
         raise InvalidInput(
             "X-Org-Id must be the id of an organization.",
             errors={"headers": {"X-Org-Id": ["Not a valid organization id."]}},
         )
-    return int(raw)
+    org_id = parse_id(raw)
+    if org_id is None:  # a number, but past every id: no such organisation, as for a non-member
+        raise NoSuchOrganization()
+    return org_id
 
 
 def check_permission(role, permission):

@@ -26,7 +26,8 @@ import flask_smorest
 from flask import current_app, g, request
 
 from saas.core.actor import Actor, current_actor
-from saas.core.errors import Forbidden, Unauthenticated
+from saas.core.errors import Forbidden, NotFound, Unauthenticated
+from saas.core.ids import MAX_ID
 from saas.extensions import limiter
 from saas.web.api import SESSION, SecurityScheme
 from saas.web.edge import USER_ID_KEY
@@ -207,6 +208,7 @@ class Blueprint(flask_smorest.Blueprint):
                         raise EmailNotVerified()
                 if org is not None:
                     g.principal = _with_org(g.principal, org, permission)
+                _refuse_ids_past_every_id(request.view_args)
                 return view(*args, **kwargs)
 
             # Stacked flask-limiter decorators check every limit of the view in the innermost.
@@ -250,6 +252,14 @@ ORG_PARAMETER = {
     "description": "The organization to act for (its quota and plan), if the caller is a member; "
     "the caller's personal organization when absent. An organization's API key acts for it only.",
 }
+
+
+def _refuse_ids_past_every_id(view_args):
+    """404 for an id in the path that no row can have (the organisation's is refused by
+    ``OrgAccess.member`` as a non-member's): never a database error."""
+    for name, value in (view_args or {}).items():
+        if type(value) is int and value > MAX_ID:
+            raise NotFound(f"No such {name.removesuffix('_id').replace('_', ' ')}.")
 
 
 def _with_org(principal, scope, permission):
