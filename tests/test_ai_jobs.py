@@ -1,4 +1,5 @@
 """Background chat jobs: queued by the API, run by a real `rq worker`, read back by their owner."""
+import queue
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -185,6 +186,24 @@ def test_queued_and_running_ai_work_is_capped_per_user(app_with, fake_openai):
     assert _submit_status(client, other) == 202  # another user is not held up
     _run_worker()
     assert _submit_status(client, token) == 202  # the finished jobs freed their places
+
+
+def test_the_cap_holds_for_a_users_jobs_for_several_organizations_at_once(app_with, fake_openai):
+    """AI_MAX_CONCURRENT counts a user's work for every organisation: jobs submitted at the same
+    moment for a team (X-Org-Id) and for the personal organisation cannot race past it."""
+    client = app_with(AI_MAX_CONCURRENT="2")
+    token = sign_up(client)
+    team = client.post("/api/v1/orgs", json={"name": "Acme"}, headers=bearer(token)).get_json()["id"]
+    acting_for = queue.SimpleQueue()
+    for _ in range(4):
+        acting_for.put({"X-Org-Id": str(team)})
+        acting_for.put({})
+    statuses = at_once(
+        client.application, 8,
+        lambda own: own.post(JOBS, json={"messages": messages()}, headers={**bearer(token), **acting_for.get()}).status_code,
+    )
+    assert sorted(statuses) == [202] * 2 + [429] * 6
+    assert len([record for record in usage_records() if record.status == "reserved"]) == 2
 
 
 def test_concurrent_chats_are_capped_per_user(app_with, fake_openai, database):

@@ -3,8 +3,8 @@ is left.
 
 A call counts against the quota of the organisation it acts for (its plan's PLAN_QUOTAS). It
 first reserves the most it may use (its prompt estimate plus max_tokens) and is refused if that
-would pass the quota; reservations of one organisation are taken one at a time, so concurrent
-calls of its members cannot all see the same remaining tokens. Settling replaces the
+would pass the quota; reservations of one organisation, and those of one user, are taken one at
+a time, so concurrent calls cannot all see the same remaining tokens or calls in progress. Settling replaces the
 reservation by the tokens the provider reports, so an organisation ends at most one call's
 estimate error past the quota.
 
@@ -147,9 +147,14 @@ def reserve(org, user, *, model, tokens, hold_for, request_id=None):
     """Hold ``tokens`` of the organisation's quota for a call of ``user`` for at most
     ``hold_for`` (a timedelta), or refuse with 429: QuotaExceeded, or TooManyCallsInProgress
     past AI_MAX_CONCURRENT calls of that user."""
-    # Serialise the organisation's reservations on its row: the second of two concurrent calls
-    # counts only after the first one's reservation is committed.
+    # The second of two concurrent calls counts only after the first one's reservation is
+    # committed: serialised on the organisation's row (its quota), then on the user's
+    # (AI_MAX_CONCURRENT counts their calls for every organisation). Always in this order, the
+    # one billing takes them in too (an organisation, then its owner's row), so that two
+    # transactions never wait for each other. NO KEY: rows referring to the user (sessions,
+    # mail) can still be written meanwhile.
     db.session.execute(sa.select(Organization.id).where(Organization.id == org.id).with_for_update())
+    db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update(key_share=True))
     now = utcnow()
     limit = current_app.config["AI_MAX_CONCURRENT"]
     in_progress = db.session.scalar(
