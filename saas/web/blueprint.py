@@ -187,6 +187,8 @@ class Blueprint(flask_smorest.Blueprint):
         ``superuser``: only a superuser's login session is admitted (403 for anyone else); it
         takes ``SESSION`` alone, never an API key (a key is refused with 401 like anywhere a
         session is needed), so an operator's powers never sit in a script's credentials.
+        An integer id in the path that no row can have (past ``MAX_ID``) is a 404 once the
+        caller is admitted, never a question to the database.
         """
         if not schemes:
             raise ValueError("auth() needs at least one scheme")
