@@ -1,6 +1,6 @@
 """SQLite: ids are never reused (AUTOINCREMENT), and what foreign keys would have deleted goes
 
-Revision ID: c8e0a2f4b6d1
+Revision ID: 9b1d3f5a7c2e
 Revises: b3d5f7a9c1e2
 Create Date: 2026-12-02 10:00:00
 
@@ -21,7 +21,7 @@ and keys. Now the app turns them on for every connection; this migration:
 import sqlalchemy as sa
 from alembic import op
 
-revision = 'c8e0a2f4b6d1'
+revision = '9b1d3f5a7c2e'
 down_revision = 'b3d5f7a9c1e2'
 branch_labels = None
 depends_on = None
