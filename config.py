@@ -80,7 +80,12 @@ Quotas = Annotated[dict[str, int], BeforeValidator(parse_quotas)]
 
 
 class Settings(BaseSettings):
-    """A group of settings read only from the mapping given to it (never from os.environ)."""
+    """A group of settings read only from the mapping given to it (never from os.environ).
+
+    Each group's docstring (a title line, then what the group is for) and each field's
+    ``description`` are the documentation's configuration page (``make docs``), so every field
+    needs one; ``json_schema_extra={"shown_default": ...}`` gives the default as the page shows
+    it where the field's own (None, a computed value) would mislead."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=True)
 
@@ -89,117 +94,301 @@ class Settings(BaseSettings):
         return (init_settings,)
 
 
+def shown_default(text):
+    """The default as the configuration page shows it (markdown), for a computed one."""
+    return {"shown_default": text}
+
+
 class AppSettings(Settings):
-    env: Literal["development", "testing", "production"] = Field("development", alias="APP_ENV")
-    name: str = Field("saas", alias="APP_NAME")
-    version: str = Field("1.0.0", alias="APP_VERSION")
-    debug: bool = Field(False, alias="DEBUG")
-    secret_key: str | None = Field(None, alias="SECRET_KEY")
-    frontend_url: str = Field("http://localhost:3000", alias="FRONTEND_URL")
-    allowed_origins: CommaList = Field(
-        ["http://localhost:3000", "http://localhost:8000"], alias="ALLOWED_ORIGINS"
+    """App
+
+    The environment, the app's name, and what reaches it over HTTP."""
+
+    env: Literal["development", "testing", "production"] = Field(
+        "development", alias="APP_ENV",
+        description="`development`, `testing` or `production`: picks the environment's defaults and checks. "
+        "Production refuses to start with a missing or short `SECRET_KEY` or with `DEBUG` on, naming the variable.",
     )
-    max_content_length: int = Field(1024 * 1024, alias="MAX_CONTENT_LENGTH", ge=1)
-    # Trusted proxies in front; the client address is taken from that position of X-Forwarded-For.
-    proxy_fix_hops: int = Field(0, alias="PROXY_FIX_HOPS", ge=0)
+    name: str = Field("saas", alias="APP_NAME", description="Shown at `/` and in the OpenAPI document.")
+    version: str = Field("1.0.0", alias="APP_VERSION", description="Shown at `/` and in the OpenAPI document.")
+    debug: bool = Field(False, alias="DEBUG", description="Flask debug mode (never in production).")
+    secret_key: str | None = Field(
+        None, alias="SECRET_KEY",
+        description="Signs the tokens (HS256): 32+ random bytes, required in production. Make one with "
+        "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`.",
+        json_schema_extra=shown_default("a development-only key"),
+    )
+    frontend_url: str = Field(
+        "http://localhost:3000", alias="FRONTEND_URL",
+        description="Default target of the Stripe redirects, and the base of the links in mail; its origin is allowed.",
+    )
+    allowed_origins: CommaList = Field(
+        ["http://localhost:3000", "http://localhost:8000"], alias="ALLOWED_ORIGINS",
+        description="Comma-separated CORS origins (never with credentials), also the origins redirect URLs may point at.",
+    )
+    max_content_length: int = Field(
+        1024 * 1024, alias="MAX_CONTENT_LENGTH", ge=1,
+        description="Largest request body in bytes (larger: a JSON 413).",
+    )
+    proxy_fix_hops: int = Field(
+        0, alias="PROXY_FIX_HOPS", ge=0,
+        description="Number of trusted proxies in front that append to `X-Forwarded-For` (1 behind the project's "
+        "nginx): the client address, scheme and host are taken from that position. 0: these headers are ignored.",
+    )
 
 
 class DatabaseSettings(Settings):
-    url: str = Field(f"sqlite:///{BASE_DIR / 'instance' / 'saas.db'}", alias="DATABASE_URL")
-    pool_size: int = Field(10, alias="DB_POOL_SIZE", ge=1)
-    max_overflow: int = Field(10, alias="DB_MAX_OVERFLOW", ge=0)
-    pool_timeout: float = Field(10, alias="DB_POOL_TIMEOUT", gt=0)
-    pool_recycle: int = Field(1800, alias="DB_POOL_RECYCLE")
-    connect_timeout: int = Field(5, alias="DB_CONNECT_TIMEOUT", ge=1)
-    # The gate's lookups are prepared once per connection (saas/core/database.py). Off behind
-    # a PgBouncer in transaction mode, where a connection's prepared statements do not follow it.
-    prepared_statements: bool = Field(True, alias="DB_PREPARED_STATEMENTS")
+    """Database
+
+    PostgreSQL in production; a SQLite file for a first run."""
+
+    url: str = Field(
+        f"sqlite:///{BASE_DIR / 'instance' / 'saas.db'}", alias="DATABASE_URL",
+        description="`postgres://`, `postgresql://`, `postgresql+psycopg2://`, `postgresql+psycopg://` and "
+        "`postgresql+asyncpg://` are all accepted and drive psycopg2, e.g. "
+        "`postgresql://USER:PASSWORD@localhost:5432/saas`.",
+        json_schema_extra=shown_default("`sqlite:///instance/saas.db`"),
+    )
+    pool_size: int = Field(
+        10, alias="DB_POOL_SIZE", ge=1,
+        description="SQLAlchemy pool size per gunicorn worker (PostgreSQL only; `pool_pre_ping` is always on).",
+    )
+    max_overflow: int = Field(
+        10, alias="DB_MAX_OVERFLOW", ge=0, description="Connections the pool may open beyond `DB_POOL_SIZE`."
+    )
+    pool_timeout: float = Field(
+        10, alias="DB_POOL_TIMEOUT", gt=0, description="Seconds to wait for a pooled connection."
+    )
+    pool_recycle: int = Field(
+        1800, alias="DB_POOL_RECYCLE", description="Seconds after which a pooled connection is replaced."
+    )
+    connect_timeout: int = Field(
+        5, alias="DB_CONNECT_TIMEOUT", ge=1, description="Seconds to wait when connecting to PostgreSQL."
+    )
+    prepared_statements: bool = Field(
+        True, alias="DB_PREPARED_STATEMENTS",
+        description="The gate's two lookups (session, API key) are prepared once per connection "
+        "(`saas/core/database.py`): PostgreSQL then spends a third of the CPU on them. Set `false` behind "
+        "PgBouncer in transaction mode, where a connection's prepared statements do not follow a client.",
+    )
 
 
 class RedisSettings(Settings):
-    # No REDIS_URL means no Redis: jobs run inline and rate limits use process memory.
-    url: str | None = Field(None, alias="REDIS_URL")
-    socket_timeout: float = Field(2.0, alias="REDIS_SOCKET_TIMEOUT", gt=0)
+    """Redis
+
+    Jobs, rate limits and locks; none of it authoritative (see Scaling out)."""
+
+    url: str | None = Field(
+        None, alias="REDIS_URL",
+        description="Redis for RQ jobs, rate limits and metrics, e.g. `redis://localhost:6379/0`. Unset: no Redis; "
+        "jobs run in the server after each response and rate limits count in process memory.",
+    )
+    socket_timeout: float = Field(
+        2.0, alias="REDIS_SOCKET_TIMEOUT", gt=0, description="Seconds before a Redis call gives up."
+    )
 
 
 class TokenSettings(Settings):
-    access_minutes: int = Field(30, alias="ACCESS_TOKEN_EXPIRE_MINUTES", ge=1)
-    refresh_days: int = Field(7, alias="REFRESH_TOKEN_EXPIRE_DAYS", ge=1)
-    # None: 12, or 4 under APP_ENV=testing (strength is not under test; speed is).
-    bcrypt_rounds: int | None = Field(None, alias="BCRYPT_ROUNDS", ge=4, le=31)
+    """Tokens and passwords"""
+
+    access_minutes: int = Field(
+        30, alias="ACCESS_TOKEN_EXPIRE_MINUTES", ge=1, description="Access token lifetime, in minutes."
+    )
+    refresh_days: int = Field(
+        7, alias="REFRESH_TOKEN_EXPIRE_DAYS", ge=1, description="Refresh token (session) lifetime, in days."
+    )
+    bcrypt_rounds: int | None = Field(
+        None, alias="BCRYPT_ROUNDS", ge=4, le=31,
+        description="bcrypt cost, 4 to 31 (lower under testing: strength is not under test there, speed is).",
+        json_schema_extra=shown_default("`12` (`4` under `APP_ENV=testing`)"),
+    )
 
 
 class StripeSettings(Settings):
-    secret_key: str | None = Field(None, alias="STRIPE_SECRET_KEY")
-    publishable_key: str | None = Field(None, alias="STRIPE_PUBLISHABLE_KEY")
-    webhook_secret: str | None = Field(None, alias="STRIPE_WEBHOOK_SECRET")
-    webhook_tolerance: int = Field(300, alias="STRIPE_WEBHOOK_TOLERANCE", ge=1)
-    api_base: str = Field("https://api.stripe.com", alias="STRIPE_API_BASE")
-    timeout: float = Field(10.0, alias="STRIPE_TIMEOUT", gt=0)
-    max_network_retries: int = Field(2, alias="STRIPE_MAX_NETWORK_RETRIES", ge=0)
-    plans: Plans = Field({}, alias="STRIPE_PLANS")
-    past_due_grace_days: int = Field(7, alias="BILLING_PAST_DUE_GRACE_DAYS", ge=0)
-    # Plans billed per seat: their subscription's quantity follows the organisation's member count.
-    seat_plans: CommaList = Field([], alias="STRIPE_SEAT_PLANS")
-    # Request threads (per gunicorn worker) that Stripe calls may hold at once; more are a 503.
-    max_concurrent: int = Field(3, alias="STRIPE_MAX_CONCURRENT", ge=1)
-    # Token usage is reported to this Stripe Billing meter; unset means usage is not billed.
-    meter_event_name: str | None = Field(None, alias="STRIPE_METER_EVENT_NAME")
+    """Stripe
+
+    Billing: the keys, the plans, and how long a Stripe call may take."""
+
+    secret_key: str | None = Field(
+        None, alias="STRIPE_SECRET_KEY", description="Stripe API key. Unset: the billing endpoints answer 503."
+    )
+    publishable_key: str | None = Field(
+        None, alias="STRIPE_PUBLISHABLE_KEY", description="For your front end; the API does not use it."
+    )
+    webhook_secret: str | None = Field(
+        None, alias="STRIPE_WEBHOOK_SECRET",
+        description="The `whsec_...` signing secret of your webhook endpoint; while you roll it, both secrets, "
+        "comma-separated.",
+    )
+    webhook_tolerance: int = Field(
+        300, alias="STRIPE_WEBHOOK_TOLERANCE", ge=1, description="Seconds a webhook signature stays valid."
+    )
+    api_base: str = Field(
+        "https://api.stripe.com", alias="STRIPE_API_BASE",
+        description="Where the Stripe SDK sends its requests (the tests point it at a fake server).",
+    )
+    timeout: float = Field(
+        10.0, alias="STRIPE_TIMEOUT", gt=0,
+        description="Seconds one Stripe call may take in all, its retries of network errors included; then a JSON 503.",
+    )
+    max_network_retries: int = Field(
+        2, alias="STRIPE_MAX_NETWORK_RETRIES", ge=0,
+        description="Retries of a Stripe call's network errors, within `STRIPE_TIMEOUT`.",
+    )
+    plans: Plans = Field(
+        {}, alias="STRIPE_PLANS",
+        description="The plans checkout accepts: comma-separated `plan:price_id` pairs, e.g. "
+        "`pro:price_123,team:price_456`.",
+    )
+    past_due_grace_days: int = Field(
+        7, alias="BILLING_PAST_DUE_GRACE_DAYS", ge=0, description="Days a `past_due` subscription keeps its plan."
+    )
+    seat_plans: CommaList = Field(
+        [], alias="STRIPE_SEAT_PLANS",
+        description="Plans billed per seat (member), e.g. `team`: their subscription's quantity follows the "
+        "organization's member count (see [Organizations and roles](api/organizations.md#seats)).",
+    )
+    max_concurrent: int = Field(
+        3, alias="STRIPE_MAX_CONCURRENT", ge=1,
+        description="Request threads per gunicorn worker that Stripe calls may hold at once; more is a JSON 503 "
+        "with `Retry-After`, at once (a hung Stripe then cannot take every thread).",
+    )
+    meter_event_name: str | None = Field(
+        None, alias="STRIPE_METER_EVENT_NAME",
+        description="The Stripe Billing meter token usage is reported to. Unset: usage is not billed.",
+    )
 
 
 class AiSettings(Settings):
-    # Any OpenAI-compatible /v1/chat/completions provider: OpenAI, OpenRouter, vLLM, Ollama.
-    api_base: str = Field("https://api.openai.com/v1", alias="AI_API_BASE")
-    api_key: str | None = Field(None, alias="AI_API_KEY")
-    model: str = Field("gpt-4o-mini", alias="AI_MODEL")
-    # Models a caller may ask for besides AI_MODEL; others are refused (they cost more).
-    allowed_models: CommaList = Field([], alias="AI_ALLOWED_MODELS")
-    timeout: float = Field(60.0, alias="AI_TIMEOUT", gt=0)
-    max_retries: int = Field(2, alias="AI_MAX_RETRIES", ge=0)
-    # The default and the ceiling of max_tokens; it is also what a call reserves of the quota.
-    max_tokens: int = Field(1024, alias="AI_MAX_TOKENS", ge=1)
-    plan_quotas: Quotas = Field({"free": 20000, "pro": 2000000}, alias="PLAN_QUOTAS")
-    # Chats being answered plus AI jobs queued or running, per user, at once.
-    max_concurrent: int = Field(4, alias="AI_MAX_CONCURRENT", ge=1)
-    # Request threads (per gunicorn worker) that calls to the provider may hold at once.
-    max_concurrent_calls: int = Field(3, alias="AI_MAX_CONCURRENT_CALLS", ge=1)
+    """AI provider and quotas"""
+
+    api_base: str = Field(
+        "https://api.openai.com/v1", alias="AI_API_BASE",
+        description="Any OpenAI-compatible `/v1/chat/completions` provider: OpenAI, OpenRouter, vLLM, Ollama.",
+    )
+    api_key: str | None = Field(
+        None, alias="AI_API_KEY",
+        description="The provider's key, sent as a Bearer token. Unset: no key sent (local providers such as Ollama).",
+    )
+    model: str = Field("gpt-4o-mini", alias="AI_MODEL", description="The default model.")
+    allowed_models: CommaList = Field(
+        [], alias="AI_ALLOWED_MODELS",
+        description="Comma-separated models callers may ask for besides `AI_MODEL`; others are refused (they cost more).",
+    )
+    timeout: float = Field(60.0, alias="AI_TIMEOUT", gt=0, description="Per-read timeout, in seconds.")
+    max_retries: int = Field(
+        2, alias="AI_MAX_RETRIES", ge=0, description="Retries of connection errors and 429/5xx answers."
+    )
+    max_tokens: int = Field(
+        1024, alias="AI_MAX_TOKENS", ge=1,
+        description="The default and the ceiling of `max_tokens`; also what a call reserves of the quota.",
+    )
+    plan_quotas: Quotas = Field(
+        {"free": 20000, "pro": 2000000}, alias="PLAN_QUOTAS",
+        description="Monthly tokens per plan, comma-separated `plan:tokens`; unknown plans get `free`'s.",
+    )
+    max_concurrent: int = Field(
+        4, alias="AI_MAX_CONCURRENT", ge=1,
+        description="Chats being answered plus AI jobs queued or running, per user, at once; more is a 429.",
+    )
+    max_concurrent_calls: int = Field(
+        3, alias="AI_MAX_CONCURRENT_CALLS", ge=1,
+        description="Request threads per gunicorn worker that calls to the provider may hold at once (a stream "
+        "until it ends); more is a JSON 503 with `Retry-After`.",
+    )
 
 
 class RateLimitSettings(Settings):
-    enabled: bool = Field(True, alias="RATELIMIT_ENABLED")
-    # None: REDIS_URL, else process memory.
-    storage_uri: str | None = Field(None, alias="RATELIMIT_STORAGE_URI")
-    default: str = Field("600 per minute", alias="RATELIMIT_DEFAULT")
-    login_ip: str = Field("30 per minute", alias="RATELIMIT_LOGIN_IP")
-    login_account: str = Field("10 per 15 minutes", alias="RATELIMIT_LOGIN_ACCOUNT")
-    register_ip: str = Field("100 per hour", alias="RATELIMIT_REGISTER_IP")
-    refresh_ip: str = Field("60 per minute", alias="RATELIMIT_REFRESH_IP")
-    # Password reset requests per address and per email asked about (every request counts).
-    password_reset_ip: str = Field("20 per hour", alias="RATELIMIT_PASSWORD_RESET_IP")
-    password_reset_account: str = Field("5 per hour", alias="RATELIMIT_PASSWORD_RESET_ACCOUNT")
-    # Messages a signed-in user can have sent: new verification links, email changes.
-    email_send: str = Field("5 per hour", alias="RATELIMIT_EMAIL_SEND")
+    """Rate limits
+
+    flask-limiter's limits (see [Security model](security.md#rate-limits))."""
+
+    enabled: bool = Field(
+        True, alias="RATELIMIT_ENABLED",
+        description="`false` turns every rate limit off (e.g. behind a gateway that limits).",
+    )
+    storage_uri: str | None = Field(
+        None, alias="RATELIMIT_STORAGE_URI", description="flask-limiter storage.",
+        json_schema_extra=shown_default("`REDIS_URL`, else `memory://`"),
+    )
+    default: str = Field(
+        "600 per minute", alias="RATELIMIT_DEFAULT",
+        description="Every endpoint, per API key or user once the gate has identified the caller (per address "
+        "before, and for callers whose credentials fail).",
+    )
+    login_ip: str = Field(
+        "30 per minute", alias="RATELIMIT_LOGIN_IP", description="Failed logins per client address."
+    )
+    login_account: str = Field(
+        "10 per 15 minutes", alias="RATELIMIT_LOGIN_ACCOUNT",
+        description="Failed logins per account (known or not), from any address.",
+    )
+    register_ip: str = Field("100 per hour", alias="RATELIMIT_REGISTER_IP", description="Registrations per address.")
+    refresh_ip: str = Field("60 per minute", alias="RATELIMIT_REFRESH_IP", description="Token refreshes per address.")
+    password_reset_ip: str = Field(
+        "20 per hour", alias="RATELIMIT_PASSWORD_RESET_IP", description="Password reset requests per address."
+    )
+    password_reset_account: str = Field(
+        "5 per hour", alias="RATELIMIT_PASSWORD_RESET_ACCOUNT",
+        description="Password reset requests per email asked about (every request counts).",
+    )
+    email_send: str = Field(
+        "5 per hour", alias="RATELIMIT_EMAIL_SEND",
+        description="Messages a signed-in user can have sent: new verification links, email changes.",
+    )
 
 
 class MailSettings(Settings):
-    # None: "smtp" when SMTP_HOST is set, else "console" (the message, links included, in the log).
-    backend: Literal["smtp", "console"] | None = Field(None, alias="MAIL_BACKEND")
-    smtp_host: str | None = Field(None, alias="SMTP_HOST")
-    smtp_port: int = Field(587, alias="SMTP_PORT", ge=1, le=65535)
-    smtp_username: str | None = Field(None, alias="SMTP_USERNAME")
-    smtp_password: str | None = Field(None, alias="SMTP_PASSWORD")
-    # STARTTLS on a plain connection (587), or implicit TLS from the first byte (465) with SMTP_SSL.
-    smtp_starttls: bool = Field(True, alias="SMTP_STARTTLS")
-    smtp_ssl: bool = Field(False, alias="SMTP_SSL")
-    smtp_timeout: float = Field(10.0, alias="SMTP_TIMEOUT", gt=0)
-    mail_from: str = Field("saas <no-reply@localhost>", alias="MAIL_FROM")
-    # Front-end pages the links lead to: FRONTEND_URL + path + ?token=...
-    email_verify_path: str = Field("/verify-email", alias="EMAIL_VERIFY_PATH")
-    password_reset_path: str = Field("/reset-password", alias="PASSWORD_RESET_PATH")
-    email_verify_token_hours: int = Field(48, alias="EMAIL_VERIFY_TOKEN_HOURS", ge=1)
-    password_reset_token_minutes: int = Field(60, alias="PASSWORD_RESET_TOKEN_MINUTES", ge=1)
-    # True: unverified users get a 403 on billing, API keys and AI.
-    require_verified_email: bool = Field(False, alias="REQUIRE_VERIFIED_EMAIL")
+    """Mail
+
+    Where the mail goes, and the links in it (see [Authentication](api/authentication.md#email))."""
+
+    backend: Literal["smtp", "console"] | None = Field(
+        None, alias="MAIL_BACKEND",
+        description="`smtp`, or `console` (the message, links included, written to the log; nothing sent).",
+        json_schema_extra=shown_default("`smtp` if `SMTP_HOST` is set, else `console`"),
+    )
+    smtp_host: str | None = Field(
+        None, alias="SMTP_HOST",
+        description="Your SMTP server (docker compose: `mailpit`, port 1025, `SMTP_STARTTLS=false`).",
+    )
+    smtp_port: int = Field(587, alias="SMTP_PORT", ge=1, le=65535, description="The SMTP server's port.")
+    smtp_username: str | None = Field(
+        None, alias="SMTP_USERNAME", description="The server's login; set both or neither."
+    )
+    smtp_password: str | None = Field(
+        None, alias="SMTP_PASSWORD", description="The server's password; set both or neither."
+    )
+    smtp_starttls: bool = Field(
+        True, alias="SMTP_STARTTLS",
+        description="STARTTLS on a plain connection (587) before anything is sent, required while true.",
+    )
+    smtp_ssl: bool = Field(
+        False, alias="SMTP_SSL", description="Implicit TLS from the first byte (port 465) instead of STARTTLS."
+    )
+    smtp_timeout: float = Field(10.0, alias="SMTP_TIMEOUT", gt=0, description="Seconds to wait for the server.")
+    mail_from: str = Field(
+        "saas <no-reply@localhost>", alias="MAIL_FROM", description="The sender of every message."
+    )
+    email_verify_path: str = Field(
+        "/verify-email", alias="EMAIL_VERIFY_PATH",
+        description="The front-end page of verification links: `FRONTEND_URL` + path + `?token=...`.",
+    )
+    password_reset_path: str = Field(
+        "/reset-password", alias="PASSWORD_RESET_PATH",
+        description="The front-end page of reset links: `FRONTEND_URL` + path + `?token=...`.",
+    )
+    email_verify_token_hours: int = Field(
+        48, alias="EMAIL_VERIFY_TOKEN_HOURS", ge=1,
+        description="Hours a verification (or email change) link works.",
+    )
+    password_reset_token_minutes: int = Field(
+        60, alias="PASSWORD_RESET_TOKEN_MINUTES", ge=1, description="Minutes a password reset link works."
+    )
+    require_verified_email: bool = Field(
+        False, alias="REQUIRE_VERIFIED_EMAIL",
+        description="`true`: unverified users get a 403 on billing, API keys and AI.",
+    )
 
     @property
     def effective_backend(self):
@@ -207,36 +396,102 @@ class MailSettings(Settings):
 
 
 class OrgSettings(Settings):
-    invitation_ttl_days: int = Field(7, alias="INVITATION_TTL_DAYS", ge=1, le=90)
-    # The front-end page an invitation links to: FRONTEND_URL + path + ?token=...
-    invitation_path: str = Field("/invitations", alias="INVITATION_PATH")
+    """Organizations"""
+
+    invitation_ttl_days: int = Field(
+        7, alias="INVITATION_TTL_DAYS", ge=1, le=90, description="Days an invitation link works (1 to 90)."
+    )
+    invitation_path: str = Field(
+        "/invitations", alias="INVITATION_PATH",
+        description="The front-end page invitations link to: `FRONTEND_URL` + path + `?token=...`.",
+    )
 
 
 class AdminSettings(Settings):
-    # The first operator: `flask users ensure-superuser` (run after `flask db upgrade` by the
-    # compose and Kubernetes migrate steps) creates this superuser if the address has no account.
-    first_superuser_email: str | None = Field(None, alias="FIRST_SUPERUSER_EMAIL")
-    first_superuser_password: str | None = Field(None, alias="FIRST_SUPERUSER_PASSWORD")
+    """Operators
+
+    The first superuser (see [The admin API](operations/admin.md#the-first-superuser))."""
+
+    first_superuser_email: str | None = Field(
+        None, alias="FIRST_SUPERUSER_EMAIL",
+        description="`flask users ensure-superuser` (run after `flask db upgrade` by compose's and Kubernetes' "
+        "migrate steps) creates this superuser when the address has no account; an existing account is made "
+        "superuser, its password never changed, only when it is active and its address verified (otherwise "
+        "the command exits with status 3, which the migrate steps tolerate). Unset: nothing is done.",
+    )
+    first_superuser_password: str | None = Field(
+        None, alias="FIRST_SUPERUSER_PASSWORD",
+        description="Its password (registration's rules), used only when the account is created.",
+    )
+
+
+class MfaSettings(Settings):
+    """Two-factor authentication
+
+    See [two-factor authentication](api/authentication.md#two-factor-authentication)."""
+
+    token_seconds: int = Field(
+        300, alias="MFA_TOKEN_SECONDS", ge=30, le=3600,
+        description="Seconds a login waits for its second factor: how long the `mfa_token` of "
+        "`POST /api/v1/auth/login` works (30 to 3600).",
+    )
+    encryption_keys: CommaList = Field(
+        [], alias="MFA_ENCRYPTION_KEY",
+        description="Keys of the secrets kept encrypted at rest (TOTP seeds, SSO client secrets): comma-separated "
+        "random strings of 32+ bytes; the first encrypts, all decrypt. Rotate: put a new key first, run "
+        "`flask users reencrypt-secrets`, then drop the old one.",
+        json_schema_extra=shown_default("derived from `SECRET_KEY` (which then must never rotate)"),
+    )
+    admin_require_mfa: bool | None = Field(
+        None, alias="ADMIN_REQUIRE_MFA",
+        description="The admin API admits only login sessions that passed two-factor; others get 403 with the "
+        "reason `mfa_required`.",
+        json_schema_extra=shown_default("`true` under `APP_ENV=production`, else `false`"),
+    )
 
 
 class WorkerSettings(Settings):
-    # How often the worker runs its repairs (saas/sweeps.py) and its own RQ housekeeping.
-    sweep_interval_seconds: int = Field(60, alias="SWEEP_INTERVAL_SECONDS", ge=5)
+    """Background work"""
+
+    sweep_interval_seconds: int = Field(
+        60, alias="SWEEP_INTERVAL_SECONDS", ge=5,
+        description="Seconds between the worker's repair sweeps (`saas/sweeps.py`) and its own RQ housekeeping; "
+        "at least 5.",
+    )
 
 
 class ObservabilitySettings(Settings):
+    """Observability"""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
-        "INFO", alias="LOG_LEVEL"
+        "INFO", alias="LOG_LEVEL", description="`DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`; JSON lines on stdout."
     )
-    metrics_token: str | None = Field(None, alias="METRICS_TOKEN")
-    sentry_dsn: str | None = Field(None, alias="SENTRY_DSN")
-    sentry_traces_sample_rate: float = Field(0.0, alias="SENTRY_TRACES_SAMPLE_RATE", ge=0, le=1)
+    metrics_token: str | None = Field(
+        None, alias="METRICS_TOKEN",
+        description="Enables `/metrics`, readable with `Authorization: Bearer <token>`. Unset: `/metrics` is off.",
+    )
+    sentry_dsn: str | None = Field(None, alias="SENTRY_DSN", description="Error reporting to Sentry when set.")
+    sentry_traces_sample_rate: float = Field(
+        0.0, alias="SENTRY_TRACES_SAMPLE_RATE", ge=0, le=1, description="Share of requests traced by Sentry, 0 to 1."
+    )
 
 
 class DocsSettings(Settings):
-    # The app's own copies (saas/web/docs.py); a CDN URL here loads them from there instead.
-    swagger_ui_url: str = Field("/docs/assets/swagger-ui/", alias="SWAGGER_UI_URL")
-    redoc_url: str = Field("/docs/assets/redoc/redoc.standalone.js", alias="REDOC_URL")
+    """API reference pages
+
+    Where `/docs` (Swagger UI) and `/redoc` load their scripts from: the app's own copies
+    (`saas/web/docs.py`) unless a CDN URL is set."""
+
+    swagger_ui_url: str = Field(
+        "/docs/assets/swagger-ui/", alias="SWAGGER_UI_URL",
+        description="A directory URL ending in `/` holding `swagger-ui-bundle.js` and `swagger-ui.css`; set a CDN "
+        "URL such as `https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0/` to load them from there, and the "
+        "page's Content-Security-Policy allows its origin.",
+    )
+    redoc_url: str = Field(
+        "/docs/assets/redoc/redoc.standalone.js", alias="REDOC_URL",
+        description="Where `/redoc` loads ReDoc from; a CDN URL is allowed by that page's policy likewise.",
+    )
 
 
 def _cpus():
@@ -248,23 +503,52 @@ def _cpus():
 
 
 class ServerSettings(Settings):
-    """gunicorn's settings (gunicorn.conf.py reads them from here)."""
+    """gunicorn
 
-    port: int = Field(8000, alias="PORT")
-    bind: str | None = Field(None, alias="GUNICORN_BIND")
-    # One worker per core, each with 8 threads: measured best for this app (bench/RESULTS.md).
-    workers: int = Field(default_factory=lambda: max(2, _cpus()), alias="GUNICORN_WORKERS", ge=1)
-    threads: int = Field(8, alias="GUNICORN_THREADS", ge=1)
-    timeout: int = Field(30, alias="GUNICORN_TIMEOUT", ge=1)
-    graceful_timeout: int = Field(30, alias="GUNICORN_GRACEFUL_TIMEOUT", ge=1)
-    keepalive: int = Field(5, alias="GUNICORN_KEEPALIVE", ge=0)
-    # Recycling workers bounds slow memory leaks; 0 disables it.
-    max_requests: int = Field(0, alias="GUNICORN_MAX_REQUESTS", ge=0)
-    max_requests_jitter: int = Field(0, alias="GUNICORN_MAX_REQUESTS_JITTER", ge=0)
-    accesslog: str | None = Field(None, alias="GUNICORN_ACCESSLOG")
-    loglevel: str = Field("info", alias="GUNICORN_LOGLEVEL")
-    # Only trust X-Forwarded-* from these proxies.
-    forwarded_allow_ips: str = Field("127.0.0.1", alias="FORWARDED_ALLOW_IPS")
+    gunicorn's settings: `gunicorn.conf.py` reads them from here."""
+
+    port: int = Field(
+        8000, alias="PORT", description="Port to listen on, on all addresses, unless `GUNICORN_BIND` is set."
+    )
+    bind: str | None = Field(
+        None, alias="GUNICORN_BIND", description="Full bind address, e.g. `127.0.0.1:8000`.",
+        json_schema_extra=shown_default("`0.0.0.0:$PORT`"),
+    )
+    workers: int = Field(
+        default_factory=lambda: max(2, _cpus()), alias="GUNICORN_WORKERS", ge=1,
+        description="Worker processes: one per core, each with `GUNICORN_THREADS` threads, measured best for this "
+        "app (`bench/RESULTS.md`). Under a CPU limit (Kubernetes) set it to the container's CPU: the default "
+        "counts the cores the process may run on, which are the node's.",
+        json_schema_extra=shown_default("the CPU cores this process may use, at least 2"),
+    )
+    threads: int = Field(8, alias="GUNICORN_THREADS", ge=1, description="Threads per worker (`gthread`).")
+    timeout: int = Field(
+        30, alias="GUNICORN_TIMEOUT", ge=1, description="Seconds a request may take before its worker is restarted."
+    )
+    graceful_timeout: int = Field(
+        30, alias="GUNICORN_GRACEFUL_TIMEOUT", ge=1,
+        description="Seconds workers get to finish in-flight requests on shutdown.",
+    )
+    keepalive: int = Field(
+        5, alias="GUNICORN_KEEPALIVE", ge=0, description="Seconds an idle keep-alive connection stays open."
+    )
+    max_requests: int = Field(
+        0, alias="GUNICORN_MAX_REQUESTS", ge=0,
+        description="Restart a worker after this many requests (bounds slow memory leaks); 0: never.",
+    )
+    max_requests_jitter: int = Field(
+        0, alias="GUNICORN_MAX_REQUESTS_JITTER", ge=0,
+        description="Up to this many requests more, at random, so workers do not all restart at once.",
+    )
+    accesslog: str | None = Field(
+        None, alias="GUNICORN_ACCESSLOG",
+        description="gunicorn's access log (`-` for stdout). Unset: none; the app logs every request itself.",
+    )
+    loglevel: str = Field("info", alias="GUNICORN_LOGLEVEL", description="gunicorn's own log level.")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1", alias="FORWARDED_ALLOW_IPS",
+        description="Comma-separated proxy addresses gunicorn trusts for `X-Forwarded-*`.",
+    )
 
     @property
     def bind_address(self):
@@ -306,6 +590,7 @@ class Config:
         self.mail = _build(MailSettings, values)
         self.orgs = _build(OrgSettings, values)
         self.admin = _build(AdminSettings, values)
+        self.mfa = _build(MfaSettings, values)
         self.worker = _build(WorkerSettings, values)
         self.observability = _build(ObservabilitySettings, values)
         self.docs = _build(DocsSettings, values)
@@ -338,6 +623,9 @@ class Config:
         """Refuse settings that would be unsafe in production, or cannot work; each message
         names the variable."""
         self.validate_mail()
+        for key in self.mfa.encryption_keys:
+            if len(key.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(f"MFA_ENCRYPTION_KEY: each key needs at least {MIN_SECRET_BYTES} bytes")
         if self.env != "production":
             return
         secret = self.app.secret_key
@@ -446,6 +734,12 @@ class Config:
             # Operators
             "FIRST_SUPERUSER_EMAIL": self.admin.first_superuser_email,
             "FIRST_SUPERUSER_PASSWORD": self.admin.first_superuser_password,
+            # Two-factor authentication
+            "MFA_TOKEN_SECONDS": self.mfa.token_seconds,
+            "MFA_ENCRYPTION_KEYS": list(self.mfa.encryption_keys),
+            "ADMIN_REQUIRE_MFA": (
+                self.env == "production" if self.mfa.admin_require_mfa is None else self.mfa.admin_require_mfa
+            ),
             # Background work
             "SWEEP_INTERVAL_SECONDS": self.worker.sweep_interval_seconds,
             # Rate limits (flask-limiter's names)

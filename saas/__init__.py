@@ -131,6 +131,7 @@ def _connect_packages(app):
     register_authenticators(app, [api_key_authenticator, session_authenticator])
     register_org_access(app, OrgAccess(
         member=org_service.member_access, acting=org_service.acting_access, check=org_service.check_permission,
+        policy=org_service.org_policy,
     ))
     org_service.connect_signals()
     org_accounts.connect_signals()

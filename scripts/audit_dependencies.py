@@ -38,6 +38,8 @@ IGNORED_VULNS: dict[str, str] = {}
 HELD_BACK = {
     "deprecated": "3.x needs Python 3.12 and the project runs on 3.11 (limits needs deprecated>=1.2)",
     "jsonschema-rs": "schemathesis 4.32.5, its latest release, needs jsonschema-rs<0.61",
+    "pymdown-extensions": "13.x needs Python 3.11.5+ and the locks resolve for every Python 3.11 "
+    "(mkdocs-material needs pymdown-extensions>=11.0.1)",
     "rich": "flask-limiter 4.1.1's [cli] extra (the `flask limiter` commands) needs rich<15",
     "rq": "rq 3 is a major release: moving the workers to it is a change of its own",
 }

@@ -21,7 +21,7 @@ as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
 # nginx is for tests/test_proxy.py (the reverse proxy in front of gunicorn); the tests start
 # their own instances, never the system service.
 ensure_packages() {
-  # curl: the README's walkthroughs use it, and tests/test_readme.py runs them.
+  # curl: the walkthroughs of the README and the docs use it, and tests/test_readme.py runs them.
   if [ -x "$PG_BIN/initdb" ] && command -v redis-server >/dev/null && command -v redis-cli >/dev/null \
     && [ -x /usr/sbin/nginx ] && command -v curl >/dev/null; then
     return

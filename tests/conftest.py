@@ -242,6 +242,18 @@ def smtp():
 
 
 @pytest.fixture
+def mailing(app_with, smtp):
+    """Build clients of apps without Redis (jobs inline) whose mail goes to the module's SMTP
+    server, settings overridden by keyword."""
+    smtp.messages.clear()
+
+    def build(**overrides):
+        return app_with(REDIS_URL="", **smtp.settings, **overrides)
+
+    return build
+
+
+@pytest.fixture
 def fake_openai():
     return FAKE_OPENAI
 

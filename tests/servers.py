@@ -82,7 +82,7 @@ def _wait_until_serving(base_url, process, timeout=30):
 
 
 def rq_worker_command(*extra, redis_url=None):
-    """The plain `rq worker` CLI with the project's worker class, as the README runs it."""
+    """The plain `rq worker` CLI with the project's worker class, as the docs run it (docs/operations/index.md)."""
     url = redis_url or REDIS_URL
     return [
         str(BIN / "rq"), "worker", "--with-scheduler", "--worker-class", "saas.worker.Worker",
@@ -107,7 +107,7 @@ def start_rq_worker(**env):
 
 def run_rq_worker_burst(plain_cli=False, **env):
     """Run the worker until the queues are empty: as `make worker` runs it, or with `plain_cli`
-    as the plain `rq worker` CLI with the project's worker class (the README's other way)."""
+    as the plain `rq worker` CLI with the project's worker class (the docs' other way)."""
     command = rq_worker_command("--burst", redis_url=env.get("REDIS_URL")) if plain_cli else worker_command("--burst")
     return subprocess.run(command, cwd=ROOT, env=child_env(**env), capture_output=True, text=True, timeout=120)
 

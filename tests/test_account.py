@@ -10,7 +10,7 @@ from saas.orgs.models import AuditEvent, Membership
 from saas.usage.models import UsageRecord
 from saas.users.models import User
 from tests.ai_support import CHAT, JOBS, messages
-from tests.helpers import PASSWORD, bearer
+from tests.helpers import PASSWORD, bearer, login
 from tests.org_support import ORGS, Team, subscribe_org
 
 ME = "/api/v1/users/me"
@@ -121,7 +121,7 @@ def test_the_export_holds_everything_stored_about_the_caller_and_no_secret(team,
     assert response.status_code == 200
     document = response.get_json()
     assert set(document) == {"profile", "sessions", "api_keys", "organizations", "invitations", "audit_events",
-                             "subscriptions", "usage", "ai_jobs", "mail"}
+                             "subscriptions", "usage", "ai_jobs", "mail", "two_factor"}
     assert document["profile"]["email"] == "owner@example.com"
     assert len(document["sessions"]) == 1 and document["sessions"][0]["ip_address"] == "127.0.0.1"
     assert [(item["name"], item["prefix"]) for item in document["api_keys"]] == [("shared", key["prefix"])]
@@ -152,3 +152,104 @@ def test_an_operator_sees_a_deleted_account_and_cannot_bring_it_back(team):
     refused = team.client.patch(f"/api/v1/admin/users/{user_id}", json={"is_active": True}, headers=bearer(admin))
     assert refused.status_code == 409
     assert user_row(user_id).is_active is False
+
+
+# --- issue 21: what deletion and exports must not leave or show -----------------------------
+
+
+def test_an_export_shows_nothing_of_the_previous_owner_of_the_address(team):
+    """Item 10: A moves away from alice@, B registers alice@: B's export holds none of A's mail
+    or invitations, though they were sent to that address."""
+    owner = team.person("owner@example.com")
+    org = team.org(owner)
+    first = team.join(owner, org["id"], "alice@example.com")
+    moved = team.client.post("/api/v1/users/me/email", json={"email": "a.new@example.com", "current_password": PASSWORD},
+                             headers=bearer(first))
+    assert moved.status_code == 202
+    confirmation = team.mailed("a.new@example.com", invitation=False)
+    assert team.client.post("/api/v1/auth/verify-email", json={"token": confirmation.token}).status_code == 204
+
+    newcomer = team.person("alice@example.com")
+    document = team.get(EXPORT, newcomer).get_json()
+    assert [message["template"] for message in document["mail"]] == ["verify_email"]
+    assert all(message["to"] == "alice@example.com" for message in document["mail"])
+    assert document["invitations"] == []
+    # A's export still holds A's own.
+    mine = team.get(EXPORT, login(team.client, "a.new@example.com")["access_token"]).get_json()
+    assert {"verify_email", "email_change", "email_change_notice"} <= {message["template"] for message in mine["mail"]}
+    assert [invitation["org_id"] for invitation in mine["invitations"]] == [org["id"]]
+
+
+def test_deleting_an_account_scrubs_its_personal_data_from_what_is_kept(team):
+    """Item 13: the invitee address in the audit log, an operator's events about the account,
+    the addresses and clients of its sessions and of its own audit events."""
+    from saas.auth.models import AuthSession
+    from saas.orgs.models import Invitation
+    from saas.users.service import create_superuser
+
+    create_superuser("ops@example.com", "operators keep the lights on")
+    admin = login(team.client, "ops@example.com", "operators keep the lights on")["access_token"]
+    owner = team.person("owner@example.com")
+    org = team.org(owner)
+    leaver = team.join(owner, org["id"], "leaver@example.com", "admin")
+    leaver_id = team.get(ME, leaver).get_json()["id"]
+    assert team.client.patch(f"{ORGS}/{org['id']}", json={"name": "Renamed"}, headers=bearer(leaver)).status_code == 200
+    assert team.client.post(f"/api/v1/admin/users/{leaver_id}/logout-all", headers=bearer(admin)).status_code == 204
+    assert team.client.patch(f"/api/v1/admin/users/{leaver_id}", json={"email_verified": True},
+                             headers=bearer(admin)).status_code == 200
+    leaver = login(team.client, "leaver@example.com")["access_token"]
+    text_before = str([event.details for event in db.session.scalars(sa.select(AuditEvent))])
+    assert "leaver@example.com" in text_before
+
+    assert delete_me(team, leaver).status_code == 204
+
+    db.session.expire_all()
+    placeholder = f"deleted-{leaver_id}@deleted.invalid"
+    events = db.session.scalars(sa.select(AuditEvent)).all()
+    assert "leaver@example.com" not in str([(event.details, event.target) for event in events])
+    assert {event.details.get("email") for event in events if event.action.startswith("admin.")} == {placeholder}
+    assert [event.details["email"] for event in events if event.action == "invitation.created"] == [placeholder]
+    assert all(event.ip_address is None for event in events if event.actor_user_id == leaver_id)
+    assert any(event.ip_address for event in events if event.actor_user_id != leaver_id)  # others' stay
+    assert db.session.scalars(sa.select(Invitation.email)).all() == [placeholder]
+    sessions = db.session.scalars(sa.select(AuthSession).where(AuthSession.user_id == leaver_id)).all()
+    assert sessions and all((s.ip_address, s.user_agent) == (None, None) for s in sessions)
+
+
+def test_only_admins_see_other_members_addresses_in_an_organizations_usage(team, fake_openai):
+    """Item 13: a member sees their own row, and the others' ids only."""
+    owner = team.person("owner@example.com")
+    org = team.org(owner)
+    member = team.join(owner, org["id"], "member@example.com")
+    for token in (owner, member):
+        call = team.client.post(CHAT, json={"messages": messages()}, headers={**bearer(token), "X-Org-Id": str(org["id"])})
+        assert call.status_code == 200, call.get_json()
+
+    as_member = team.get(f"{ORGS}/{org['id']}/usage", member).get_json()["members"]
+    as_owner = team.get(f"{ORGS}/{org['id']}/usage", owner).get_json()["members"]
+    assert sorted((row["email"], row["full_name"]) for row in as_owner) == [
+        ("member@example.com", "Member"), ("owner@example.com", "Owner")]
+    assert sorted((row["email"] or "", row["full_name"] or "") for row in as_member) == [
+        ("", ""), ("member@example.com", "Member")]
+    assert {row["user_id"] for row in as_member} == {row["user_id"] for row in as_owner}
+
+
+def test_deleting_an_account_cancels_its_own_subscriptions_only(app_with, smtp, fake_stripe, redis_url):
+    """Item 14: the cancellations queued when an account is deleted are its own, not every
+    deleted account's still live (those are the sweep's to repair, at its own pace)."""
+    smtp.messages.clear()
+    team = Team(app_with(REDIS_URL="", **smtp.settings), smtp)
+    earlier = team.person("earlier@example.com")
+    earlier_id = team.get(ME, earlier).get_json()["id"]
+    left_live = subscribe_org(team, earlier, user_row(earlier_id).personal_org.id, fake_stripe, price_id="price_pro")
+    fake_stripe.mode = "down"  # its cancellation fails: it stays live, for the sweep
+    assert delete_me(team, earlier).status_code == 204
+    fake_stripe.mode = "ok"
+    now = team.person("now@example.com")
+    now_id = team.get(ME, now).get_json()["id"]
+    own = subscribe_org(team, now, user_row(now_id).personal_org.id, fake_stripe, price_id="price_pro")
+
+    assert delete_me(team, now).status_code == 204
+
+    assert fake_stripe.subscriptions[own["id"]]["status"] == "canceled"
+    assert fake_stripe.subscriptions[left_live["id"]]["status"] == "active"

@@ -1,11 +1,16 @@
 """The operators' API and seeding the first superuser. Each rule is tried from the side that
 should be refused: other users, a superuser's API key, a superuser locking themselves out."""
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from saas.auth.models import AuthSession
 from saas.billing.models import Subscription
@@ -15,6 +20,7 @@ from saas.orgs.models import AuditEvent
 from saas.usage.models import SETTLED, UsageRecord
 from saas.users.models import User
 from saas.web.api import SESSION
+from tests.conftest import ROOT, child_env, make_app
 from tests.helpers import PASSWORD, at_once, bearer, login, personal_org_id, register
 
 ADMIN = "/api/v1/admin"
@@ -398,8 +404,15 @@ def test_create_superuser_asks_twice_for_the_password_without_stdin(client):
     login(client, ROOT_EMAIL, "a long operator passphrase")
 
 
+def verified(email):
+    """The owner of ``email`` opened the verification link (arranged in the database)."""
+    db.session.execute(sa.update(User).where(User.email == email).values(email_verified=True))
+    db.session.commit()
+
+
 def test_create_superuser_promotes_an_existing_account_without_touching_its_password(client):
     register(client, ROOT_EMAIL)
+    verified(ROOT_EMAIL)
     result = cli(client, "users", "create-superuser", ROOT_EMAIL, "--password-stdin", input="something else entirely\n")
     assert result.exit_code == 0, result.output
     assert "already" in result.output and "unchanged" in result.output
@@ -429,6 +442,62 @@ def test_ensure_superuser_creates_the_first_superuser_once_and_never_changes_its
     assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
     token = login(changed, ROOT_EMAIL, "the first operator's passphrase")["access_token"]
     assert changed.get(f"{ADMIN}/stats", headers=bearer(token)).status_code == 200
+
+
+@pytest.mark.parametrize("command", ["ensure-superuser", "create-superuser"])
+@pytest.mark.parametrize("state", ["unverified", "deactivated"])
+def test_seeding_never_promotes_an_account_its_operator_may_not_own(app_with, command, state):
+    """Issue 21 item 4: whoever registers FIRST_SUPERUSER_EMAIL first (the operator's account
+    moved to another address, or was never made) must not become a superuser at the next release."""
+    seeded = app_with(FIRST_SUPERUSER_EMAIL=ROOT_EMAIL, FIRST_SUPERUSER_PASSWORD="the first operator's passphrase")
+    register(seeded, ROOT_EMAIL)
+    if state == "deactivated":
+        verified(ROOT_EMAIL)
+        assert cli(seeded, "users", "deactivate", ROOT_EMAIL).exit_code == 0
+    args = [command] if command == "ensure-superuser" else [command, ROOT_EMAIL, "--password-stdin"]
+    result = cli(seeded, "users", *args, input="the first operator's passphrase\n")
+    assert result.exit_code == 3, result.output
+    assert ("not verified" if state == "unverified" else "deactivated") in result.output
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(User.is_superuser).where(User.email == ROOT_EMAIL)) is False
+
+
+def test_seeding_promotes_nobody_after_the_operators_account_is_deleted(app_with):
+    seeded = app_with(FIRST_SUPERUSER_EMAIL=ROOT_EMAIL, FIRST_SUPERUSER_PASSWORD="the first operator's passphrase")
+    assert cli(seeded, "users", "ensure-superuser").exit_code == 0
+    token = login(seeded, ROOT_EMAIL, "the first operator's passphrase")["access_token"]
+    deleted = seeded.delete("/api/v1/users/me", json={"current_password": "the first operator's passphrase"},
+                            headers=bearer(token))
+    assert deleted.status_code == 204
+    newcomer = register(seeded, ROOT_EMAIL)  # the address is free again
+    result = cli(seeded, "users", "ensure-superuser")
+    assert result.exit_code == 3 and "not verified" in result.output
+    assert user_row(newcomer["id"]).is_superuser is False
+
+
+def _migrate_steps():
+    """The migrate step's shell command as compose (``$$`` is compose's escaped ``$``) and the
+    Kubernetes Job run it."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["migrate"]["command"]
+    job = yaml.safe_load((ROOT / "deploy/kubernetes/base/migrate-job.yaml").read_text())
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    return {"compose": compose[2].replace("$$", "$"), "kubernetes": container["command"][2]}
+
+
+@pytest.mark.parametrize("where", ["compose", "kubernetes"])
+def test_the_migrate_step_goes_on_past_a_refused_promotion_and_stops_on_other_failures(database, where):
+    command = _migrate_steps()[where]
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    app = make_app()
+    with app.app_context():
+        register(app.test_client(), ROOT_EMAIL)  # unverified: not promoted
+    env = child_env(PATH=path, FIRST_SUPERUSER_EMAIL=ROOT_EMAIL, FIRST_SUPERUSER_PASSWORD="the first operator's passphrase")
+    refused = subprocess.run(["sh", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 0, refused.stderr
+    assert "not verified" in refused.stderr
+    weak = subprocess.run(["sh", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=child_env(PATH=path, FIRST_SUPERUSER_EMAIL="second@example.com", FIRST_SUPERUSER_PASSWORD="password"))
+    assert weak.returncode == 1 and "password refused" in weak.stderr
 
 
 def test_ensure_superuser_refuses_to_create_an_account_without_a_password_or_with_a_weak_one(app_with):

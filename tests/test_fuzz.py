@@ -46,6 +46,11 @@ RULES_BEYOND_THE_SCHEMA = {
     "POST /api/v1/invitations/decline": ["400"],
     # A generated current_password is not the user's; the new address may be the user's own.
     "POST /api/v1/users/me/email": ["400", "422"],
+    # A generated current_password is not the user's, nor a generated code the authenticator's.
+    "POST /api/v1/auth/mfa/totp/setup": ["400"],
+    "POST /api/v1/auth/mfa/totp/enable": ["400"],
+    "POST /api/v1/auth/mfa/totp/disable": ["400"],
+    "POST /api/v1/auth/mfa/recovery-codes": ["400"],
 }
 # An invalid request may also be refused for its size (MAX_CONTENT_LENGTH).
 REJECTED = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]

@@ -67,7 +67,7 @@ def test_registration_gives_every_user_a_personal_organization_they_cannot_delet
 def test_creating_an_organization_makes_the_caller_its_owner_with_a_unique_slug(team):
     token = team.person("founder@example.com")
     first = team.org(token, "Acme Rockets")
-    assert set(first) == {"id", "name", "slug", "personal", "role", "created_at"}
+    assert set(first) == {"id", "name", "slug", "personal", "role", "require_mfa", "created_at"}
     assert (first["name"], first["slug"], first["personal"], first["role"]) == ("Acme Rockets", "acme-rockets", False, "owner")
     second = team.org(token, "Acme Rockets")
     assert second["slug"] != first["slug"] and second["slug"].startswith("acme-rockets")
@@ -384,7 +384,9 @@ def test_declined_revoked_expired_and_forged_invitations_add_nobody(team, acme):
     assert team.client.post(ACCEPT, json={"token": team.invitation_token("expired@example.com")}, headers=bearer(expired)).status_code == 400
     assert team.invite(tokens["admin"], org["id"], "expired@example.com").status_code == 201  # no longer blocks a new one
 
-    for forged in ("x" * 43, team.invitation_token("expired@example.com")[:-1] + "A"):
+    real = team.invitation_token("expired@example.com")  # the new, valid invitation's
+    middle = len(real) // 2  # a different character in the middle: never the real token by chance
+    for forged in ("x" * 43, real[:middle] + ("B" if real[middle] != "B" else "C") + real[middle + 1:]):
         assert team.client.post(ACCEPT, json={"token": forged}, headers=bearer(expired)).status_code == 400
     assert len(team.get(f"{base}/members", tokens["owner"]).get_json()) == 3
     assert {"invitation.declined", "invitation.revoked"} <= set(audit_actions(org["id"]))
@@ -416,7 +418,8 @@ def test_an_org_key_acts_for_its_organization_only(team, acme, fake_openai):
     assert team.client.post(CHAT, json={"messages": messages()}, headers={"X-API-Key": key}).status_code == 200
     org_usage = team.get(f"{ORGS}/{org['id']}/usage", tokens["member"]).get_json()
     assert org_usage["used"] > 0
-    assert [row["email"] for row in org_usage["members"]] == ["admin@example.com"]
+    assert [row["email"] for row in team.get(f"{ORGS}/{org['id']}/usage", tokens["admin"]).get_json()["members"]] == ["admin@example.com"]
+    assert [row["email"] for row in org_usage["members"]] == [None]  # a member sees only their own address
     assert team.get(USAGE, tokens["admin"]).get_json()["used"] == 0  # the admin's personal quota is untouched
     # The key of org A on org B: refused, whatever the header says.
     refused = team.client.post(CHAT, json={"messages": messages()}, headers={"X-API-Key": key, "X-Org-Id": str(other["id"])})

@@ -1,9 +1,13 @@
-"""The README's `bash` blocks run as pasted against a fresh `make run` (issue 11, item 15).
+"""The `bash` blocks of the README and of the documentation site run as pasted against a fresh
+`make run` (issue 11, item 15; issue 27, item 6).
 
 `make run` is started as a newcomer would, with two differences a test needs: its own port
 (PORT, which the blocks' `localhost:8000` is pointed at) and database file, and the model
 provider a newcomer configures with AI_API_KEY (here the suite's fake OpenAI-compatible server).
-Each block runs alone, in a fresh `bash -euo pipefail`, in the order of the README.
+Each block runs alone, in a fresh `bash -euo pipefail`: first the README's, then each page's of
+the site in the order of its navigation (`nav` in mkdocs.yml), each page's in the order they
+appear. Blocks marked `shell` need what `make run` does not have (Docker, a cluster, the Stripe
+CLI) and are not run.
 """
 import contextlib
 import os
@@ -15,6 +19,7 @@ import time
 
 import pytest
 import requests
+import yaml
 
 from tests.conftest import FAKE_OPENAI, ROOT
 from tests.fake_openai import API_KEY as FAKE_OPENAI_KEY
@@ -23,8 +28,29 @@ from tests.servers import free_port
 BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
 
 
-def readme_blocks():
-    return BASH_BLOCK.findall((ROOT / "README.md").read_text())
+def nav_pages(nav):
+    """The markdown files of mkdocs.yml's `nav`, in reading order."""
+    for entry in nav:
+        for value in (entry.values() if isinstance(entry, dict) else [entry]):
+            if isinstance(value, list):
+                yield from nav_pages(value)
+            else:
+                yield value
+
+
+def documents():
+    """The README, then the site's pages in the order of its navigation (paths from the root)."""
+    site = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    return ["README.md", *(f"{site['docs_dir']}/{page}" for page in nav_pages(site["nav"]))]
+
+
+def bash_blocks():
+    """(where, block) for every `bash` block, in the order they run."""
+    return [
+        (f"{document}#{number}", block)
+        for document in documents()
+        for number, block in enumerate(BASH_BLOCK.findall((ROOT / document).read_text()), start=1)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +86,17 @@ def make_run(tmp_path_factory):
         process.wait(timeout=30)
 
 
-def test_the_readme_has_runnable_blocks():
-    assert len(readme_blocks()) >= 2
+def test_the_readme_and_the_docs_have_runnable_blocks():
+    where = [name for name, _ in bash_blocks()]
+    assert sum(name.startswith("README.md#") for name in where) >= 1
+    assert len(where) >= 4
 
 
-@pytest.mark.parametrize("number", range(len(readme_blocks())))
-def test_each_bash_block_of_the_readme_runs_as_pasted(make_run, number):
-    block = readme_blocks()[number].replace("localhost:8000", f"localhost:{make_run}")
+@pytest.mark.parametrize(("where", "block"), bash_blocks(), ids=[name for name, _ in bash_blocks()])
+def test_each_bash_block_runs_as_pasted(make_run, where, block):
+    block = block.replace("localhost:8000", f"localhost:{make_run}")
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", block], capture_output=True, text=True, timeout=120
     )
-    assert result.returncode == 0, f"block {number}:\n{block}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    assert result.returncode == 0, f"{where}:\n{block}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     assert result.stdout.strip()

@@ -13,9 +13,12 @@ export async function example(baseUrl: string, email: string, password: string):
   const signup = await api.POST("/api/v1/auth/register", { body: { email, password, full_name: "Ada" } });
   if (signup.error) throw new Error(`sign-up failed: ${signup.error.message}`);
 
-  // POST /api/v1/auth/login -> {access_token, refresh_token, token_type: "bearer", expires_in}
+  // POST /api/v1/auth/login -> {access_token, refresh_token, token_type: "bearer", expires_in}, or,
+  // for an account with two-factor on, {mfa_required, mfa_token, ...}: then ask for a code and send
+  // both to POST /api/v1/auth/mfa/verify, which answers the token pair.
   const login = await api.POST("/api/v1/auth/login", { body: { email, password } });
   if (login.error) throw new Error(`login failed: ${login.error.message}`);
+  if ("mfa_required" in login.data) throw new Error("this account needs its second factor first");
   tokens.set(login.data);
 
   // The middleware sends the access token.

@@ -1,7 +1,7 @@
 """SQLite: ids are never reused (AUTOINCREMENT), and what foreign keys would have deleted goes
 
 Revision ID: 9b1d3f5a7c2e
-Revises: b3d5f7a9c1e2
+Revises: d9f1b3c5e7a2
 Create Date: 2026-12-02 10:00:00
 
 Nothing changes on PostgreSQL, whose sequences never go back and whose foreign keys always held.
@@ -22,13 +22,13 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '9b1d3f5a7c2e'
-down_revision = 'b3d5f7a9c1e2'
+down_revision = 'd9f1b3c5e7a2'
 branch_labels = None
 depends_on = None
 
 TABLES = (
     'users', 'organizations', 'memberships', 'invitations', 'audit_events', 'api_keys', 'subscriptions',
-    'usage_records',
+    'usage_records', 'mfa_recovery_codes',
 )
 # Rows that name an organisation without a foreign key: kept for accounting after it is deleted.
 ORG_IDS_KEPT = (('audit_events', 'org_id'), ('usage_records', 'org_id'), ('ai_jobs', 'org_id'))

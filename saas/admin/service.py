@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from saas.apikeys.models import ApiKey
 from saas.auth.models import AuthSession
-from saas.auth.service import end_all_sessions
+from saas.auth import service as auth_service
 from saas.billing.entitlements import subscription_summary
 from saas.billing.models import Subscription
 from saas.core.database import page_of
@@ -146,11 +146,12 @@ def update_user(actor_id, user_id, changes):
 
 
 def log_out_everywhere(user_id):
-    """End every session of the user (their API keys keep working), and record it."""
+    """End every session of the user (their API keys keep working) and void the links mailed
+    for the account, and record it."""
     user = get_user(user_id)
     audit.record(None, "admin.user_logged_out", target=f"user:{user.id}",
                  details={"email": user.email, "sessions_ended": open_sessions(user.id)})
-    end_all_sessions(user.id, reason="admin-logout-all")  # commits the event with it
+    auth_service.log_out_everywhere(user, reason="admin-logout-all")  # commits the event with it
 
 
 # --- organisations ----------------------------------------------------------------------------

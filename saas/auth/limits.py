@@ -1,7 +1,8 @@
 """Rate limits on the endpoints attackers hammer; values come from config (RATELIMIT_*).
 
 Failed logins count per IP and per account, so neither one address nor a botnet spread over
-many addresses can guess one account's password at speed. Only failures are counted.
+many addresses can guess one account's password, or its second-factor codes, at speed. Only
+failures are counted.
 
 Counters live in RATELIMIT_STORAGE_URI (Redis). When it cannot be reached the limiter fails
 open to per-process memory (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED, RATELIMIT_SWALLOW_ERRORS in
@@ -13,14 +14,14 @@ import hashlib
 from flask import current_app, request
 from limits import parse_many
 
+from saas.auth.service import user_of_pending_login
 from saas.extensions import limiter
 from saas.core.emails import lenient_email
 from saas.web.requests import client_ip_key, never_raises
 
 ACCOUNT_SCOPE = "login-account"
 RESET_SCOPE = "password-reset-account"
-# flask-limiter files a scoped limit's counters under "<endpoint>:<scope>".
-LOGIN_ENDPOINT = "auth.login"
+MFA_VERIFY_ENDPOINT = "auth.verify_second_factor"
 
 
 def _configured(name):
@@ -41,7 +42,13 @@ def account_key(email, scope=ACCOUNT_SCOPE):
 @never_raises(fallback=lambda: f"{ACCOUNT_SCOPE}:unreadable")
 def login_account_key():
     """The account a login attempt targets, whatever the body's media type (JSON, any
-    ``application/*+json``, or the OAuth2 form); read leniently, validation happens later."""
+    ``application/*+json``, or the OAuth2 form); read leniently, validation happens later. For
+    the second-factor step, the account of its pending login (wrong codes count like wrong
+    passwords)."""
+    if request.endpoint == MFA_VERIFY_ENDPOINT:
+        body = request.get_json(silent=True)
+        token = body.get("mfa_token") if isinstance(body, dict) else None
+        return account_key(user_of_pending_login(token) if isinstance(token, str) else None)
     if request.is_json:
         body = request.get_json(silent=True)
         email = body.get("email") if isinstance(body, dict) else None
@@ -63,7 +70,7 @@ def unlock_account(email):
     key = account_key(email)
     cleared = 0
     for item in parse_many(current_app.config["RATELIMIT_LOGIN_ACCOUNT"]):
-        limiter.limiter.clear(item, key, f"{LOGIN_ENDPOINT}:{ACCOUNT_SCOPE}")
+        limiter.limiter.clear(item, key, ACCOUNT_SCOPE)
         cleared += 1
     return cleared
 
@@ -71,11 +78,13 @@ def unlock_account(email):
 login_ip_limit = limiter.limit(
     _configured("RATELIMIT_LOGIN_IP"), key_func=client_ip_key, deduct_when=_failed, scope="login-ip"
 )
-login_account_limit = limiter.limit(
+# One counter per account for the password and the second-factor steps (a shared limit: its
+# counters are filed under the scope alone, not "<endpoint>:<scope>").
+login_account_limit = limiter.shared_limit(
     _configured("RATELIMIT_LOGIN_ACCOUNT"),
+    scope=ACCOUNT_SCOPE,
     key_func=login_account_key,
     deduct_when=_failed,
-    scope=ACCOUNT_SCOPE,
 )
 register_ip_limit = limiter.limit(_configured("RATELIMIT_REGISTER_IP"), key_func=client_ip_key)
 refresh_ip_limit = limiter.limit(_configured("RATELIMIT_REFRESH_IP"), key_func=client_ip_key)

@@ -1,4 +1,5 @@
-"""Registration, login, refresh and logout."""
+"""Registration, login (with its second-factor step), refresh, logout and sessions; two-factor
+enrolment."""
 from flask import request
 
 from saas.auth import service
@@ -11,22 +12,33 @@ from saas.auth.limits import (
     register_ip_limit,
 )
 from saas.auth.schemas import (
+    CodeSchema,
+    CurrentPasswordSchema,
+    LoginResultSchema,
     LoginSchema,
+    MfaRequiredSchema,
+    MfaStatusSchema,
+    MfaVerifySchema,
     OAuth2PasswordFormSchema,
+    PasswordAndCodeSchema,
     PasswordResetConfirmSchema,
     PasswordResetSchema,
+    RecoveryCodesSchema,
     RefreshSchema,
     RegisterSchema,
+    SessionSchema,
     TokenSchema,
+    TotpSetupSchema,
     VerifyEmailSchema,
 )
+from saas.users import mfa
 from saas.users.addresses import send_verification, verify_email
-from saas.users.limits import email_send_limit
+from saas.users.limits import email_send_limit, password_check_limit
 from saas.users.recovery import ask_for_password_reset, reset_password
 from saas.users.schemas import AcceptedSchema, UserSchema
 from saas.users.service import create_user
 from saas.web.api import SESSION
-from saas.web.blueprint import Blueprint, current_principal
+from saas.web.blueprint import PASSWORD_METHOD, Blueprint, current_principal
 from saas.web.requests import bearer_token, client_ip
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and tokens.")
@@ -62,7 +74,11 @@ def register(fields):
         },
     }
 )
-@blp.response(200, TokenSchema)
+@blp.response(200, LoginResultSchema)
+@blp.doc(responses={"200": {
+    "description": "The token pair, or the second-factor step for an account with two-factor on.",
+    "content": {"application/json": {"schema": {"oneOf": [TokenSchema, MfaRequiredSchema]}}},
+}})
 @blp.alt_response(401, response="UNAUTHORIZED")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
@@ -71,11 +87,125 @@ def login():
 
     Send JSON `{email, password}`, or the OAuth2 password form (`username`, `password`) as
     Swagger UI's *Authorize* button does. A wrong password and an unknown email get the same 401.
+    For an account with two-factor authentication on, the answer is instead
+    `{mfa_required: true, mfa_token, mfa_methods, expires_in}` and no token: send the token with a
+    code to `POST /api/v1/auth/mfa/verify`.
     """
     credentials = _login_credentials()
     user = service.authenticate(credentials["email"], credentials["password"])
-    pair = service.start_session(user, user_agent=request.user_agent.string, ip_address=client_ip())
+    return service.complete_login(user, PASSWORD_METHOD, **_client()), 200, NO_STORE
+
+
+@blp.route("/mfa/verify", methods=["POST"])
+@login_ip_limit
+@login_account_limit
+@blp.arguments(MfaVerifySchema)
+@blp.response(200, TokenSchema)
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def verify_second_factor(fields):
+    """Complete a login that needs two-factor: the `mfa_token` of the login and a code.
+
+    `code` is the current 6-digit code of the authenticator app (each code works once) or one
+    unused recovery code (any case, with or without its dash). Answers the token pair, as a login
+    does. A wrong, expired, reused or unknown token or code is the same 401; the token works once,
+    for `MFA_TOKEN_SECONDS`, and dies after 5 wrong codes. Wrong codes count against the account's
+    failed-login limit, like wrong passwords.
+    """
+    pair = service.verify_second_factor(fields["mfa_token"], fields["code"], **_client())
     return pair, 200, NO_STORE
+
+
+@blp.route("/mfa", methods=["GET"])
+@blp.auth(SESSION)
+@blp.response(200, MfaStatusSchema)
+def mfa_status():
+    """Whether two-factor authentication is on, its methods, and how many recovery codes are left."""
+    return mfa.status(current_principal().user)
+
+
+@blp.route("/mfa/totp/setup", methods=["POST"])
+@blp.auth(SESSION, limits=[password_check_limit])
+@blp.arguments(CurrentPasswordSchema)
+@blp.response(200, TotpSetupSchema)
+@blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def set_up_totp(fields):
+    """Start setting up an authenticator app: its secret, `otpauth://` URI and QR code (SVG).
+
+    Nothing is active until `POST /api/v1/auth/mfa/totp/enable` gets a code from it; a new setup
+    replaces one not confirmed yet. Needs the current password (400 when wrong); 409 when
+    two-factor is on already.
+    """
+    return mfa.begin_setup(current_principal().user, fields["current_password"]), 200, NO_STORE
+
+
+@blp.route("/mfa/totp/enable", methods=["POST"])
+@blp.auth(SESSION)
+@blp.arguments(CodeSchema)
+@blp.response(200, RecoveryCodesSchema)
+@blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(409, response="CONFLICT")
+def enable_totp(fields):
+    """Turn two-factor on with a code from the authenticator being set up.
+
+    Answers ten recovery codes, shown this once. Links mailed before stop working, and a notice
+    goes to the account's address. A wrong code is a 400 and changes nothing.
+    """
+    return {"recovery_codes": mfa.enable(current_principal().user, fields["code"])}, 200, NO_STORE
+
+
+@blp.route("/mfa/totp/disable", methods=["POST"])
+@blp.auth(SESSION, limits=[password_check_limit])
+@blp.arguments(PasswordAndCodeSchema)
+@blp.response(204)
+@blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def disable_totp(fields):
+    """Turn two-factor off: needs the current password (400 when wrong) and a code (401 when
+    missing or wrong). The authenticator and the recovery codes are forgotten and a notice is
+    mailed. 409 while an organization the user belongs to requires two-factor."""
+    mfa.disable(current_principal().user, fields["current_password"], fields["code"])
+
+
+@blp.route("/mfa/recovery-codes", methods=["POST"])
+@blp.auth(SESSION, limits=[password_check_limit])
+@blp.arguments(PasswordAndCodeSchema)
+@blp.response(200, RecoveryCodesSchema)
+@blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def regenerate_recovery_codes(fields):
+    """Ten new recovery codes (shown this once); the old ones stop working. Needs the current
+    password and a code, as turning two-factor off does."""
+    user = current_principal().user
+    codes = mfa.regenerate_recovery_codes(user, fields["current_password"], fields["code"])
+    return {"recovery_codes": codes}, 200, NO_STORE
+
+
+@blp.route("/sessions", methods=["GET"])
+@blp.auth(SESSION)
+@blp.response(200, SessionSchema(many=True))
+def list_sessions():
+    """The caller's open sessions (logins on each device), newest first, with how each was
+    authenticated; `current` marks the one this request uses."""
+    principal = current_principal()
+    sessions = service.open_sessions(principal.user_id)
+    for session in sessions:
+        session.current = session.id == principal.session_id
+    return sessions
+
+
+@blp.route("/sessions/<session_id>", methods=["DELETE"])
+@blp.auth(SESSION)
+@blp.response(204)
+@blp.alt_response(404, response="NOT_FOUND")
+def end_session(session_id):
+    """End one of the caller's sessions at once (its access and refresh tokens stop working).
+    Anyone else's session, or one that ended already, is a 404."""
+    service.end_own_session(current_principal().user_id, session_id)
 
 
 @blp.route("/refresh", methods=["POST"])
@@ -108,8 +238,11 @@ def logout():
 @blp.auth(SESSION)
 @blp.response(204)
 def logout_all():
-    """End every session of the current user, on every device."""
-    service.end_all_sessions(current_principal().user_id)
+    """End every session of the current user, on every device.
+
+    Links mailed for the account before (address verification or change, password reset) stop
+    working too."""
+    service.log_out_everywhere(current_principal().user)
 
 
 @blp.route("/verify-email", methods=["POST"])
@@ -120,10 +253,13 @@ def logout_all():
 def verify_email_address(fields):
     """Verify an address with the token of a mailed link.
 
-    A verification link marks the account's address verified; a link from an email change
-    (`POST /api/v1/users/me/email`) also makes it the account's address. Posting a used link
-    again changes nothing and is still a 204. A bad or expired token is a 400; a change to an
-    address another account took meanwhile is a 409.
+    A verification link marks the account's address verified (opening it again is a harmless
+    204); a link from an email change (`POST /api/v1/users/me/email`) also makes it the
+    account's address, once, and only the latest change's link does. Every link is bound to the
+    account's security as it was when the link was asked for: after a password change or reset,
+    an address change, logout-all or deactivation, links mailed before are a 400 and change
+    nothing. A bad or expired token is a 400; a change to an address another account took
+    meanwhile is a 409.
     """
     verify_email(fields["token"])
 
@@ -170,9 +306,15 @@ def confirm_password_reset(fields):
 
     Every session and API key of the account ends, the address counts as verified, and a
     notice goes to it. The password follows the registration rules (422). A token that was used,
-    is older than the last password change, or expired is a 400.
+    expired, or was mailed before a security change of the account (a password change or
+    reset, an address change, logout-all, deactivation) is a 400.
     """
     reset_password(fields["token"], fields["password"])
+
+
+def _client():
+    """What a new session records of the client that opened it."""
+    return {"user_agent": request.user_agent.string, "ip_address": client_ip()}
 
 
 def _login_credentials():

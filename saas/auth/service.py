@@ -1,12 +1,19 @@
 """Logins, token pairs, refresh rotation with reuse detection, and revocation.
 
-Each login opens a server-side session (``AuthSession``), the family every token of that login
-belongs to: both tokens carry its id (``sid``), so ending the row ends the tokens at once.
+Every way of logging in (a password now; a social provider and SSO build on it) ends in
+``complete_login``, the one place where a login becomes tokens: an account with two-factor on
+gets a pending login (``LoginChallenge``) instead, which only ``verify_second_factor`` turns into
+tokens. Each login opens a server-side session (``AuthSession``), the family every token of that
+login belongs to: both tokens carry its id (``sid``), so ending the row ends the tokens at once;
+the session records how it was authenticated (``methods``).
 """
 import functools
+import hashlib
 import logging
+import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import jwt
 import sqlalchemy as sa
@@ -14,16 +21,19 @@ from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
 from jwt.exceptions import ExpiredSignatureError, PyJWTError
 
-from saas.auth.models import AuthSession
-from saas.core.database import Prepared, fields_of, loaded, read_row
-from saas.core.errors import Unauthenticated
+from saas.auth.models import AuthSession, LoginChallenge, methods_of
+from saas.core.database import Prepared, atomic, fields_of, loaded, read_row
+from saas.core.errors import NotFound, Unauthenticated
 from saas.core.ids import new_uuid
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.orgs.service import attach_personal_org, personal_org_columns, personal_org_join
 from saas.users import events
+from saas.users.mfa import METHODS as MFA_METHODS, accept_code
 from saas.users.models import User
 from saas.users.passwords import burn_verification_time, verify_password
+from saas.users.tokens import issued_stamp, stamp_unchanged
+from saas.web.blueprint import MFA_METHOD
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +60,33 @@ class SessionEnded(TokenRejected):
     message = "The token has been revoked."
 
 
+class SecondFactorRejected(Unauthenticated):
+    """Any failure of the second-factor step: unknown, expired, used or exhausted token, or a
+    wrong code. One message for all, so the answer tells an attacker nothing."""
+
+    message = "The login could not be completed: its mfa_token is invalid or expired, or the code is wrong."
+
+
+class NoSuchSession(NotFound):
+    message = "No such session."
+
+
 @dataclass
 class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
     token_type: str = "bearer"
+
+
+@dataclass
+class SecondFactorNeeded:
+    """What a login of an account with two-factor on gets instead of tokens."""
+
+    mfa_token: str
+    expires_in: int
+    mfa_methods: list = field(default_factory=lambda: list(MFA_METHODS))
+    mfa_required: bool = True
 
 
 def authenticate(email, password):
@@ -71,8 +102,85 @@ def authenticate(email, password):
     return user
 
 
-def start_session(user, *, user_agent=None, ip_address=None):
-    """Open a new login (token family) for ``user`` and return its first token pair."""
+@atomic
+def complete_login(user, method, *, user_agent=None, ip_address=None):
+    """The one place where a login becomes tokens: the ``TokenPair`` of a new session of
+    ``user``, who proved ``method`` (``"password"``...), or, when the account has two-factor on,
+    ``SecondFactorNeeded`` (a pending login that ``verify_second_factor`` completes)."""
+    if user.mfa_enabled:
+        return _pending_login(user, [method])
+    return _open_session(user, [method], user_agent=user_agent, ip_address=ip_address)
+
+
+def _pending_login(user, methods):
+    token = secrets.token_urlsafe(32)
+    seconds = current_app.config["MFA_TOKEN_SECONDS"]
+    db.session.add(LoginChallenge(
+        token_hash=_token_hash(token), user_id=user.id, methods=",".join(methods), stamp=issued_stamp(user),
+        expires_at=utcnow() + timedelta(seconds=seconds),
+    ))
+    return SecondFactorNeeded(token, seconds)
+
+
+def _token_hash(token):
+    return hashlib.sha256(str(token).encode()).hexdigest()
+
+
+def verify_second_factor(mfa_token, code, *, user_agent=None, ip_address=None):
+    """Complete a pending login with a second-factor code: the token pair of a new session whose
+    methods add ``"mfa"``. Any failure is the same 401; a wrong code counts against the pending
+    login, which dies after ``LoginChallenge.MAX_ATTEMPTS`` of them."""
+    try:
+        return _verified_login(mfa_token, code, user_agent=user_agent, ip_address=ip_address)
+    except _WrongCode:
+        _count_wrong_code(mfa_token)
+        raise SecondFactorRejected() from None
+
+
+class _WrongCode(Exception):
+    pass
+
+
+@atomic
+def _verified_login(mfa_token, code, *, user_agent, ip_address):
+    now = utcnow()
+    challenge = db.session.scalar(
+        sa.select(LoginChallenge).where(LoginChallenge.token_hash == _token_hash(mfa_token)).with_for_update()
+    )
+    if (challenge is None or challenge.used_at is not None or challenge.expires_at <= now
+            or challenge.attempts >= LoginChallenge.MAX_ATTEMPTS):
+        raise SecondFactorRejected()
+    user = db.session.get(User, challenge.user_id)
+    # Its password changed, its two-factor was turned off or reset, the account was disabled...
+    if user is None or not user.is_active or not user.mfa_enabled or not stamp_unchanged(user, challenge.stamp):
+        raise SecondFactorRejected()
+    if accept_code(user, code) is None:
+        raise _WrongCode()
+    challenge.used_at = now
+    return _open_session(user, [*methods_of(challenge.methods), MFA_METHOD], user_agent=user_agent,
+                         ip_address=ip_address)
+
+
+@atomic
+def _count_wrong_code(mfa_token):
+    db.session.execute(
+        sa.update(LoginChallenge).where(LoginChallenge.token_hash == _token_hash(mfa_token))
+        .values(attempts=LoginChallenge.attempts + 1)
+    )
+
+
+def user_of_pending_login(mfa_token):
+    """The address of the account a pending login is for, or None (the login lockout counts
+    wrong codes against it)."""
+    return db.session.scalar(
+        sa.select(User.email).join(LoginChallenge, LoginChallenge.user_id == User.id)
+        .where(LoginChallenge.token_hash == _token_hash(mfa_token))
+    )
+
+
+def _open_session(user, methods, *, user_agent=None, ip_address=None):
+    """A new login (token family) for ``user``, authenticated by ``methods``; its first token
+    pair. Only ``complete_login`` and ``verify_second_factor`` call it."""
     session = AuthSession(
         id=new_uuid(),
         user_id=user.id,
@@ -81,16 +189,39 @@ def start_session(user, *, user_agent=None, ip_address=None):
         user_agent=(user_agent or "")[:256] or None,
         # Behind a proxy the address comes from X-Forwarded-For, which a client can fill with anything.
         ip_address=(ip_address or "")[:64] or None,
+        methods=",".join(dict.fromkeys(methods)),
     )
     db.session.add(session)
-    db.session.commit()
+    db.session.flush()
     return _token_pair(user.id, session.id, session.refresh_jti)
+
+
+def open_sessions(user_id):
+    """The user's sessions that are neither revoked nor expired, newest first."""
+    return db.session.scalars(
+        sa.select(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None), AuthSession.expires_at > utcnow())
+        .order_by(AuthSession.created_at.desc())
+    ).all()
+
+
+@atomic
+def end_own_session(user_id, session_id):
+    """End one of the user's own sessions; anyone else's (or an ended one) is a 404."""
+    ended = db.session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None),
+               AuthSession.expires_at > utcnow())
+        .values(revoked_at=utcnow(), revoked_reason="logout")
+    ).rowcount
+    if not ended:
+        raise NoSuchSession()
 
 
 # The active user of an open, unexpired session, and their personal organisation: everything an
 # access token needs, in one query.
 _USER_OF_OPEN_SESSION = Prepared("saas_user_of_open_session", (
-    sa.select(*User.__table__.columns, *personal_org_columns())
+    sa.select(*User.__table__.columns, AuthSession.methods.label("session_methods"), *personal_org_columns())
     .join(AuthSession, AuthSession.user_id == User.id)
     .outerjoin(*personal_org_join())
     .where(
@@ -102,7 +233,8 @@ _USER_OF_OPEN_SESSION = Prepared("saas_user_of_open_session", (
 
 
 def user_of_access_token(raw_token):
-    """``(user, session id)`` for an access token whose session is open and user active;
+    """``(user, session id, session methods)`` for an access token whose session is open and
+    user active;
     raises ``TokenRejected`` (or ``AccountDisabled``) for any token that must not be honoured.
 
     One round trip to the database and no transaction: the query runs in autocommit, and the
@@ -120,7 +252,7 @@ def user_of_access_token(raw_token):
         raise AccountDisabled()
     user = loaded(User, {column.name: row[column.name] for column in User.__table__.columns})
     attach_personal_org(user, row)
-    return user, session_id
+    return user, session_id, tuple(methods_of(row["session_methods"]))
 
 
 def rotate_refresh_token(raw_token):
@@ -187,10 +319,19 @@ def end_all_sessions(user_id, *, except_session_id=None, reason="logout-all"):
     revoke_sessions(user_id=user_id, except_session_id=except_session_id, reason=reason)
 
 
+def log_out_everywhere(user, *, reason="logout-all"):
+    """End every session of ``user`` and void every link mailed for the account (its security
+    stamp changes): whoever made the owner log out everywhere may have asked for some."""
+    user.rotate_security_stamp()
+    end_all_sessions(user.id, reason=reason)
+
+
 def connect_signals():
-    """A new password ends every other session of the user; deactivation ends all of them."""
+    """A new password ends every other session of the user; deactivation and an operator's
+    reset of the second factor end all of them."""
     events.password_changed.connect(_end_sessions_after_password_change, weak=False)
     events.account_deactivated.connect(_end_sessions_after_deactivation, weak=False)
+    events.account_secured.connect(_end_sessions_of_secured_account, weak=False)
     events.account_deleting.connect(_end_sessions_of_deleted_account, weak=False)
     events.account_export.connect(_export_sessions, weak=False)
 
@@ -203,12 +344,21 @@ def _end_sessions_after_deactivation(user, **_):
     end_all_sessions(user.id, reason="deactivated")
 
 
+def _end_sessions_of_secured_account(user, *, reason, **_):
+    revoke_sessions(user_id=user.id, reason=reason, commit=False)
+
+
 def _end_sessions_of_deleted_account(user, **_):
+    """Every session ends; the rows stay (when the account logged in) without the addresses and
+    clients it used."""
     revoke_sessions(user_id=user.id, reason="account-deleted", commit=False)
+    db.session.execute(
+        sa.update(AuthSession).where(AuthSession.user_id == user.id).values(ip_address=None, user_agent=None)
+    )
 
 
 SESSION_EXPORT = ("id", "created_at", "last_refreshed_at", "expires_at", "revoked_at", "revoked_reason",
-                  "user_agent", "ip_address")
+                  "user_agent", "ip_address", "methods")
 
 
 def _export_sessions(user, **_):

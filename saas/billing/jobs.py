@@ -169,8 +169,9 @@ def sync_mismatched_seats(limit):
     return one_by_one(org_ids, sync_seats)
 
 
-def _live_subscriptions_of_deleted_accounts(limit=None):
-    """Stripe ids of live subscriptions paid by the personal organisation of a deleted account."""
+def _live_subscriptions_of_deleted_accounts(limit=None, *, user_id=None):
+    """Stripe ids of live subscriptions paid by the personal organisation of a deleted account
+    (of ``user_id``'s only, when given)."""
     query = (
         sa.select(Subscription.stripe_subscription_id)
         .join(Organization, Organization.id == Subscription.org_id)
@@ -178,6 +179,8 @@ def _live_subscriptions_of_deleted_accounts(limit=None):
         .where(User.deleted_at.is_not(None), Subscription.status.not_in(ENDED_STATUSES))
         .order_by(Subscription.id)
     )
+    if user_id is not None:
+        query = query.where(User.id == user_id)
     return db.session.scalars(query.limit(limit) if limit else query).all()
 
 
@@ -190,7 +193,7 @@ def cancel_subscription_of_deleted_account(stripe_subscription_id):
 def _queue_cancellations_of_deleted_account(user, **_):
     if not _billing_on():
         return
-    for stripe_subscription_id in _live_subscriptions_of_deleted_accounts():
+    for stripe_subscription_id in _live_subscriptions_of_deleted_accounts(user_id=user.id):
         try:
             enqueue(cancel_subscription_of_deleted_account, stripe_subscription_id, queue=HIGH)
         except RedisError:

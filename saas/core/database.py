@@ -1,12 +1,26 @@
-"""Reads that need no transaction: one round trip on a connection that stays in autocommit.
+"""How the app talks to its database: the transaction of a use case, and the reads that need none.
 
-The request's ORM session begins a transaction with its first query and rolls it back at the
-end of the request: two more round trips that a read-only lookup (the gate's) does not need.
-Such lookups go through ``read_row``, on an engine of its own whose connections are always in
-autocommit (switching a pooled connection back and forth costs as much again).
+**One use case, one transaction.** A service function that writes is a use case: it is declared
+with ``@atomic`` (or runs its writes in ``with transaction():``), which commits when it returns and
+rolls back when it raises. A use case called from another joins the caller's transaction, so the
+outermost one decides; audit events and signal receivers run inside it and never commit. What
+must happen outside the database (queueing a job, sending mail, a signal whose receivers call
+Stripe) is registered with ``after_commit`` and runs once the transaction has committed, never if
+it rolled back. ``savepoint()`` lets a use case try a write that may fail (a unique slug) and carry
+on. Work that must be committed before an outside call (a Stripe customer before a checkout) is
+two use cases. Only this module commits (tests/test_architecture.py holds every other module to it).
 
-And the rules every connection to SQLite (the embedded default) needs: ``enforce_sqlite_foreign_keys``.
+**Reads without a transaction.** The request's ORM session begins a transaction with its first
+query and rolls it back at the end of the request: two more round trips that a read-only lookup
+(the gate's) does not need. Such lookups go through ``read_row``, on an engine of its own whose
+connections are always in autocommit (switching a pooled connection back and forth costs as much
+again); ``Prepared`` has PostgreSQL plan them once per connection.
+
+**SQLite** (the embedded default) enforces foreign keys only on connections that ask:
+``enforce_sqlite_foreign_keys`` makes every one ask.
 """
+import contextlib
+import functools
 import sqlite3
 
 import sqlalchemy as sa
@@ -14,6 +28,67 @@ from flask import current_app
 from sqlalchemy.orm import make_transient_to_detached
 
 from saas.extensions import db
+
+
+_DEPTH, _AFTER_COMMIT = "saas.use_case_depth", "saas.after_commit"
+
+
+@contextlib.contextmanager
+def transaction():
+    """The transaction of one use case: committed when the block ends, rolled back if it raises.
+    Nested in another, it joins it (the outermost commits); ``after_commit`` work runs once the
+    outermost has committed."""
+    info = db.session.info
+    depth = info.get(_DEPTH, 0)
+    info[_DEPTH] = depth + 1
+    try:
+        yield
+        if depth == 0:
+            db.session.commit()
+    except BaseException:
+        if depth == 0:
+            db.session.rollback()
+            info.pop(_AFTER_COMMIT, None)
+        raise
+    finally:
+        info[_DEPTH] = depth
+    if depth == 0:
+        for work in info.pop(_AFTER_COMMIT, ()):
+            work()
+
+
+def atomic(use_case):
+    """Declare a service function a use case: it runs in ``transaction()``."""
+
+    @functools.wraps(use_case)
+    def in_transaction(*args, **kwargs):
+        with transaction():
+            return use_case(*args, **kwargs)
+
+    return in_transaction
+
+
+def in_transaction():
+    """Whether a use case's transaction is open (``transaction()``)."""
+    return db.session.info.get(_DEPTH, 0) > 0
+
+
+def after_commit(work):
+    """Run ``work()`` once the open use case has committed (dropped if it rolls back); at once
+    outside one. For what must not happen unless the change is stored: jobs, mail, signals whose
+    receivers reach outside the database."""
+    if in_transaction():
+        db.session.info.setdefault(_AFTER_COMMIT, []).append(work)
+    else:
+        work()
+
+
+@contextlib.contextmanager
+def savepoint():
+    """A part of a use case that may fail on its own (a unique value taken meanwhile): its writes
+    are undone if it raises, and the use case goes on."""
+    with db.session.begin_nested():
+        yield
 
 
 def enforce_sqlite_foreign_keys():

@@ -132,18 +132,22 @@ def resend_unsent(created_before, limit=None):
     return queued
 
 
-def _messages_of(user_id, address):
-    return sa.or_(MailMessage.user_id == user_id, MailMessage.to_address == address)
-
-
 def forget_mail_of(user_id, address):
-    """Delete every message to or about the account (a deleted account's); the caller commits."""
-    db.session.execute(sa.delete(MailMessage).where(_messages_of(user_id, address)))
+    """Delete every message about the account, and those to its address that are about no
+    account (a deleted account's); the caller commits. Messages of another account that once had
+    the address stay: they are that account's."""
+    db.session.execute(
+        sa.delete(MailMessage).where(
+            sa.or_(MailMessage.user_id == user_id,
+                   sa.and_(MailMessage.user_id.is_(None), MailMessage.to_address == address))
+        )
+    )
 
 
-def mail_of(user_id, address):
-    """What was mailed to or about the account, for its export (never a link: none is stored)."""
-    messages = db.session.scalars(sa.select(MailMessage).where(_messages_of(user_id, address)).order_by(MailMessage.created_at))
+def mail_of(user_id):
+    """What was mailed to or about the account, for its export (never a link: none is stored).
+    Found by the account, never by the address, which another account may have had before."""
+    messages = db.session.scalars(sa.select(MailMessage).where(MailMessage.user_id == user_id).order_by(MailMessage.created_at))
     return [
         {"template": message.template, "to": message.to_address, "status": message.status,
          "created_at": message.created_at, "sent_at": message.sent_at}

@@ -9,6 +9,7 @@ from saas.orgs import audit, events
 from saas.orgs.models import OWNER, PENDING, REVOKED, AuditEvent, Invitation, Membership, Organization
 from saas.orgs.service import lock_org, owner_count
 from saas.users import events as user_events
+from saas.users.models import deleted_address
 
 DELETED_ACCOUNT_NAME = "Deleted account"
 
@@ -23,8 +24,15 @@ class LastOwnerOfTeams(Conflict):
 
 
 def connect_signals():
+    user_events.account_audited.connect(_record_account_event, weak=False)
     user_events.account_deleting.connect(_leave_every_team, weak=False)
+    user_events.account_deleting.connect(_forget_personal_data, weak=False)
     user_events.account_export.connect(_export, weak=False)
+
+
+def _record_account_event(user, *, action, details, **_):
+    """A change to an account's security, in the audit log with no organization."""
+    audit.record(None, action, target=f"user:{user.id}", details=details)
 
 
 def _team_memberships(user_id):
@@ -60,6 +68,26 @@ def _leave_every_team(user, **_):
         user.personal_org.name = DELETED_ACCOUNT_NAME
 
 
+def _forget_personal_data(user, **_):
+    """In the deletion's transaction: the records kept for accounting keep the account's id and
+    lose its personal data. Invitations to its address and audit events that name it (an
+    invitation, an operator's action about it) name the deleted account's placeholder address
+    instead; the addresses it acted from are forgotten."""
+    placeholder = deleted_address(user.id)
+    db.session.execute(sa.update(Invitation).where(Invitation.email == user.email).values(email=placeholder))
+    naming = db.session.scalars(
+        sa.select(AuditEvent).where(
+            sa.or_(AuditEvent.target == f"user:{user.id}", AuditEvent.details["email"].as_string() == user.email)
+        )
+    )
+    for event in naming:
+        if "email" in (event.details or {}):
+            event.details = {**event.details, "email": placeholder}
+    db.session.execute(
+        sa.update(AuditEvent).where(AuditEvent.actor_user_id == user.id).values(ip_address=None)
+    )
+
+
 AUDIT_EXPORT = ("org_id", "action", "target", "details", "ip_address", "created_at")
 INVITATION_EXPORT = ("org_id", "role", "status", "created_at", "expires_at", "responded_at")
 
@@ -77,10 +105,12 @@ def _export(user, **_):
              "joined_at": membership.joined_at}
             for org, membership in organizations
         ],
+        # Found by the account that accepted them, never by the address: another account may
+        # have had it before.
         "invitations": [
             fields_of(invitation, INVITATION_EXPORT)
             for invitation in db.session.scalars(
-                sa.select(Invitation).where(Invitation.email == user.email).order_by(Invitation.id)
+                sa.select(Invitation).where(Invitation.accepted_by_id == user.id).order_by(Invitation.id)
             )
         ],
         "audit_events": [

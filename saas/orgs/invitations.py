@@ -90,8 +90,10 @@ def invite(org, inviter, inviter_role, *, email, role):
     audit.record(org.id, "invitation.created", target=f"invitation:{invitation.id}",
                  details={"email": email, "role": role})
     db.session.commit()
+    # The message is the invitee's (their export lists it) when the address has an account now.
+    invitee_id = db.session.scalar(sa.select(User.id).where(User.email == email))
     queue_mail(
-        "invitation", email, link=LINK_INVITATION,
+        "invitation", email, user_id=invitee_id, link=LINK_INVITATION,
         context={
             "invitation_id": invitation.id, "org_name": org.name, "role": role,
             "inviter": inviter.full_name or inviter.email, "days": current_app.config["INVITATION_TTL_DAYS"],

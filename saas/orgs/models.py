@@ -36,6 +36,8 @@ class Organization(db.Model):
     # Written by billing whenever a subscription changes, so reading the plan costs no query.
     plan: Mapped[str] = mapped_column(sa.String(64), nullable=False, default=FREE_PLAN, server_default=FREE_PLAN)
     plan_past_due_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Members must have two-factor on (or have logged in through the organization's SSO) to act in it.
+    require_mfa: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False, server_default=sa.false())
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
     )

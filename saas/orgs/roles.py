@@ -6,6 +6,7 @@ from saas.orgs.models import ADMIN, MEMBER, OWNER
 MEMBER_PERMISSIONS = frozenset({"org.read", "members.read", "ai.use", "usage.read", "subscription.read"})
 ADMIN_PERMISSIONS = MEMBER_PERMISSIONS | {
     "org.update", "members.invite", "members.remove", "members.role", "api_keys.manage", "audit.read",
+    "usage.read_members",  # each member's usage with their address and name (others see their own)
 }
 OWNER_PERMISSIONS = ADMIN_PERMISSIONS | {"billing.manage", "owners.manage", "org.delete"}
 

@@ -24,7 +24,7 @@ invitations_blp = Blueprint(
 
 def _org_view(org, role):
     return {"id": org.id, "name": org.name, "slug": org.slug, "personal": org.personal, "role": role,
-            "created_at": org.created_at}
+            "require_mfa": org.require_mfa, "created_at": org.created_at}
 
 
 @blp.route("", methods=["POST"])
@@ -57,10 +57,15 @@ def get_org(org_id):
 @blp.auth(SESSION, org="path", permission="org.update")
 @blp.arguments(OrgUpdateSchema)
 @blp.response(200, OrgSchema)
+@blp.alt_response(409, response="CONFLICT")
 def rename_org(fields, org_id):
-    """Rename the organization (admins and owners). The slug stays as it is."""
+    """Rename the organization (admins and owners; the slug stays as it is), or require two-factor
+    of its members (`require_mfa`, owners only; 409 while the owner making the change has no
+    two-factor). While it is required, a member without two-factor gets 403 (`errors.reason`
+    `["mfa_required_by_org"]`) on every call about the organization (its paths, `X-Org-Id`
+    naming it), except leaving it; they can still turn two-factor on. Its API keys are unaffected."""
     principal = current_principal()
-    return _org_view(service.rename(principal.org, fields["name"]), principal.role)
+    return _org_view(service.update_org(principal.org, principal.user, principal.role, fields), principal.role)
 
 
 @blp.route("/<int:org_id>", methods=["DELETE"])
@@ -97,7 +102,7 @@ def change_member_role(fields, org_id, user_id):
 
 
 @blp.route("/<int:org_id>/members/<int:user_id>", methods=["DELETE"])
-@blp.auth(SESSION, org="path", permission="org.read")
+@blp.auth(SESSION, org="path", permission="org.read", policy_exempt=service.leaving)
 @blp.arguments(RemoveMemberQuerySchema, location="query")
 @blp.response(204)
 @blp.alt_response(409, response="CONFLICT")

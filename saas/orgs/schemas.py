@@ -11,7 +11,16 @@ class OrgCreateSchema(ma.Schema):
 
 
 class OrgUpdateSchema(ma.Schema):
-    name = Text(min_length=1, max_length=255, required=True)
+    name = Text(min_length=1, max_length=255)
+    require_mfa = ma.fields.Boolean(
+        metadata={"description": "Members must have two-factor on to act in the organization (owners only; "
+                  "the owner making the change must have it on)."},
+    )
+
+    @ma.validates_schema
+    def something_to_change(self, data, **kwargs):
+        if not data:
+            raise ma.ValidationError("Send `name`, `require_mfa` or both.", "_schema")
 
 
 class OrgSchema(ma.Schema):
@@ -22,6 +31,9 @@ class OrgSchema(ma.Schema):
         required=True, metadata={"description": "The user's own organization: it cannot be deleted, left or joined."}
     )
     role = ma.fields.String(required=True, metadata={"description": "The caller's role: owner, admin or member."})
+    require_mfa = ma.fields.Boolean(
+        required=True, metadata={"description": "Whether members must have two-factor authentication on to act in it."}
+    )
     created_at = ma.fields.AwareDateTime(required=True)
 
 

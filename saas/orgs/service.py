@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from saas.core.database import loaded
+from saas.core.database import atomic, loaded
 from saas.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from saas.core.ids import MAX_ID, parse_id
 from saas.extensions import db
@@ -23,6 +23,7 @@ from saas.orgs.models import MEMBER, OWNER, Membership, Organization
 from saas.orgs.roles import can
 from saas.users import events as user_events
 from saas.users.models import User
+from saas.web.blueprint import SSO_METHOD
 
 SLUG_LENGTH = 60
 
@@ -223,11 +224,59 @@ def check_permission(role, permission):
         raise RoleNotPermitted(role, permission)
 
 
-def rename(org, name):
-    if org.name != name:
-        audit.record(org.id, "org.renamed", target=f"org:{org.id}", details={"from": org.name, "to": name})
-        org.name = name
-    db.session.commit()
+class TwoFactorRequiredByOrganization(Forbidden):
+    message = (
+        "This organization requires two-factor authentication: turn it on "
+        "(POST /api/v1/auth/mfa/totp/setup), or leave the organization."
+    )
+
+    def __init__(self):
+        super().__init__(errors={"reason": ["mfa_required_by_org"]})
+
+
+class OwnerWithoutTwoFactor(Conflict):
+    message = "Turn on two-factor authentication for your own account before requiring it of the members."
+
+
+class OrganizationRequiresTwoFactor(Conflict):
+    def __init__(self, orgs):
+        names = ", ".join(org.name for org in orgs)
+        super().__init__(
+            f"{names} requires two-factor authentication of its members: leave it before turning two-factor off.",
+            errors={"organizations": [org.id for org in orgs]},
+        )
+
+
+def org_policy(principal, org):
+    """For the gate: the organization's own rules about who may act in it. While it requires
+    two-factor, a login session without it is refused (a session that came through SSO has the
+    provider's factors); API keys are unaffected."""
+    if not org.require_mfa or principal.api_key_id is not None:
+        return
+    if principal.user.mfa_enabled or SSO_METHOD in principal.auth_methods:
+        return
+    raise TwoFactorRequiredByOrganization()
+
+
+def leaving(principal, view_args):
+    """Whether a call about a member is the caller leaving: allowed whatever the policy."""
+    return view_args.get("user_id") == principal.user_id
+
+
+@atomic
+def update_org(org, actor, actor_role, changes):
+    """Rename the organization, and (owners) require two-factor of its members or stop."""
+    if "require_mfa" in changes and changes["require_mfa"] != org.require_mfa:
+        if actor_role != OWNER:
+            raise OwnersOnly("Only an owner can require two-factor authentication, or stop requiring it.")
+        if changes["require_mfa"] and not actor.mfa_enabled:
+            raise OwnerWithoutTwoFactor()
+        audit.record(org.id, "org.mfa_required" if changes["require_mfa"] else "org.mfa_not_required",
+                     target=f"org:{org.id}")
+        org.require_mfa = changes["require_mfa"]
+    if "name" in changes and org.name != changes["name"]:
+        audit.record(org.id, "org.renamed", target=f"org:{org.id}", details={"from": org.name, "to": changes["name"]})
+        org.name = changes["name"]
     return org
 
 
@@ -339,8 +388,19 @@ def remove_member(org, actor_user_id, user_id, *, keep_api_keys=False):
 
 
 def connect_signals():
-    """Every new user gets their personal organisation in the transaction that creates them."""
+    """Every new user gets their personal organisation in the transaction that creates them;
+    two-factor cannot be turned off while an organization of theirs requires it."""
     user_events.user_creating.connect(_add_personal_org, weak=False)
+    user_events.mfa_disabling.connect(_refuse_if_an_org_requires_two_factor, weak=False)
+
+
+def _refuse_if_an_org_requires_two_factor(user, **_):
+    requiring = db.session.scalars(
+        sa.select(Organization).join(Membership, Membership.org_id == Organization.id)
+        .where(Membership.user_id == user.id, Organization.require_mfa.is_(True)).order_by(Organization.id)
+    ).all()
+    if requiring:
+        raise OrganizationRequiresTwoFactor(requiring)
 
 
 def _add_personal_org(user, **_):

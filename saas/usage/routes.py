@@ -1,5 +1,6 @@
 """Token usage against the plan's monthly quota: of the organisation a call acts for, and of
 an organisation by member."""
+from saas.orgs.roles import can
 from saas.usage.schemas import OrgUsageSchema, UsageSchema
 from saas.usage.service import quota_status, usage_by_member
 from saas.web.api import API_KEY, SESSION
@@ -29,7 +30,14 @@ def get_usage():
 @org_usage_blp.auth(SESSION, org="path", permission="usage.read")
 @org_usage_blp.response(200, OrgUsageSchema)
 def get_org_usage(org_id):
-    """The organization's usage this month (as `GET /api/v1/usage`), and each member's share."""
-    org = current_principal().org
-    status = quota_status(org)
-    return {**{name: getattr(status, name) for name in UsageSchema().fields}, "members": usage_by_member(org)}
+    """The organization's usage this month (as `GET /api/v1/usage`), and each member's share.
+
+    Admins and owners see who each member is; other members see their own address and name,
+    and the others' user ids only (`email` and `full_name` null).
+    """
+    principal = current_principal()
+    status = quota_status(principal.org)
+    members = usage_by_member(
+        principal.org, viewer_id=principal.user_id, with_addresses=can(principal.role, "usage.read_members"),
+    )
+    return {**{name: getattr(status, name) for name in UsageSchema().fields}, "members": members}

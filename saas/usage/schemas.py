@@ -17,8 +17,11 @@ class UsageSchema(ma.Schema):
 
 class MemberUsageSchema(ma.Schema):
     user_id = ma.fields.Integer(required=True)
-    email = ma.fields.String(required=True)
-    full_name = ma.fields.String(required=True, allow_none=True)
+    email = ma.fields.String(
+        required=True, allow_none=True,
+        metadata={"description": "Shown to admins and owners, and to the member themselves; null for others."},
+    )
+    full_name = ma.fields.String(required=True, allow_none=True, metadata={"description": "As `email`."})
     used = ma.fields.Integer(required=True, metadata={"description": "Tokens this member used this month."})
     reserved = ma.fields.Integer(required=True, metadata={"description": "Tokens their calls in progress hold."})
 

@@ -129,9 +129,10 @@ def month_totals():
     return {"used": used, "reserved": reserved, "period_start": start}
 
 
-def usage_by_member(org):
+def usage_by_member(org, *, viewer_id, with_addresses):
     """This month's tokens of the organisation per user who used any: ``[{user_id, email,
-    full_name, used, reserved}]``, most used first (a former member's usage included)."""
+    full_name, used, reserved}]``, most used first (a former member's usage included). Other
+    users' address and name only ``with_addresses`` (an admin's view); ``viewer_id``'s own always."""
     now = utcnow()
     start, _ = quota_period(now)
     used, reserved = _usage_sums(now, start)
@@ -143,8 +144,9 @@ def usage_by_member(org):
         .order_by(sa.desc("used"), User.id)
     ).all()
     return [
-        {"user_id": row.id, "email": row.email, "full_name": row.full_name, "used": int(row.used),
-         "reserved": int(row.reserved)}
+        {"user_id": row.id, "used": int(row.used), "reserved": int(row.reserved),
+         **({"email": row.email, "full_name": row.full_name} if with_addresses or row.id == viewer_id
+            else {"email": None, "full_name": None})}
         for row in rows
     ]
 

@@ -9,8 +9,10 @@ from flask.cli import AppGroup
 
 from saas.core.emails import normalize_email
 from saas.core.errors import InvalidInput
+from saas.users import mfa
 from saas.users.service import (
     NoSuchUser,
+    NotPromotable,
     create_superuser,
     make_superuser,
     set_user_active,
@@ -19,6 +21,11 @@ from saas.users.service import (
 from saas.web.fields import NewPassword
 
 users_cli = AppGroup("users", help="Account administration.")
+
+# The exit status of create-superuser and ensure-superuser when an existing account was not
+# promoted (deactivated, unverified, deleted) and nothing changed: a release's migrate step
+# tolerates it (`flask users ensure-superuser || test $? -eq 3`) and fails on anything else.
+NOT_PROMOTED = 3
 
 
 def _user(email):
@@ -44,6 +51,26 @@ def activate(email):
     click.echo(f"activated {email}")
 
 
+@users_cli.command("reset-mfa")
+@click.argument("email")
+def reset_mfa(email):
+    """Turn off the two-factor authentication of an account whose owner lost both the
+    authenticator and the recovery codes (check who is asking first). Every session ends, a
+    notice is mailed, and the audit log records it."""
+    try:
+        mfa.reset(_user(email))
+    except mfa.MfaNotEnabled as error:
+        raise click.ClickException(f"{email}: {error.message}") from None
+    click.echo(f"two-factor authentication of {email} is off; every session was ended")
+
+
+@users_cli.command("reencrypt-secrets")
+def reencrypt_secrets():
+    """Encrypt every stored secret (two-factor seeds) again with the first MFA_ENCRYPTION_KEY:
+    run it after putting a new key first, then drop the old one."""
+    click.echo(f"re-encrypted {mfa.reencrypt_secrets()} secrets with the first MFA_ENCRYPTION_KEY")
+
+
 @users_cli.command("make-superuser")
 @click.argument("email")
 def make_superuser_command(email):
@@ -60,8 +87,9 @@ def make_superuser_command(email):
 )
 def create_superuser_command(email, password_stdin):
     """Create an active superuser with a verified address (registration's password rules), or make
-    the existing account of EMAIL a superuser, its password unchanged. The password is asked for
-    twice, hidden, unless --password-stdin."""
+    the existing account of EMAIL a superuser, its password unchanged, if it is active and its
+    address verified (else exit status 3, nothing changed). The password is asked for twice,
+    hidden, unless --password-stdin."""
     email = _valid_address(email, "EMAIL")
     if _existing(email) is not None:
         _seed(email, None)
@@ -76,8 +104,10 @@ def create_superuser_command(email, password_stdin):
 @users_cli.command("ensure-superuser")
 def ensure_superuser_command():
     """Apply FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_PASSWORD: create that superuser if the
-    address has no account, else make the account a superuser (its password never changes).
-    Nothing when FIRST_SUPERUSER_EMAIL is unset. Safe to run on every release."""
+    address has no account. An existing account is made a superuser (its password never changes)
+    only if it is active and its address verified; otherwise the command says why and exits
+    with status 3, promoting nobody. Nothing when FIRST_SUPERUSER_EMAIL is unset. Safe to run on
+    every release (the migrate steps tolerate status 3 and fail on any other)."""
     email = current_app.config["FIRST_SUPERUSER_EMAIL"]
     if not email:
         click.echo("FIRST_SUPERUSER_EMAIL is not set: no superuser to ensure")
@@ -114,7 +144,10 @@ def _seed(email, password):
     except InvalidInput as error:  # WeakPassword: common, blank, or the address itself
         reasons = [reason for reasons in (error.field_errors or {}).values() for reason in reasons]
         raise click.ClickException(f"password refused: {' '.join(reasons) or error.message}") from None
+    except NotPromotable as error:
+        click.echo(f"Error: {email} has an account already. {error.message}", err=True)
+        raise click.exceptions.Exit(NOT_PROMOTED) from None
     if created:
         click.echo(f"created superuser {user.email}")
     else:
-        click.echo(f"{user.email} has an account already: it is a superuser now, its password unchanged")
+        click.echo(f"{user.email} has an account already: it is a superuser, its password unchanged")

@@ -20,6 +20,13 @@ called once by ``create_app``:
 - ``account_deleted``: after the commit; billing queues the cancellation of the subscriptions.
 - ``account_export``: each receiver returns ``{section: [rows]}`` of what it stores about the
   user, merged into the account export.
+- ``account_audited`` (``action``, ``details``): sent inside the transaction of a change to the
+  account's security (two-factor on or off, new recovery codes, an operator's reset); orgs writes
+  it to the audit log (no organization), with the acting user and address of the request.
+- ``mfa_disabling``: sent inside the transaction that would turn the user's two-factor off; orgs
+  refuses it (409) while an organization of theirs requires two-factor.
+- ``account_secured`` (``reason``): sent inside the transaction of an operator's reset of the
+  account's second factor; auth ends every session of the user (without committing).
 """
 from blinker import Namespace
 
@@ -33,3 +40,6 @@ email_changed = _signals.signal("email-changed")
 account_deleting = _signals.signal("account-deleting")
 account_deleted = _signals.signal("account-deleted")
 account_export = _signals.signal("account-export")
+account_audited = _signals.signal("account-audited")
+mfa_disabling = _signals.signal("mfa-disabling")
+account_secured = _signals.signal("account-secured")

@@ -16,11 +16,19 @@ from pathlib import Path
 import bcrypt
 from flask import current_app
 
-from saas.core.errors import InvalidInput
+from saas.core.errors import DomainError, InvalidInput
 
 COMMON_PASSWORDS_FILE = Path(__file__).with_name("common-passwords.txt.gz")
 # Parts of a name or address shorter than this are too common to refuse inside a password.
 MIN_PERSONAL_WORD = 4
+
+
+class WrongCurrentPassword(DomainError):
+    status = 400
+    message = "The current password is incorrect."
+
+    def __init__(self):
+        super().__init__(errors={"current_password": [self.message]})
 
 
 class WeakPassword(InvalidInput):
@@ -62,6 +70,12 @@ def verify_password(password, hashed_password):
         return bcrypt.checkpw(_prehash(password), hashed_password.encode("ascii"))
     except ValueError:  # a malformed stored hash never matches
         return False
+
+
+def check_current_password(user, current_password):
+    """What the sensitive account actions ask first: 400 ``WrongCurrentPassword`` unless it is."""
+    if not verify_password(current_password, user.hashed_password):
+        raise WrongCurrentPassword()
 
 
 @functools.cache

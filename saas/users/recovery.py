@@ -1,7 +1,10 @@
 """Password reset by mail: ask for a link, then set a new password with it.
 
 Asking answers the same, at the same speed, whether or not the account exists: the route only
-queues ``request_password_reset``, and the lookup happens in the job.
+queues ``request_password_reset``, and the lookup happens in the job. The link is bound to the
+account's security stamp (``saas.users.tokens``): it works once (the new password gives the
+account a new stamp), and any security change of the account (an address change, logout-all...)
+voids it.
 """
 from flask import current_app
 from redis.exceptions import RedisError
@@ -14,7 +17,7 @@ from saas.users import events
 from saas.users.models import User
 from saas.users.passwords import check_password, hash_password
 from saas.users.service import NoSuchUser, user_by_email
-from saas.users.tokens import PASSWORD_RESET, InvalidToken, mint, password_fingerprint, read
+from saas.users.tokens import PASSWORD_RESET, issued_stamp, may_still_mint, mint_link, read_link
 
 LINK_RESET = "password-reset"
 
@@ -39,19 +42,20 @@ def request_password_reset(email):
     except NoSuchUser:
         return
     if user.is_active:
-        queue_mail("password_reset", user.email, user_id=user.id, link=LINK_RESET, context={"minutes": _minutes()})
+        queue_mail(
+            "password_reset", user.email, user_id=user.id, link=LINK_RESET,
+            context={"minutes": _minutes(), "stamp": issued_stamp(user)},
+        )
 
 
 def reset_password(token, password):
     """Set a new password with a reset link: every session and API key ends, the address counts
     as verified (the link proved the mailbox), and a notice goes to it."""
-    payload = read(PASSWORD_RESET, token, _minutes() * 60)
-    user = db.session.get(User, payload["uid"])
-    if user is None or not user.is_active or payload.get("fp") != password_fingerprint(user.hashed_password):
-        raise InvalidToken("The link was used already, or is no longer valid; ask for a new one.")
+    user, _ = read_link(PASSWORD_RESET, token, _minutes() * 60)
     check_password(password, email=user.email, full_name=user.full_name)
     user.hashed_password = hash_password(password)
     user.email_verified = True
+    user.rotate_security_stamp()  # this link, and every other one mailed before, is used up
     db.session.commit()
     events.password_changed.send(user, keep_session_id=None)
     queue_mail("password_changed", user.email, user_id=user.id)
@@ -60,9 +64,9 @@ def reset_password(token, password):
 
 def _reset_link(message):
     user = db.session.get(User, message.user_id)
-    if user is None or not user.is_active or user.email != message.to_address:
-        return None
-    token = mint(PASSWORD_RESET, {"uid": user.id, "fp": password_fingerprint(user.hashed_password)})
+    if not may_still_mint(user, message.context.get("stamp")) or user.email != message.to_address:
+        return None  # the account's address or security changed since the request
+    token = mint_link(PASSWORD_RESET, user, issued_stamp(user))
     config = current_app.config
     return {"link": f"{config['FRONTEND_URL'].rstrip('/')}{config['PASSWORD_RESET_PATH']}?token={token}"}
 

@@ -40,10 +40,11 @@ def get_me():
 def update_me(changes):
     """Change `full_name`, or the password.
 
-    A password change needs `current_password` and ends every other session of the user and
-    revokes their API keys; the session making the change stays open. Other fields cannot be
-    changed here (422). Only the fields sent change; an empty or absent body changes nothing.
-    Wrong current passwords are rate limited per user like failed logins.
+    A password change needs `current_password` (400 when wrong) and, with two-factor on, a
+    `code` (401 when missing or wrong); it ends every other session of the user and revokes
+    their API keys; the session making the change stays open. Other fields cannot be changed
+    here (422). Only the fields sent change; an empty or absent body changes nothing. Wrong
+    current passwords are rate limited per user like failed logins.
     """
     principal = current_principal()
     return update_profile(principal.user, changes, keep_session_id=principal.session_id)
@@ -57,13 +58,14 @@ def update_me(changes):
 @blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def change_email(fields):
-    """Change the account's email address: needs the current password.
+    """Change the account's email address: needs the current password (and, with two-factor on,
+    a `code`: 401 when missing or wrong).
 
     A link goes to the new address and a notice to the current one; the address changes, and
     counts as verified, when the link is posted to `POST /api/v1/auth/verify-email`. A new
     address that another account has is a 409 (checked again then). Rate limited per user.
     """
-    request_email_change(current_principal().user, fields["email"], fields["current_password"])
+    request_email_change(current_principal().user, fields["email"], fields["current_password"], fields.get("code"))
     return {"message": "Confirm the change with the link sent to the new address."}
 
 
@@ -75,7 +77,8 @@ def change_email(fields):
 @blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def delete_me(fields):
-    """Delete the account: needs the current password.
+    """Delete the account: needs the current password (and, with two-factor on, a `code`: 401 when
+    missing or wrong).
 
     In one transaction: every session ends and every API key the user created is deleted, they
     leave every organization, their AI jobs and mail are deleted, and the account's row is
@@ -84,7 +87,7 @@ def delete_me(fields):
     canceled in Stripe by the worker. Refused (409) while the user is the last owner of a team
     organization: make someone else an owner, or delete it, first.
     """
-    delete_account(current_principal().user, fields["current_password"])
+    delete_account(current_principal().user, fields["current_password"], fields.get("code"))
 
 
 @blp.route("/me/export", methods=["GET"])

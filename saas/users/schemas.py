@@ -16,6 +16,9 @@ class UserSchema(ma.Schema):
         allow_none=True, required=True, attribute="personal_org.stripe_customer_id",
         metadata={"description": "The Stripe customer of the user's personal organization."},
     )
+    mfa_enabled = ma.fields.Boolean(
+        required=True, metadata={"description": "Whether logging in needs a second factor (an authenticator app)."}
+    )
     created_at = ma.fields.AwareDateTime(required=True)
     updated_at = ma.fields.AwareDateTime(allow_none=True, required=True)
     plan = ma.fields.String(
@@ -27,12 +30,21 @@ class UserSchema(ma.Schema):
     )
 
 
+# With two-factor on, the sensitive account actions need a code too (401 when missing or wrong).
+def _second_factor_code():
+    return ma.fields.String(
+        load_only=True, validate=ma.validate.Length(min=1, max=64),
+        metadata={"description": "With two-factor on: a current authenticator code or an unused recovery code."},
+    )
+
+
 class UserUpdateSchema(ma.Schema):
     """Only these fields can change; anything else (email, is_superuser...) is a 422."""
 
     full_name = Text(max_length=255, allow_none=True)
-    password = NewPassword(metadata={"description": "The new password; needs current_password."})
+    password = NewPassword(metadata={"description": "The new password; needs current_password (and code)."})
     current_password = GivenPassword()
+    code = _second_factor_code()
 
     @ma.validates_schema
     def password_change_needs_current_password(self, data, **kwargs):
@@ -45,6 +57,7 @@ class UserUpdateSchema(ma.Schema):
 class EmailChangeSchema(ma.Schema):
     email = Email(required=True, metadata={"description": "The new address; a confirmation link is sent to it."})
     current_password = GivenPassword(required=True)
+    code = _second_factor_code()
 
 
 class AcceptedSchema(ma.Schema):
@@ -53,6 +66,7 @@ class AcceptedSchema(ma.Schema):
 
 class AccountDeletionSchema(ma.Schema):
     current_password = GivenPassword(required=True)
+    code = _second_factor_code()
 
 
 def _section(description):
@@ -64,9 +78,13 @@ class AccountExportSchema(ma.Schema):
     sessions = _section("Every login session, open or ended: when, from which address and client.")
     api_keys = _section("Every API key the user created (personal and organization keys); never the secret.")
     organizations = _section("The organizations the user belongs to, with their role.")
-    invitations = _section("Invitations sent to the user's address.")
+    invitations = _section("Invitations the user accepted.")
     audit_events = _section("Audit events of which the user is the actor.")
     subscriptions = _section("The subscriptions of the user's personal organization.")
     usage = _section("Every AI call the user made, in any organization: tokens and model.")
     ai_jobs = _section("AI jobs with their prompts and results.")
-    mail = _section("Messages mailed to or about the account (never their links).")
+    two_factor = ma.fields.Dict(
+        required=True, metadata={"description": "Whether two-factor is on, since when, and recovery codes left (never a secret)."}
+    )
+    mail = _section("Messages mailed to or about the account (never their links), found by the account, never by "
+                    "the address.")

@@ -7,29 +7,30 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from saas.core.emails import lenient_email
-from saas.core.errors import Conflict, DomainError, NotFound
+from saas.core.errors import Conflict, NotFound
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.mail.service import forget_mail_of, mail_of
 from saas.users import events
-from saas.users.models import User
-from saas.users.passwords import check_password, hash_password, verify_password
+from saas.users.models import User, deleted_address
+from saas.users import mfa
+from saas.users.passwords import check_current_password, check_password, hash_password
 
 
 class EmailTaken(Conflict):
     message = "An account with this email already exists."
 
 
-class WrongCurrentPassword(DomainError):
-    status = 400
-    message = "The current password is incorrect."
-
-    def __init__(self):
-        super().__init__(errors={"current_password": [self.message]})
-
-
 class NoSuchUser(NotFound):
     message = "No such user."
+
+
+class NotPromotable(Conflict):
+    """An existing account that seeding a superuser must not promote: whoever registered the
+    address may not be the operator."""
+
+    def __init__(self, reason):
+        super().__init__(f"The account is not made a superuser: {reason}.")
 
 
 def create_user(email, password, full_name=None, *, superuser=False, verified=False):
@@ -74,10 +75,11 @@ def update_profile(user, changes, *, keep_session_id=None):
     session of the user and revokes their API keys (``password_changed``): whoever stole the old
     password or a token may have minted some."""
     if "password" in changes:
-        if not verify_password(changes["current_password"], user.hashed_password):
-            raise WrongCurrentPassword()
+        check_current_password(user, changes["current_password"])
+        mfa.check_second_factor(user, changes.get("code"))
         check_password(changes["password"], email=user.email, full_name=changes.get("full_name", user.full_name))
         user.hashed_password = hash_password(changes["password"])
+        user.rotate_security_stamp()  # voids every link mailed for the account until now
     if "full_name" in changes:
         user.full_name = changes["full_name"]
     db.session.commit()
@@ -87,8 +89,11 @@ def update_profile(user, changes, *, keep_session_id=None):
 
 
 def set_user_active(user, active):
-    """Activate or deactivate an account; deactivation ends every session and key at once."""
+    """Activate or deactivate an account; deactivation ends every session and key at once, and
+    voids every link mailed for it."""
     user.is_active = active
+    if not active:
+        user.rotate_security_stamp()
     db.session.commit()
     if not active:
         events.account_deactivated.send(user)
@@ -101,23 +106,25 @@ def make_superuser(user):
     return user
 
 
-def delete_account(user, current_password):
-    """Delete the account: every package removes what it holds about the user
-    (``account_deleting``, one transaction; a package may refuse with its error), then the row
-    is anonymised, not deleted, so the usage and billing records kept for accounting still
-    point at it. Billing cancels the subscriptions in Stripe afterwards (``account_deleted``)."""
-    if not verify_password(current_password, user.hashed_password):
-        raise WrongCurrentPassword()
+def delete_account(user, current_password, code=None):
+    """Delete the account (the current password, and a second-factor code when two-factor is
+    on, needed): every package removes what it holds about the user (``account_deleting``, one
+    transaction; a package may refuse with its error), then the row is anonymised, not deleted,
+    so the usage and billing records kept for accounting still point at it. Billing cancels the
+    subscriptions in Stripe afterwards (``account_deleted``)."""
+    check_current_password(user, current_password)
+    mfa.check_second_factor(user, code)
     try:
         events.account_deleting.send(user)
     except Exception:
         db.session.rollback()
         raise
     forget_mail_of(user.id, user.email)
-    user.email = f"deleted-{user.id}@deleted.invalid"
+    user.email = deleted_address(user.id)
     user.full_name = None
     user.hashed_password = hash_password(secrets.token_urlsafe(32))  # nobody knows it
     user.is_active = user.is_superuser = user.email_verified = False
+    user.rotate_security_stamp()
     user.deleted_at = utcnow()
     db.session.commit()
     events.account_deleted.send(user)
@@ -131,7 +138,8 @@ def export_account(user):
             "is_superuser": user.is_superuser, "email_verified": user.email_verified,
             "created_at": user.created_at, "updated_at": user.updated_at,
         },
-        "mail": mail_of(user.id, user.email),
+        "mail": mail_of(user.id),
+        "two_factor": mfa.export(user),
     }
     for _, sections in events.account_export.send(user):
         document.update(sections or {})
@@ -149,9 +157,19 @@ def _jsonable(value):
 
 def create_superuser(email, password):
     """``(user, created)``: a new active superuser with a verified address and this password
-    (registration's rules), or the existing account of ``email`` made superuser, its password
-    left as it is."""
+    (registration's rules); or the existing account of ``email`` made superuser, its password
+    left as it is, but only when it is active and its address verified (and it was not
+    deleted): anyone may register an address, only its owner can verify it. Raises
+    ``NotPromotable`` otherwise, changing nothing."""
     existing = db.session.scalar(sa.select(User).where(User.email == email))
-    if existing is not None:
-        return make_superuser(existing), False
-    return create_user(email, password, superuser=True, verified=True), True
+    if existing is None:
+        return create_user(email, password, superuser=True, verified=True), True
+    if existing.deleted_at is not None:
+        raise NotPromotable("it was deleted")
+    if not existing.is_active:
+        raise NotPromotable("it is deactivated")
+    if not existing.email_verified:
+        raise NotPromotable("its address is not verified (its owner can verify it with the mailed link)")
+    if not existing.is_superuser:
+        make_superuser(existing)
+    return existing, False

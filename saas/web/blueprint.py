@@ -36,6 +36,8 @@ from saas.web.requests import client_ip
 
 ORG_HEADER = "X-Org-Id"
 ORG_SCOPES = ("path", "acting")
+# How a login session was authenticated (``Principal.auth_methods``).
+PASSWORD_METHOD, MFA_METHOD, OAUTH_METHOD, SSO_METHOD = "password", "mfa", "oauth", "sso"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class Principal:
     api_key_org_id: int | None = None
     org: Any = None
     role: str | None = None
+    # How the session was authenticated ("password", "mfa"...); empty for an API key.
+    auth_methods: tuple = ()
 
     @property
     def user_id(self):
@@ -88,12 +92,15 @@ class OrgAccess:
       caller's role, raising NotFound for anyone who is not a member;
     - ``acting(principal, header)``: for ``org="acting"``, the organisation the call acts for
       (an API key's, or the one ``X-Org-Id`` names, or the caller's personal one) and the role;
-    - ``check(role, permission)``: raises Forbidden unless the role has the permission.
+    - ``check(role, permission)``: raises Forbidden unless the role has the permission;
+    - ``policy(principal, org)``: raises Forbidden when the organization's own rules (two-factor
+      required) refuse the caller.
     """
 
     member: Callable
     acting: Callable
     check: Callable
+    policy: Callable
 
 
 def register_org_access(app, access):
@@ -147,6 +154,13 @@ class SuperuserRequired(Forbidden):
         super().__init__(errors={"reason": ["superuser_required"]})
 
 
+class SecondFactorSessionRequired(Forbidden):
+    message = "The admin API needs a login session that passed two-factor authentication (ADMIN_REQUIRE_MFA)."
+
+    def __init__(self):
+        super().__init__(errors={"reason": ["mfa_required"]})
+
+
 class Blueprint(flask_smorest.Blueprint):
     """flask-smorest's Blueprint with the auth gate and a derived ``operationId``.
 
@@ -176,7 +190,7 @@ class Blueprint(flask_smorest.Blueprint):
             # The manual doc (@blp.doc) is applied last; an operationId given there wins.
             doc.setdefault("manual_doc", {}).setdefault("operationId", derived)
 
-    def auth(self, *schemes, limits=(), org=None, permission=None, superuser=False):
+    def auth(self, *schemes, limits=(), org=None, permission=None, superuser=False, policy_exempt=None):
         """Gate the view: the caller must present credentials of one of ``schemes``.
 
         ``limits`` are flask-limiter limits for this view that key on the caller; they are
@@ -186,7 +200,10 @@ class Blueprint(flask_smorest.Blueprint):
         allow (403 otherwise). The organisation and role are then on ``current_principal()``.
         ``superuser``: only a superuser's login session is admitted (403 for anyone else); it
         takes ``SESSION`` alone, never an API key (a key is refused with 401 like anywhere a
-        session is needed), so an operator's powers never sit in a script's credentials.
+        session is needed), so an operator's powers never sit in a script's credentials; with
+        ADMIN_REQUIRE_MFA on, the session must have passed two-factor (403 otherwise).
+        ``policy_exempt(principal, view_args)``: true when the organization's own rules (two-factor
+        required) do not apply to this call (a member leaving it).
         An integer id in the path that no row can have (past ``MAX_ID``) is a 404 once the
         caller is admitted, never a question to the database.
         """
@@ -205,11 +222,13 @@ class Blueprint(flask_smorest.Blueprint):
                     raise failure
                 if superuser and not g.principal.user.is_superuser:
                     raise SuperuserRequired()
+                if superuser and current_app.config["ADMIN_REQUIRE_MFA"] and MFA_METHOD not in g.principal.auth_methods:
+                    raise SecondFactorSessionRequired()
                 if self.requires_verified_email and current_app.config["REQUIRE_VERIFIED_EMAIL"]:
                     if not g.principal.user.email_verified:
                         raise EmailNotVerified()
                 if org is not None:
-                    g.principal = _with_org(g.principal, org, permission)
+                    g.principal = _with_org(g.principal, org, permission, policy_exempt)
                 _refuse_ids_past_every_id(request.view_args)
                 return view(*args, **kwargs)
 
@@ -235,7 +254,7 @@ class Blueprint(flask_smorest.Blueprint):
             gated.requires_superuser = superuser
             security = [requirement for scheme in schemes for requirement in scheme.requirements]
             documented = self.alt_response(401, response="UNAUTHORIZED")(self.doc(security=security)(gated))
-            if superuser or self.requires_verified_email or permission is not None or org == "acting":
+            if superuser or self.requires_verified_email or org is not None:
                 documented = self.alt_response(403, response="FORBIDDEN")(documented)
             if org is not None:
                 documented = self.alt_response(404, response="NOT_FOUND")(documented)
@@ -264,12 +283,14 @@ def _refuse_ids_past_every_id(view_args):
             raise NotFound(f"No such {name.removesuffix('_id').replace('_', ' ')}.")
 
 
-def _with_org(principal, scope, permission):
+def _with_org(principal, scope, permission, policy_exempt):
     access = current_app.extensions["org_access"]
     if scope == "path":
         org, role = access.member(principal, request.view_args["org_id"])
     else:
         org, role = access.acting(principal, request.headers.get(ORG_HEADER))
+    if policy_exempt is None or not policy_exempt(principal, request.view_args):
+        access.policy(principal, org)
     if permission is not None:
         access.check(role, permission)
     return replace(principal, org=org, role=role)

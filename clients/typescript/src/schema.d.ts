@@ -107,9 +107,179 @@ export interface paths {
          * Log in with email and password; returns an access and a refresh token.
          * @description Send JSON `{email, password}`, or the OAuth2 password form (`username`, `password`) as
          *     Swagger UI's *Authorize* button does. A wrong password and an unknown email get the same 401.
+         *     For an account with two-factor authentication on, the answer is instead
+         *     `{mfa_required: true, mfa_token, mfa_methods, expires_in}` and no token: send the token with a
+         *     code to `POST /api/v1/auth/mfa/verify`.
          */
         post: operations["auth_login"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Complete a login that needs two-factor: the `mfa_token` of the login and a code.
+         * @description `code` is the current 6-digit code of the authenticator app (each code works once) or one
+         *     unused recovery code (any case, with or without its dash). Answers the token pair, as a login
+         *     does. A wrong, expired, reused or unknown token or code is the same 401; the token works once,
+         *     for `MFA_TOKEN_SECONDS`, and dies after 5 wrong codes. Wrong codes count against the account's
+         *     failed-login limit, like wrong passwords.
+         */
+        post: operations["auth_verify_second_factor"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether two-factor authentication is on, its methods, and how many recovery codes are left. */
+        get: operations["auth_mfa_status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/totp/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start setting up an authenticator app: its secret, `otpauth://` URI and QR code (SVG).
+         * @description Nothing is active until `POST /api/v1/auth/mfa/totp/enable` gets a code from it; a new setup
+         *     replaces one not confirmed yet. Needs the current password (400 when wrong); 409 when
+         *     two-factor is on already.
+         */
+        post: operations["auth_set_up_totp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/totp/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Turn two-factor on with a code from the authenticator being set up.
+         * @description Answers ten recovery codes, shown this once. Links mailed before stop working, and a notice
+         *     goes to the account's address. A wrong code is a 400 and changes nothing.
+         */
+        post: operations["auth_enable_totp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/totp/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Turn two-factor off: needs the current password (400 when wrong) and a code (401 when
+         *     missing or wrong). The authenticator and the recovery codes are forgotten and a notice is
+         *     mailed. 409 while an organization the user belongs to requires two-factor.
+         */
+        post: operations["auth_disable_totp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/recovery-codes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ten new recovery codes (shown this once); the old ones stop working. Needs the current
+         *     password and a code, as turning two-factor off does.
+         */
+        post: operations["auth_regenerate_recovery_codes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's open sessions (logins on each device), newest first, with how each was
+         *     authenticated; `current` marks the one this request uses.
+         */
+        get: operations["auth_list_sessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End one of the caller's sessions at once (its access and refresh tokens stop working).
+         *     Anyone else's session, or one that ended already, is a 404.
+         */
+        delete: operations["auth_end_session"];
         options?: never;
         head?: never;
         patch?: never;
@@ -162,7 +332,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** End every session of the current user, on every device. */
+        /**
+         * End every session of the current user, on every device.
+         * @description Links mailed for the account before (address verification or change, password reset) stop
+         *     working too.
+         */
         post: operations["auth_logout_all"];
         delete?: never;
         options?: never;
@@ -181,10 +355,13 @@ export interface paths {
         put?: never;
         /**
          * Verify an address with the token of a mailed link.
-         * @description A verification link marks the account's address verified; a link from an email change
-         *     (`POST /api/v1/users/me/email`) also makes it the account's address. Posting a used link
-         *     again changes nothing and is still a 204. A bad or expired token is a 400; a change to an
-         *     address another account took meanwhile is a 409.
+         * @description A verification link marks the account's address verified (opening it again is a harmless
+         *     204); a link from an email change (`POST /api/v1/users/me/email`) also makes it the
+         *     account's address, once, and only the latest change's link does. Every link is bound to the
+         *     account's security as it was when the link was asked for: after a password change or reset,
+         *     an address change, logout-all or deactivation, links mailed before are a 400 and change
+         *     nothing. A bad or expired token is a 400; a change to an address another account took
+         *     meanwhile is a 409.
          */
         post: operations["auth_verify_email_address"];
         delete?: never;
@@ -248,7 +425,8 @@ export interface paths {
          * Set a new password with the token of a reset link.
          * @description Every session and API key of the account ends, the address counts as verified, and a
          *     notice goes to it. The password follows the registration rules (422). A token that was used,
-         *     is older than the last password change, or expired is a 400.
+         *     expired, or was mailed before a security change of the account (a password change or
+         *     reset, an address change, logout-all, deactivation) is a 400.
          */
         post: operations["auth_confirm_password_reset"];
         delete?: never;
@@ -269,7 +447,8 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Delete the account: needs the current password.
+         * Delete the account: needs the current password (and, with two-factor on, a `code`: 401 when
+         *     missing or wrong).
          * @description In one transaction: every session ends and every API key the user created is deleted, they
          *     leave every organization, their AI jobs and mail are deleted, and the account's row is
          *     anonymised (no email, name or password remain). Usage and billing records are kept, for
@@ -282,10 +461,11 @@ export interface paths {
         head?: never;
         /**
          * Change `full_name`, or the password.
-         * @description A password change needs `current_password` and ends every other session of the user and
-         *     revokes their API keys; the session making the change stays open. Other fields cannot be
-         *     changed here (422). Only the fields sent change; an empty or absent body changes nothing.
-         *     Wrong current passwords are rate limited per user like failed logins.
+         * @description A password change needs `current_password` (400 when wrong) and, with two-factor on, a
+         *     `code` (401 when missing or wrong); it ends every other session of the user and revokes
+         *     their API keys; the session making the change stays open. Other fields cannot be changed
+         *     here (422). Only the fields sent change; an empty or absent body changes nothing. Wrong
+         *     current passwords are rate limited per user like failed logins.
          */
         patch: operations["users_update_me"];
         trace?: never;
@@ -300,7 +480,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Change the account's email address: needs the current password.
+         * Change the account's email address: needs the current password (and, with two-factor on,
+         *     a `code`: 401 when missing or wrong).
          * @description A link goes to the new address and a notice to the current one; the address changes, and
          *     counts as verified, when the link is posted to `POST /api/v1/auth/verify-email`. A new
          *     address that another account has is a 409 (checked again then). Rate limited per user.
@@ -372,7 +553,13 @@ export interface paths {
         delete: operations["orgs_delete_org"];
         options?: never;
         head?: never;
-        /** Rename the organization (admins and owners). The slug stays as it is. */
+        /**
+         * Rename the organization (admins and owners; the slug stays as it is), or require two-factor
+         *     of its members (`require_mfa`, owners only; 409 while the owner making the change has no
+         *     two-factor). While it is required, a member without two-factor gets 403 (`errors.reason`
+         *     `["mfa_required_by_org"]`) on every call about the organization (its paths, `X-Org-Id`
+         *     naming it), except leaving it; they can still turn two-factor on. Its API keys are unaffected.
+         */
         patch: operations["orgs_rename_org"];
         trace?: never;
     };
@@ -1053,7 +1240,11 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The organization's usage this month (as `GET /api/v1/usage`), and each member's share. */
+        /**
+         * The organization's usage this month (as `GET /api/v1/usage`), and each member's share.
+         * @description Admins and owners see who each member is; other members see their own address and name,
+         *     and the others' user ids only (`email` and `full_name` null).
+         */
         get: operations["org_usage_get_org_usage"];
         put?: never;
         post?: never;
@@ -1132,6 +1323,8 @@ export interface components {
             email_verified: boolean;
             /** @description The Stripe customer of the user's personal organization. */
             stripe_customer_id: string | null;
+            /** @description Whether logging in needs a second factor (an authenticator app). */
+            mfa_enabled: boolean;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -1159,6 +1352,15 @@ export interface components {
             client_id?: string;
             client_secret?: string;
         };
+        LoginResult: {
+            access_token?: string;
+            refresh_token?: string;
+            token_type?: string;
+            expires_in?: number;
+            mfa_required?: boolean;
+            mfa_token?: string;
+            mfa_methods?: string[];
+        };
         Token: {
             access_token: string;
             refresh_token: string;
@@ -1166,6 +1368,85 @@ export interface components {
             token_type: string;
             /** @description Seconds until the access token expires. */
             expires_in: number;
+        };
+        MfaRequired: {
+            /** @example true */
+            mfa_required: boolean;
+            /** @description Send it with a code to `POST /api/v1/auth/mfa/verify`; works once. */
+            mfa_token: string;
+            /**
+             * @example [
+             *       "totp",
+             *       "recovery_code"
+             *     ]
+             */
+            mfa_methods: string[];
+            /** @description Seconds the mfa_token lives (MFA_TOKEN_SECONDS). */
+            expires_in: number;
+        };
+        MfaVerify: {
+            mfa_token: string;
+            /**
+             * @description The current 6-digit code of the authenticator app, or one unused recovery code.
+             * @example 123456
+             */
+            code: string;
+        };
+        MfaStatus: {
+            enabled: boolean;
+            /**
+             * @example [
+             *       "totp",
+             *       "recovery_code"
+             *     ]
+             */
+            methods: string[];
+            recovery_codes_remaining: number;
+        };
+        CurrentPassword: {
+            /** Format: password */
+            current_password: string;
+        };
+        TotpSetup: {
+            /** @description The base32 secret, to type in by hand. */
+            secret: string;
+            /** @description otpauth://totp/... naming APP_NAME as issuer and the email as account. */
+            otpauth_uri: string;
+            /** @description The URI as a QR code, an SVG document. */
+            qr_svg: string;
+        };
+        Code: {
+            /**
+             * @description The current 6-digit code of the authenticator app, or one unused recovery code.
+             * @example 123456
+             */
+            code: string;
+        };
+        RecoveryCodes: {
+            /** @description Ten single-use codes, shown this once: store them somewhere safe. */
+            recovery_codes: string[];
+        };
+        PasswordAndCode: {
+            /** Format: password */
+            current_password: string;
+            /**
+             * @description The current 6-digit code of the authenticator app, or one unused recovery code.
+             * @example 123456
+             */
+            code: string;
+        };
+        Session: {
+            id: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            last_refreshed_at: string | null;
+            user_agent: string | null;
+            ip_address: string | null;
+            /** @description How it was authenticated: "password", "mfa", "oauth", "sso". */
+            methods: string[];
+            /** @description Whether this request uses it. */
+            current: boolean;
         };
         Refresh: {
             /** @description Or send it as `Authorization: Bearer <refresh token>`. */
@@ -1192,11 +1473,13 @@ export interface components {
             full_name?: string | null;
             /**
              * Format: password
-             * @description The new password; needs current_password.
+             * @description The new password; needs current_password (and code).
              */
             password?: string;
             /** Format: password */
             current_password?: string;
+            /** @description With two-factor on: a current authenticator code or an unused recovery code. */
+            code?: string;
         };
         EmailChange: {
             /**
@@ -1206,10 +1489,14 @@ export interface components {
             email: string;
             /** Format: password */
             current_password: string;
+            /** @description With two-factor on: a current authenticator code or an unused recovery code. */
+            code?: string;
         };
         AccountDeletion: {
             /** Format: password */
             current_password: string;
+            /** @description With two-factor on: a current authenticator code or an unused recovery code. */
+            code?: string;
         };
         AccountExport: {
             /** @description The account, as stored. */
@@ -1228,7 +1515,7 @@ export interface components {
             organizations: {
                 [key: string]: unknown;
             }[];
-            /** @description Invitations sent to the user's address. */
+            /** @description Invitations the user accepted. */
             invitations: {
                 [key: string]: unknown;
             }[];
@@ -1248,7 +1535,11 @@ export interface components {
             ai_jobs: {
                 [key: string]: unknown;
             }[];
-            /** @description Messages mailed to or about the account (never their links). */
+            /** @description Whether two-factor is on, since when, and recovery codes left (never a secret). */
+            two_factor: {
+                [key: string]: unknown;
+            };
+            /** @description Messages mailed to or about the account (never their links), found by the account, never by the address. */
             mail: {
                 [key: string]: unknown;
             }[];
@@ -1264,11 +1555,15 @@ export interface components {
             personal: boolean;
             /** @description The caller's role: owner, admin or member. */
             role: string;
+            /** @description Whether members must have two-factor authentication on to act in it. */
+            require_mfa: boolean;
             /** Format: date-time */
             created_at: string;
         };
         OrgUpdate: {
-            name: string;
+            name?: string;
+            /** @description Members must have two-factor on to act in the organization (owners only; the owner making the change must have it on). */
+            require_mfa?: boolean;
         };
         Member: {
             user_id: number;
@@ -1496,6 +1791,8 @@ export interface components {
             email_verified: boolean;
             /** @description The Stripe customer of the user's personal organization. */
             stripe_customer_id: string | null;
+            /** @description Whether logging in needs a second factor (an authenticator app). */
+            mfa_enabled: boolean;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -1592,7 +1889,9 @@ export interface components {
         };
         MemberUsage: {
             user_id: number;
-            email: string;
+            /** @description Shown to admins and owners, and to the member themselves; null for others. */
+            email: string | null;
+            /** @description As `email`. */
             full_name: string | null;
             /** @description Tokens this member used this month. */
             used: number;
@@ -1674,6 +1973,15 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description Not Found */
+        NOT_FOUND: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description Service Unavailable */
         SERVICE_UNAVAILABLE: {
             headers: {
@@ -1685,15 +1993,6 @@ export interface components {
         };
         /** @description Forbidden */
         FORBIDDEN: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["Error"];
-            };
-        };
-        /** @description Not Found */
-        NOT_FOUND: {
             headers: {
                 [name: string]: unknown;
             };
@@ -1885,6 +2184,34 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The token pair, or the second-factor step for an account with two-factor on. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Token"] | components["schemas"]["MfaRequired"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            429: components["responses"]["TOO_MANY_REQUESTS"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    auth_verify_second_factor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MfaVerify"];
+            };
+        };
+        responses: {
             /** @description OK */
             200: {
                 headers: {
@@ -1897,6 +2224,190 @@ export interface operations {
             401: components["responses"]["UNAUTHORIZED"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
             429: components["responses"]["TOO_MANY_REQUESTS"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    auth_mfa_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaStatus"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    auth_set_up_totp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CurrentPassword"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TotpSetup"];
+                };
+            };
+            400: components["responses"]["BAD_REQUEST"];
+            401: components["responses"]["UNAUTHORIZED"];
+            409: components["responses"]["CONFLICT"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            429: components["responses"]["TOO_MANY_REQUESTS"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    auth_enable_totp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Code"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            400: components["responses"]["BAD_REQUEST"];
+            401: components["responses"]["UNAUTHORIZED"];
+            409: components["responses"]["CONFLICT"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    auth_disable_totp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordAndCode"];
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BAD_REQUEST"];
+            401: components["responses"]["UNAUTHORIZED"];
+            409: components["responses"]["CONFLICT"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            429: components["responses"]["TOO_MANY_REQUESTS"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    auth_regenerate_recovery_codes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordAndCode"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            400: components["responses"]["BAD_REQUEST"];
+            401: components["responses"]["UNAUTHORIZED"];
+            409: components["responses"]["CONFLICT"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            429: components["responses"]["TOO_MANY_REQUESTS"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    auth_list_sessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"][];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    auth_end_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            404: components["responses"]["NOT_FOUND"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };
@@ -2328,6 +2839,7 @@ export interface operations {
             401: components["responses"]["UNAUTHORIZED"];
             403: components["responses"]["FORBIDDEN"];
             404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
