@@ -22,6 +22,9 @@ from flask_migrate import upgrade
 
 from saas import create_app, init_migrations
 from saas.extensions import db
+from tests.fake_dns import FakeDNS
+from tests.fake_github import FakeGitHub
+from tests.fake_oidc import FakeOIDCProvider
 from tests.fake_openai import API_KEY as FAKE_OPENAI_API_KEY, FakeOpenAI
 from tests.fake_stripe import FakeStripe
 from tests.helpers import login, register
@@ -256,6 +259,58 @@ def mailing(app_with, smtp):
 @pytest.fixture
 def fake_openai():
     return FAKE_OPENAI
+
+
+@pytest.fixture(scope="session")
+def fake_servers():
+    """Get a fake server by name, started on its first use and kept for the session (the fixtures
+    below reset it for each test): ``fake_servers(name, factory)``."""
+    started = {}
+
+    def get(name, factory):
+        if name not in started:
+            started[name] = factory().start()
+        return started[name]
+
+    yield get
+    for server in started.values():
+        server.stop()
+
+
+@pytest.fixture
+def fake_oidc(fake_servers):
+    """The social-login `oidc` provider (issuer at its root), reset: tests/fake_oidc.py."""
+    return _reset(fake_servers("oidc", FakeOIDCProvider))
+
+
+@pytest.fixture
+def fake_idp(fake_servers):
+    """A customer's identity provider for SSO, its issuer Keycloak-style (/realms/acme), reset."""
+    return _reset(fake_servers("idp", lambda: FakeOIDCProvider(path="/realms/acme")))
+
+
+@pytest.fixture
+def second_fake_idp(fake_servers):
+    """Another customer's identity provider (/realms/globex), with its own keys, reset."""
+    return _reset(fake_servers("second-idp", lambda: FakeOIDCProvider(path="/realms/globex")))
+
+
+@pytest.fixture
+def fake_github(fake_servers):
+    """GitHub's web flow (``base_url``) and API (``api_url``), reset: tests/fake_github.py."""
+    return _reset(fake_servers("github", FakeGitHub))
+
+
+@pytest.fixture
+def fake_dns(fake_servers):
+    """A DNS server answering the records a test sets (``nameserver`` for DNS_NAMESERVERS), reset:
+    tests/fake_dns.py."""
+    return _reset(fake_servers("dns", FakeDNS))
+
+
+def _reset(server):
+    server.reset()
+    return server
 
 
 @pytest.fixture

@@ -105,13 +105,7 @@ class FakeOpenAI(LoopbackServer):
 
         if answer_gate is not None:
             answer_gate.wait(timeout=30)
-        if mode == "unavailable":
-            self._drop_connection(environ)
-        if mode == "slow":
-            with self._changed:
-                self._changed.wait_for(lambda: self._generation != generation, timeout=self.delay)
-            if self._generation != generation:
-                self._drop_connection(environ)  # reset meanwhile: no late answer into the next test
+        self._act_out_outage(environ, mode, generation)
         if mode == "malformed":
             return Response('{"object": "chat.completion", "choices": []}', content_type="application/json")(
                 environ, start_response
@@ -121,11 +115,6 @@ class FakeOpenAI(LoopbackServer):
                 environ, start_response
             )
         return self._answer(request, body, mode)(environ, start_response)
-
-    @staticmethod
-    def _drop_connection(environ):
-        environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
-        raise ConnectionAbortedError("FakeOpenAI dropped the connection on purpose")
 
     @staticmethod
     def _send_until_close(environ, chunks):

@@ -1,10 +1,12 @@
 """What the fake provider servers share: a threaded WSGI server on a free loopback port.
 
 Subclasses implement ``_wsgi`` and extend ``reset`` (calling it first, under the lock). ``_bump_generation`` (called on reset and stop)
-wakes requests that wait in a "slow" mode, so a late answer never leaks into the next test.
+wakes requests that wait in a "slow" mode, so a late answer never leaks into the next test; ``_act_out_outage`` plays the
+"unavailable" and "slow" modes the same way for every fake.
 """
 from __future__ import annotations
 
+import socket
 import threading
 
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -64,6 +66,22 @@ class LoopbackServer:
         with self._changed:
             self._generation += 1
             self._changed.notify_all()
+
+    def _act_out_outage(self, environ, mode: str, generation: int) -> None:
+        """Mode "unavailable": close the connection without an answer. Mode "slow": hold the answer ``delay``
+        seconds, and drop it instead when reset() or stop() happened meanwhile. Other modes: return at once."""
+        if mode == "unavailable":
+            self._drop_connection(environ)
+        if mode == "slow":
+            with self._changed:
+                self._changed.wait_for(lambda: self._generation != generation, timeout=self.delay)
+            if self._generation != generation:
+                self._drop_connection(environ)
+
+    def _drop_connection(self, environ):
+        environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+        # werkzeug treats ConnectionError as "client went away" and stays quiet.
+        raise ConnectionAbortedError(f"{self.NAME} dropped the connection on purpose")
 
     def _wsgi(self, environ, start_response):
         raise NotImplementedError

@@ -19,7 +19,6 @@ import hmac
 import json
 import re
 import secrets
-import socket
 import string
 import time
 import uuid
@@ -273,25 +272,11 @@ class FakeStripe(LoopbackServer):
             self.requests.append(RecordedRequest(request.method, request.path, params, dict(request.headers)))
             generation = self._generation
 
-        if self.mode == "unavailable":
-            self._drop_connection(environ)
-        if self.mode == "slow":
-            with self._changed:
-                self._changed.wait_for(lambda: self._generation != generation, timeout=self.delay)
-            if self._generation != generation:
-                # reset()/stop() happened meanwhile: a late answer must not leak
-                # into the next test's state.
-                self._drop_connection(environ)
+        self._act_out_outage(environ, self.mode, generation)
         if self.mode == "down":
             error = StripeApiError(500, "An unknown error occurred", type_="api_error")
             return self._error_response(error, request)(environ, start_response)
         return self._answer(request, params)(environ, start_response)
-
-    @staticmethod
-    def _drop_connection(environ):
-        environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
-        # werkzeug treats ConnectionError as "client went away" and stays quiet.
-        raise ConnectionAbortedError("FakeStripe dropped the connection on purpose")
 
     def _answer(self, request: Request, params: dict) -> Response:
         if not re.fullmatch(r"Bearer sk_\S+", request.headers.get("Authorization", "")):
