@@ -35,6 +35,7 @@ from saas.billing.jobs import cancel_subscriptions_of_deleted_accounts, sync_mis
 from saas.billing.models import Subscription
 from saas.billing.service import create_missing_customers
 from saas.billing.webhooks import replay_failed_events
+from saas.core.database import atomic, discard
 from saas.core.queue import job_app_context
 from saas.mail.service import resend_unsent
 from saas.core.time import utcnow
@@ -92,6 +93,7 @@ def _deleted_accounts_subscriptions():
     return {"canceled": canceled, "failed": len(failures)}
 
 
+@atomic
 def rows_without_org(limit=BATCH):
     """Expand/contract: give what the previous release wrote during a rollout to the personal
     organisation of its user. Returns how many rows of each kind were adopted."""
@@ -112,7 +114,6 @@ def rows_without_org(limit=BATCH):
         if model is Subscription:
             for org_id in set(org_ids) - {None}:
                 refresh_plan(db.session.get(Organization, org_id))
-    db.session.commit()
     return adopted
 
 
@@ -140,7 +141,7 @@ def sweep():
             log.exception("sweep: %s failed", name)
             # A failed statement leaves the session's transaction aborted: every later repair
             # would fail with it.
-            db.session.rollback()
+            discard()
             outcome[name] = "error"
     log.info("sweep done", extra={"sweep": outcome})
     return outcome

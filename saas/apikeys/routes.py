@@ -2,6 +2,7 @@
 organisation's at ``/api/v1/api-keys``, an organisation's at ``/api/v1/orgs/{id}/api-keys``."""
 from saas.apikeys import service
 from saas.apikeys.schemas import ApiKeyCreateSchema, ApiKeySchema, NewApiKeySchema
+from saas.core.permissions import Permission
 from saas.web.api import SESSION
 from saas.web.blueprint import Blueprint, current_principal
 
@@ -52,7 +53,7 @@ def revoke_api_key(key_id):
 
 
 @org_keys_blp.route("/<int:org_id>/api-keys", methods=["POST"])
-@org_keys_blp.auth(SESSION, org="path", permission="api_keys.manage")
+@org_keys_blp.auth(SESSION, org="path", permission=Permission.API_KEYS_MANAGE)
 @org_keys_blp.arguments(ApiKeyCreateSchema)
 @org_keys_blp.response(201, NewApiKeySchema)
 def create_org_api_key(fields, org_id):
@@ -64,7 +65,7 @@ def create_org_api_key(fields, org_id):
 
 
 @org_keys_blp.route("/<int:org_id>/api-keys", methods=["GET"])
-@org_keys_blp.auth(SESSION, org="path", permission="api_keys.manage")
+@org_keys_blp.auth(SESSION, org="path", permission=Permission.API_KEYS_MANAGE)
 @org_keys_blp.response(200, ApiKeySchema(many=True))
 def list_org_api_keys(org_id):
     """The organization's API keys, newest first."""
@@ -72,7 +73,7 @@ def list_org_api_keys(org_id):
 
 
 @org_keys_blp.route("/<int:org_id>/api-keys/<int:key_id>", methods=["DELETE"])
-@org_keys_blp.auth(SESSION, org="path", permission="api_keys.manage")
+@org_keys_blp.auth(SESSION, org="path", permission=Permission.API_KEYS_MANAGE)
 @org_keys_blp.response(204)
 @org_keys_blp.alt_response(404, response="NOT_FOUND")
 def revoke_org_api_key(org_id, key_id):

@@ -87,11 +87,9 @@ def revoke_key(org, key_id):
     db.session.commit()
 
 
-def revoke_all_keys(user_id, *, commit=True):
-    """Delete every API key the user created, in every organisation."""
+def revoke_all_keys(user_id):
+    """Delete every API key the user created, in every organisation (in the caller's use case)."""
     db.session.execute(sa.delete(ApiKey).where(ApiKey.user_id == user_id))
-    if commit:
-        db.session.commit()
 
 
 _KEY_ORG = Organization.__table__.alias("key_org")
@@ -159,7 +157,7 @@ def _revoke_on_removal(org_id, *, user_id, keep_api_keys=False, **_):
 
 
 def _revoke_on_deletion(user, **_):
-    revoke_all_keys(user.id, commit=False)
+    revoke_all_keys(user.id)
 
 
 KEY_EXPORT = ("id", "org_id", "name", "prefix", "created_at", "last_used_at", "expires_at")

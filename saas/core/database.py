@@ -83,6 +83,14 @@ def after_commit(work):
         work()
 
 
+def discard():
+    """Roll back whatever the session holds after a failure outside any use case (a job's or a
+    sweep's read that failed), so the next use case starts clean. Never inside one."""
+    if in_transaction():
+        raise RuntimeError("discard() inside a use case: raise instead, and it rolls back")
+    db.session.rollback()
+
+
 @contextlib.contextmanager
 def savepoint():
     """A part of a use case that may fail on its own (a unique value taken meanwhile): its writes
@@ -256,15 +264,15 @@ def page_of(query, pagination):
 
 
 def one_by_one(keys, work):
-    """``work(key)`` for each key, in its own transaction: a failure is rolled back and
+    """``work(key)`` for each key, each a use case of its own: a failure is rolled back and
     collected, and the rest still run (repairs, sweeps, operator commands). Returns (how many
     succeeded, [(key, error), ...])."""
     done, failures = 0, []
     for key in keys:
         try:
-            work(key)
+            with transaction():
+                work(key)
             done += 1
         except Exception as error:
-            db.session.rollback()
             failures.append((key, error))
     return done, failures

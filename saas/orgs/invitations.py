@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from saas.core.errors import Conflict, DomainError, Forbidden, NotFound
+from saas.core.permissions import Permission
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.mail import queue_mail, register_link
@@ -155,7 +156,7 @@ def _inviter_may_still_invite(invitation):
         sa.select(Membership.role)
         .where(Membership.org_id == invitation.org_id, Membership.user_id == invitation.invited_by_id)
     )
-    return can(role, "members.invite") and (invitation.role != OWNER or role == OWNER)
+    return can(role, Permission.MEMBERS_INVITE) and (invitation.role != OWNER or role == OWNER)
 
 
 def accept(user, token):

@@ -1,4 +1,5 @@
 """Organisations, their members, invitations and audit log; answering an invitation."""
+from saas.core.permissions import Permission
 from saas.orgs import audit, invitations, service
 from saas.orgs.schemas import (
     AuditEventSchema,
@@ -45,7 +46,7 @@ def list_orgs():
 
 
 @blp.route("/<int:org_id>", methods=["GET"])
-@blp.auth(SESSION, org="path", permission="org.read")
+@blp.auth(SESSION, org="path", permission=Permission.ORG_READ)
 @blp.response(200, OrgSchema)
 def get_org(org_id):
     """One of the caller's organizations. Anyone else's, existing or not, is a 404."""
@@ -54,7 +55,7 @@ def get_org(org_id):
 
 
 @blp.route("/<int:org_id>", methods=["PATCH"])
-@blp.auth(SESSION, org="path", permission="org.update")
+@blp.auth(SESSION, org="path", permission=Permission.ORG_UPDATE)
 @blp.arguments(OrgUpdateSchema)
 @blp.response(200, OrgSchema)
 @blp.alt_response(409, response="CONFLICT")
@@ -69,7 +70,7 @@ def rename_org(fields, org_id):
 
 
 @blp.route("/<int:org_id>", methods=["DELETE"])
-@blp.auth(SESSION, org="path", permission="org.delete")
+@blp.auth(SESSION, org="path", permission=Permission.ORG_DELETE)
 @blp.response(204)
 @blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
@@ -82,7 +83,7 @@ def delete_org(org_id):
 
 
 @blp.route("/<int:org_id>/members", methods=["GET"])
-@blp.auth(SESSION, org="path", permission="members.read")
+@blp.auth(SESSION, org="path", permission=Permission.MEMBERS_READ)
 @blp.response(200, MemberSchema(many=True))
 def list_members(org_id):
     """The members, in the order they joined."""
@@ -90,7 +91,7 @@ def list_members(org_id):
 
 
 @blp.route("/<int:org_id>/members/<int:user_id>", methods=["PATCH"])
-@blp.auth(SESSION, org="path", permission="members.role")
+@blp.auth(SESSION, org="path", permission=Permission.MEMBERS_ROLE)
 @blp.arguments(RoleChangeSchema)
 @blp.response(200, MemberSchema)
 @blp.alt_response(409, response="CONFLICT")
@@ -102,7 +103,7 @@ def change_member_role(fields, org_id, user_id):
 
 
 @blp.route("/<int:org_id>/members/<int:user_id>", methods=["DELETE"])
-@blp.auth(SESSION, org="path", permission="org.read", policy_exempt=service.leaving)
+@blp.auth(SESSION, org="path", permission=Permission.ORG_READ, policy_exempt=service.leaving)
 @blp.arguments(RemoveMemberQuerySchema, location="query")
 @blp.response(204)
 @blp.alt_response(409, response="CONFLICT")
@@ -119,7 +120,7 @@ def remove_member(query, org_id, user_id):
 
 
 @blp.route("/<int:org_id>/invitations", methods=["POST"])
-@blp.auth(SESSION, org="path", permission="members.invite")
+@blp.auth(SESSION, org="path", permission=Permission.MEMBERS_INVITE)
 @blp.arguments(InvitationCreateSchema)
 @blp.response(201, InvitationSchema)
 @blp.alt_response(409, response="CONFLICT")
@@ -132,7 +133,7 @@ def invite(fields, org_id):
 
 
 @blp.route("/<int:org_id>/invitations", methods=["GET"])
-@blp.auth(SESSION, org="path", permission="members.invite")
+@blp.auth(SESSION, org="path", permission=Permission.MEMBERS_INVITE)
 @blp.response(200, InvitationSchema(many=True))
 def list_invitations(org_id):
     """Pending invitations, newest first."""
@@ -140,7 +141,7 @@ def list_invitations(org_id):
 
 
 @blp.route("/<int:org_id>/invitations/<int:invitation_id>", methods=["DELETE"])
-@blp.auth(SESSION, org="path", permission="members.invite")
+@blp.auth(SESSION, org="path", permission=Permission.MEMBERS_INVITE)
 @blp.response(204)
 def revoke_invitation(org_id, invitation_id):
     """Revoke a pending invitation: its link stops working."""
@@ -148,7 +149,7 @@ def revoke_invitation(org_id, invitation_id):
 
 
 @blp.route("/<int:org_id>/audit-log", methods=["GET"])
-@blp.auth(SESSION, org="path", permission="audit.read")
+@blp.auth(SESSION, org="path", permission=Permission.AUDIT_READ)
 @blp.response(200, AuditEventSchema(many=True))
 @blp.paginate()
 def audit_log(org_id, pagination_parameters):

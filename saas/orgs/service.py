@@ -17,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from saas.core.database import atomic, loaded
 from saas.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from saas.core.ids import MAX_ID, parse_id
+from saas.core.permissions import Permission
 from saas.extensions import db
 from saas.orgs import audit, events
 from saas.orgs.models import MEMBER, OWNER, Membership, Organization
@@ -267,7 +268,7 @@ def leaving(principal, view_args):
 def update_org(org, actor, actor_role, changes):
     """Rename the organization, and (owners) require two-factor of its members or stop."""
     if "require_mfa" in changes and changes["require_mfa"] != org.require_mfa:
-        if actor_role != OWNER:
+        if not can(actor_role, Permission.ORG_SECURITY):
             raise OwnersOnly("Only an owner can require two-factor authentication, or stop requiring it.")
         if changes["require_mfa"] and not actor.mfa_enabled:
             raise OwnerWithoutTwoFactor()
@@ -285,7 +286,7 @@ def delete_org(org, actor_user_id):
     deletion if Stripe cannot be reached). The audit log keeps its events."""
     if org.personal:
         raise PersonalOrganization()
-    locked_role(org.id, actor_user_id, "org.delete")
+    locked_role(org.id, actor_user_id, Permission.ORG_DELETE)
     events.org_deleting.send(org)
     audit.record(org.id, "org.deleted", target=f"org:{org.id}", details={"name": org.name, "slug": org.slug})
     db.session.flush()
@@ -351,7 +352,7 @@ def locked_role(org_id, user_id, permission):
 def change_role(org, actor_user_id, user_id, new_role):
     """Give a member another role. Owners only grant, change or remove ``owner``; the last
     owner keeps it."""
-    actor_role = locked_role(org.id, actor_user_id, "members.role")
+    actor_role = locked_role(org.id, actor_user_id, Permission.MEMBERS_ROLE)
     target = _target(org.id, user_id)
     if OWNER in (target.role, new_role) and actor_role != OWNER:
         _refuse(OwnersOnly())
@@ -373,7 +374,7 @@ def remove_member(org, actor_user_id, user_id, *, keep_api_keys=False):
         raise PersonalOrganization()
     leaving = user_id == actor_user_id
     keep_api_keys = keep_api_keys and not leaving
-    actor_role = locked_role(org.id, actor_user_id, "org.read" if leaving else "members.remove")
+    actor_role = locked_role(org.id, actor_user_id, Permission.ORG_READ if leaving else Permission.MEMBERS_REMOVE)
     target = _target(org.id, user_id)
     if target.role == OWNER and not leaving and actor_role != OWNER:
         _refuse(OwnersOnly())

@@ -28,6 +28,7 @@ from flask import current_app, g, request
 from saas.core.actor import Actor, current_actor
 from saas.core.errors import Forbidden, NotFound, Unauthenticated
 from saas.core.ids import MAX_ID
+from saas.core.permissions import Permission
 from saas.extensions import limiter
 from saas.web.api import SESSION, SecurityScheme
 from saas.web.edge import USER_ID_KEY
@@ -211,6 +212,8 @@ class Blueprint(flask_smorest.Blueprint):
             raise ValueError("auth() needs at least one scheme")
         if org not in (None, *ORG_SCOPES) or (permission is not None and org is None):
             raise ValueError("auth(): org is 'path' or 'acting', and a permission needs one")
+        if permission is not None and not isinstance(permission, Permission):
+            raise TypeError(f"auth(permission=...) takes a Permission (saas.core.permissions), not {permission!r}")
         if superuser and schemes != (SESSION,):
             raise ValueError("auth(superuser=True) admits a login session only: auth(SESSION, superuser=True)")
 
@@ -252,6 +255,9 @@ class Blueprint(flask_smorest.Blueprint):
 
             gated.auth_schemes = schemes
             gated.requires_superuser = superuser
+            gated.permission = permission
+            if permission is not None:
+                gated.__doc__ = f"{(view.__doc__ or '').rstrip()}\n\n{permission_note(permission)}"
             security = [requirement for scheme in schemes for requirement in scheme.requirements]
             documented = self.alt_response(401, response="UNAUTHORIZED")(self.doc(security=security)(gated))
             if superuser or self.requires_verified_email or org is not None:
@@ -260,9 +266,17 @@ class Blueprint(flask_smorest.Blueprint):
                 documented = self.alt_response(404, response="NOT_FOUND")(documented)
             if org == "acting":
                 documented = self.doc(parameters=[ORG_PARAMETER])(documented)
+            if permission is not None:
+                documented = self.doc(**{"x-permission": permission.value})(documented)
             return documented
 
         return decorator
+
+
+def permission_note(permission):
+    """The line an operation's description gets for the permission it needs."""
+    return (f"**Permission:** `{permission.value}`: {permission.description} "
+            "The roles that hold it: see the role table in the docs (Organizations and roles).")
 
 
 ORG_PARAMETER = {

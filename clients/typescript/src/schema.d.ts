@@ -541,7 +541,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** One of the caller's organizations. Anyone else's, existing or not, is a 404. */
+        /**
+         * One of the caller's organizations. Anyone else's, existing or not, is a 404.
+         * @description **Permission:** `org.read`: See the organization, and leave it. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         get: operations["orgs_get_org"];
         put?: never;
         post?: never;
@@ -549,6 +552,7 @@ export interface paths {
          * Delete the organization (owners): its Stripe subscriptions are canceled first, its
          *     members, invitations and API keys go with it; its audit log is kept. A personal
          *     organization cannot be deleted (409).
+         * @description **Permission:** `org.delete`: Delete the organization. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         delete: operations["orgs_delete_org"];
         options?: never;
@@ -559,6 +563,7 @@ export interface paths {
          *     two-factor). While it is required, a member without two-factor gets 403 (`errors.reason`
          *     `["mfa_required_by_org"]`) on every call about the organization (its paths, `X-Org-Id`
          *     naming it), except leaving it; they can still turn two-factor on. Its API keys are unaffected.
+         * @description **Permission:** `org.update`: Rename the organization. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         patch: operations["orgs_rename_org"];
         trace?: never;
@@ -572,7 +577,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The members, in the order they joined. */
+        /**
+         * The members, in the order they joined.
+         * @description **Permission:** `members.read`: List the members and their roles. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         get: operations["orgs_list_members"];
         put?: never;
         post?: never;
@@ -598,9 +606,11 @@ export interface paths {
         /**
          * Remove a member (admins; an owner only by an owner), or leave (your own `user_id`).
          * @description Their access ends at once. The organization's API keys they created are revoked, unless
-         *     the admin removing them passes `keep_api_keys=true`: then they stay the organization's and
-         *     keep working (ignored when leaving). The last owner
-         *     cannot leave or be removed (409), nor can anyone leave a personal organization.
+         *         the admin removing them passes `keep_api_keys=true`: then they stay the organization's and
+         *         keep working (ignored when leaving). The last owner
+         *         cannot leave or be removed (409), nor can anyone leave a personal organization.
+         *
+         *     **Permission:** `org.read`: See the organization, and leave it. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         delete: operations["orgs_remove_member"];
         options?: never;
@@ -608,6 +618,7 @@ export interface paths {
         /**
          * Change a member's role. Admins move people between member and admin; only an owner
          *     grants, changes or removes `owner` (403 otherwise), and the last owner stays owner (409).
+         * @description **Permission:** `members.role`: Change members' roles (granting or taking `owner` needs an owner). The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         patch: operations["orgs_change_member_role"];
         trace?: never;
@@ -621,13 +632,17 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Pending invitations, newest first. */
+        /**
+         * Pending invitations, newest first.
+         * @description **Permission:** `members.invite`: Invite people by email; list and revoke pending invitations. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         get: operations["orgs_list_invitations"];
         put?: never;
         /**
          * Invite an address with a role (admins; `owner` only by an owner); the invitation is
          *     mailed with a link to `FRONTEND_URL/invitations?token=...`, valid `INVITATION_TTL_DAYS`.
          *     409 when the address is a member's or has a pending invitation.
+         * @description **Permission:** `members.invite`: Invite people by email; list and revoke pending invitations. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["orgs_invite"];
         delete?: never;
@@ -649,7 +664,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revoke a pending invitation: its link stops working. */
+        /**
+         * Revoke a pending invitation: its link stops working.
+         * @description **Permission:** `members.invite`: Invite people by email; list and revoke pending invitations. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         delete: operations["orgs_revoke_invitation"];
         options?: never;
         head?: never;
@@ -668,6 +686,7 @@ export interface paths {
         /**
          * Who did what in the organization, newest first (admins and owners). Paginated with
          *     `page` and `page_size` (default 10, at most 100); the `X-Pagination` header has the totals.
+         * @description **Permission:** `audit.read`: Read the organization's audit log. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         get: operations["orgs_audit_log"];
         put?: never;
@@ -858,11 +877,13 @@ export interface paths {
         /**
          * Complete a conversation with the configured model (AI_MODEL unless `model` is given).
          * @description The answer carries the token usage, which counts against the monthly quota of the
-         *     organization the call acts for (an organization's API key's, the one `X-Org-Id` names, else
-         *     the caller's personal one). With
-         *     `"stream": true` the answer is Server-Sent Events: `event: delta` with `{"content": ...}`
-         *     as tokens arrive, then `event: usage` with the token counts. A provider failure before the
-         *     first token is a JSON 502/504; after it, an `event: error` precedes the usage event.
+         *         organization the call acts for (an organization's API key's, the one `X-Org-Id` names, else
+         *         the caller's personal one). With
+         *         `"stream": true` the answer is Server-Sent Events: `event: delta` with `{"content": ...}`
+         *         as tokens arrive, then `event: usage` with the token counts. A provider failure before the
+         *         first token is a JSON 502/504; after it, an `event: error` precedes the usage event.
+         *
+         *     **Permission:** `ai.use`: Call the AI endpoints against the organization's quota. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["ai_chat"];
         delete?: never;
@@ -883,6 +904,8 @@ export interface paths {
         /**
          * Queue a completion to run in the background; poll `GET /api/v1/ai/jobs/{id}` for it.
          * @description The job is kept in the database and runs in `rq worker`; its usage counts like a chat's.
+         *
+         *     **Permission:** `ai.use`: Call the AI endpoints against the organization's quota. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["ai_submit_job"];
         delete?: never;
@@ -925,8 +948,10 @@ export interface paths {
         /**
          * Tokens used, held and left this month, the plan's quota and when it resets.
          * @description For the organization the call acts for: an organization's API key's, the one `X-Org-Id`
-         *     names, else the caller's personal organization. Quotas come from PLAN_QUOTAS; the period is
-         *     the calendar month in UTC.
+         *         names, else the caller's personal organization. Quotas come from PLAN_QUOTAS; the period is
+         *         the calendar month in UTC.
+         *
+         *     **Permission:** `usage.read`: Read the organization's token usage (each member's with their own address only). The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         get: operations["usage_get"];
         put?: never;
@@ -1135,13 +1160,17 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The organization's API keys, newest first. */
+        /**
+         * The organization's API keys, newest first.
+         * @description **Permission:** `api_keys.manage`: Create, list and revoke the organization's API keys. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         get: operations["org_api_keys_list_org_api_keys"];
         put?: never;
         /**
          * Create an API key of the organization (admins); shown this once. It acts for the
          *     organization: its quota, its plan. It keeps working when its creator leaves only if the
          *     admin removing them keeps it (`keep_api_keys=true`).
+         * @description **Permission:** `api_keys.manage`: Create, list and revoke the organization's API keys. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["org_api_keys_create_org_api_key"];
         delete?: never;
@@ -1163,7 +1192,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revoke one of the organization's keys: it stops working at once. */
+        /**
+         * Revoke one of the organization's keys: it stops working at once.
+         * @description **Permission:** `api_keys.manage`: Create, list and revoke the organization's API keys. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         delete: operations["org_api_keys_revoke_org_api_key"];
         options?: never;
         head?: never;
@@ -1179,7 +1211,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The organization's current subscription (any member); `seats` for a per-seat plan. */
+        /**
+         * The organization's current subscription (any member); `seats` for a per-seat plan.
+         * @description **Permission:** `subscription.read`: Read the organization's subscription. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         get: operations["org_billing_get_org_subscription"];
         put?: never;
         post?: never;
@@ -1203,7 +1238,9 @@ export interface paths {
         /**
          * Open a Stripe Checkout session for the organization (owners only).
          * @description As `POST /api/v1/billing/create-checkout-session`. A per-seat plan (STRIPE_SEAT_PLANS) is
-         *     bought for as many seats as the organization has members, and follows them after.
+         *         bought for as many seats as the organization has members, and follows them after.
+         *
+         *     **Permission:** `billing.manage`: Check out, open the billing portal and change the plan. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["org_billing_create_org_checkout"];
         delete?: never;
@@ -1221,7 +1258,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** A Stripe customer portal link for the organization (owners only). */
+        /**
+         * A Stripe customer portal link for the organization (owners only).
+         * @description **Permission:** `billing.manage`: Check out, open the billing portal and change the plan. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         get: operations["org_billing_org_customer_portal"];
         put?: never;
         post?: never;
@@ -1243,7 +1283,9 @@ export interface paths {
         /**
          * The organization's usage this month (as `GET /api/v1/usage`), and each member's share.
          * @description Admins and owners see who each member is; other members see their own address and name,
-         *     and the others' user ids only (`email` and `full_name` null).
+         *         and the others' user ids only (`email` and `full_name` null).
+         *
+         *     **Permission:** `usage.read`: Read the organization's token usage (each member's with their own address only). The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         get: operations["org_usage_get_org_usage"];
         put?: never;
