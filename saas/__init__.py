@@ -71,7 +71,6 @@ def create_app(config=None):
         metrics=metrics,
         production=app.config["APP_ENV"] == "production",
         page_policies=docs_page_policies(app.config),
-        fixed_answers=system.fixed_answers(app),
     )
     if app.config["PROXY_FIX_HOPS"]:
         hops = app.config["PROXY_FIX_HOPS"]

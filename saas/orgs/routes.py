@@ -1,6 +1,7 @@
 """Organisations, their members, invitations and audit log; answering an invitation."""
 from saas.core.permissions import Permission
 from saas.orgs import audit, invitations, service
+from saas.orgs.limits import invitation_org_limit, invitation_sender_limit
 from saas.orgs.schemas import (
     AuditEventSchema,
     InvitationCreateSchema,
@@ -120,16 +121,23 @@ def remove_member(query, org_id, user_id):
 
 
 @blp.route("/<int:org_id>/invitations", methods=["POST"])
-@blp.auth(SESSION, org="path", permission=Permission.MEMBERS_INVITE)
+@blp.auth(SESSION, org="path", permission=Permission.MEMBERS_INVITE, verified_email=True,
+          limits=[invitation_sender_limit, invitation_org_limit])
 @blp.arguments(InvitationCreateSchema)
 @blp.response(201, InvitationSchema)
 @blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def invite(fields, org_id):
     """Invite an address with a role (admins; `owner` only by an owner); the invitation is
     mailed with a link to `FRONTEND_URL/invitations?token=...`, valid `INVITATION_TTL_DAYS`.
-    409 when the address is a member's or has a pending invitation."""
+    409 when the address is a member's or has a pending invitation.
+
+    The sender's address must be verified (403, `errors.reason: ["email_not_verified"]`), even
+    with `REQUIRE_VERIFIED_EMAIL` off. 429 with `Retry-After` past `INVITATION_SEND_LIMIT` (per
+    sender, and per organization), or past 3 invitations to one address from one organization
+    in 24 hours (revoked ones included); nothing is stored or mailed then."""
     principal = current_principal()
-    return invitations.invite(principal.org, principal.user, principal.role, **fields)
+    return invitations.invite(principal.org, principal.user, **fields)
 
 
 @blp.route("/<int:org_id>/invitations", methods=["GET"])

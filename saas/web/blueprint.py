@@ -14,7 +14,7 @@ then applies the rate limits keyed on that caller, and documents the OpenAPI ``s
 the 401 response. Which schemes exist and how each is verified is wired in ``create_app``
 (``register_authenticators``): the auth package verifies sessions, apikeys verifies API keys.
 
-Every operation gets an OpenAPI ``operationId`` without being asked (see ``Blueprint``):
+Every operation gets an OpenAPI ``operationId`` without being asked (``saas.web.api.OperationIds``):
 ``<blueprint name>_<endpoint>``, so ``get_me`` in the ``users`` blueprint is ``users_get_me``.
 The typed TypeScript client (``make client``) names operations by it, so it must not change.
 """
@@ -26,7 +26,7 @@ import flask_smorest
 from flask import current_app, g, request
 
 from saas.core.actor import Actor, current_actor
-from saas.core.errors import Forbidden, NotFound, Unauthenticated
+from saas.core.errors import DomainError, Forbidden, NotFound, Unauthenticated
 from saas.core.ids import MAX_ID
 from saas.core.permissions import Permission
 from saas.extensions import limiter
@@ -63,7 +63,14 @@ class Principal:
 
     @property
     def rate_limit_key(self):
-        return f"api-key:{self.api_key_id}" if self.api_key_id is not None else f"user:{self.user.id}"
+        """Whose budget the call spends: an organisation's key, the organisation's (shared by all
+        its keys); a login session or a personal key, the user's (shared by all their sessions
+        and personal keys). More keys never buy more requests."""
+        if self.api_key_org_id is not None:
+            personal = self.user.personal_org
+            if personal is None or self.api_key_org_id != personal.id:
+                return f"org:{self.api_key_org_id}"
+        return f"user:{self.user.id}"
 
 
 @dataclass(frozen=True)
@@ -163,14 +170,8 @@ class SecondFactorSessionRequired(Forbidden):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint with the auth gate and a derived ``operationId``.
-
-    The rule: an operation's ``operationId`` is ``<blueprint name>_<endpoint>``, the endpoint
-    being Flask's (the view function's name unless ``endpoint=`` is given); when one endpoint
-    serves several methods (a ``MethodView``, or ``methods=["GET", "POST"]``) each operation
-    gets ``_<method>`` appended: ``items_item_get``. A derived name that reads badly is
-    overridden with ``@blp.doc(operationId="...")`` on the view. ``Api`` refuses two operations
-    with one id. Renaming a view renames its operation (and breaks front ends): override then.
+    """flask-smorest's Blueprint with the auth gate (``auth``). Its operations get their
+    ``operationId`` from ``saas.web.api.OperationIds``.
 
     ``requires_verified_email``: with REQUIRE_VERIFIED_EMAIL on, the gated views of this
     blueprint refuse callers whose address is not verified (403, naming the reason).
@@ -182,20 +183,14 @@ class Blueprint(flask_smorest.Blueprint):
         super().__init__(*args, **kwargs)
         self.requires_verified_email = requires_verified_email
 
-    def add_url_rule(self, rule, endpoint=None, view_func=None, provide_automatic_options=None, **options):
-        super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
-        endpoint = self._endpoints[-1]  # as flask-smorest made it unique
-        operations = {method: doc for method, doc in self._docs[endpoint].items() if method != "parameters"}
-        for method, doc in operations.items():
-            derived = f"{self.name}_{endpoint}" + (f"_{method}" if len(operations) > 1 else "")
-            # The manual doc (@blp.doc) is applied last; an operationId given there wins.
-            doc.setdefault("manual_doc", {}).setdefault("operationId", derived)
-
-    def auth(self, *schemes, limits=(), org=None, permission=None, superuser=False, policy_exempt=None):
+    def auth(self, *schemes, limits=(), org=None, permission=None, superuser=False, verified_email=False,
+             policy_exempt=None):
         """Gate the view: the caller must present credentials of one of ``schemes``.
 
-        ``limits`` are flask-limiter limits for this view that key on the caller; they are
-        checked together with the default limit once the caller is known. ``org`` scopes the
+        ``limits`` are flask-limiter limits for this view that key on the caller (or on the
+        organisation the gate admitted them to: ``current_principal().org``, set only for callers
+        it lets in); they are checked together with the default limit once the caller is known,
+        before any refusal is answered, so refused attempts count. ``org`` scopes the
         view to an organisation: ``"path"`` (the ``org_id`` of the URL; non-members get a 404)
         or ``"acting"`` (see ``OrgAccess``); ``permission`` is what the caller's role there must
         allow (403 otherwise). The organisation and role are then on ``current_principal()``.
@@ -203,6 +198,8 @@ class Blueprint(flask_smorest.Blueprint):
         takes ``SESSION`` alone, never an API key (a key is refused with 401 like anywhere a
         session is needed), so an operator's powers never sit in a script's credentials; with
         ADMIN_REQUIRE_MFA on, the session must have passed two-factor (403 otherwise).
+        ``verified_email``: the caller's address must be verified (403, ``EmailNotVerified``),
+        whatever REQUIRE_VERIFIED_EMAIL says: for what sends mail to others.
         ``policy_exempt(principal, view_args)``: true when the organization's own rules (two-factor
         required) do not apply to this call (a member leaving it).
         An integer id in the path that no row can have (past ``MAX_ID``) is a 404 once the
@@ -227,11 +224,12 @@ class Blueprint(flask_smorest.Blueprint):
                     raise SuperuserRequired()
                 if superuser and current_app.config["ADMIN_REQUIRE_MFA"] and MFA_METHOD not in g.principal.auth_methods:
                     raise SecondFactorSessionRequired()
-                if self.requires_verified_email and current_app.config["REQUIRE_VERIFIED_EMAIL"]:
+                if verified_email or (self.requires_verified_email and current_app.config["REQUIRE_VERIFIED_EMAIL"]):
                     if not g.principal.user.email_verified:
                         raise EmailNotVerified()
-                if org is not None:
-                    g.principal = _with_org(g.principal, org, permission, policy_exempt)
+                refusal = g.pop("organization_refusal", None)
+                if refusal is not None:
+                    raise refusal
                 _refuse_ids_past_every_id(request.view_args)
                 return view(*args, **kwargs)
 
@@ -242,6 +240,10 @@ class Blueprint(flask_smorest.Blueprint):
 
             @functools.wraps(view)
             def gated(*args, **kwargs):
+                # ``g`` outlives the request where an app context was pushed around it (scripts,
+                # tests): nothing an earlier request found may speak for this one.
+                for name in ("principal", "authentication_failure", "organization_refusal"):
+                    g.pop(name, None)
                 try:
                     g.principal = authenticate(schemes)
                     request.environ[USER_ID_KEY] = str(g.principal.user_id)
@@ -249,6 +251,14 @@ class Blueprint(flask_smorest.Blueprint):
                 except Unauthenticated as failure:
                     # Counted against the address's limit before it is answered.
                     g.authentication_failure = failure
+                else:
+                    if org is not None:
+                        # Found before the limits count, for limits kept per organisation;
+                        # answered after, in turn.
+                        try:
+                            g.principal = _with_org(g.principal, org, permission, policy_exempt)
+                        except DomainError as refusal:
+                            g.organization_refusal = refusal
                 if not current_app.config["RATELIMIT_ENABLED"]:
                     return admitted(*args, **kwargs)
                 return limited(*args, **kwargs)
@@ -260,7 +270,7 @@ class Blueprint(flask_smorest.Blueprint):
                 gated.__doc__ = f"{(view.__doc__ or '').rstrip()}\n\n{permission_note(permission)}"
             security = [requirement for scheme in schemes for requirement in scheme.requirements]
             documented = self.alt_response(401, response="UNAUTHORIZED")(self.doc(security=security)(gated))
-            if superuser or self.requires_verified_email or org is not None:
+            if superuser or verified_email or self.requires_verified_email or org is not None:
                 documented = self.alt_response(403, response="FORBIDDEN")(documented)
             if org is not None:
                 documented = self.alt_response(404, response="NOT_FOUND")(documented)

@@ -642,7 +642,12 @@ export interface paths {
          * Invite an address with a role (admins; `owner` only by an owner); the invitation is
          *     mailed with a link to `FRONTEND_URL/invitations?token=...`, valid `INVITATION_TTL_DAYS`.
          *     409 when the address is a member's or has a pending invitation.
-         * @description **Permission:** `members.invite`: Invite people by email; list and revoke pending invitations. The roles that hold it: see the role table in the docs (Organizations and roles).
+         * @description The sender's address must be verified (403, `errors.reason: ["email_not_verified"]`), even
+         *         with `REQUIRE_VERIFIED_EMAIL` off. 429 with `Retry-After` past `INVITATION_SEND_LIMIT` (per
+         *         sender, and per organization), or past 3 invitations to one address from one organization
+         *         in 24 hours (revoked ones included); nothing is stored or mailed then.
+         *
+         *     **Permission:** `members.invite`: Invite people by email; list and revoke pending invitations. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["orgs_invite"];
         delete?: never;
@@ -709,7 +714,10 @@ export interface paths {
         put?: never;
         /**
          * Create an API key; the response is the only time the key itself is shown.
-         * @description Send it as `Authorization: Bearer <key>` or `X-API-Key: <key>` to the AI, usage and
+         * @description At most `API_KEYS_MAX` (25) keys per owner: 409 past it, or when the caller has made that
+         *     many across their organizations; revoke one first.
+         *
+         *     Send it as `Authorization: Bearer <key>` or `X-API-Key: <key>` to the AI, usage and
          *     read-only account endpoints. Managing keys and changing the account need a login session.
          */
         post: operations["api_keys_create"];
@@ -1169,7 +1177,8 @@ export interface paths {
         /**
          * Create an API key of the organization (admins); shown this once. It acts for the
          *     organization: its quota, its plan. It keeps working when its creator leaves only if the
-         *     admin removing them keeps it (`keep_api_keys=true`).
+         *     admin removing them keeps it (`keep_api_keys=true`). At most `API_KEYS_MAX` (25) keys per
+         *     organization, and per person across their organizations: 409 past either.
          * @description **Permission:** `api_keys.manage`: Create, list and revoke the organization's API keys. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["org_api_keys_create_org_api_key"];
@@ -3030,6 +3039,7 @@ export interface operations {
             404: components["responses"]["NOT_FOUND"];
             409: components["responses"]["CONFLICT"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            429: components["responses"]["TOO_MANY_REQUESTS"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };
@@ -3136,6 +3146,7 @@ export interface operations {
             };
             401: components["responses"]["UNAUTHORIZED"];
             403: components["responses"]["FORBIDDEN"];
+            409: components["responses"]["CONFLICT"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
@@ -3782,6 +3793,7 @@ export interface operations {
             401: components["responses"]["UNAUTHORIZED"];
             403: components["responses"]["FORBIDDEN"];
             404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
