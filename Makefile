@@ -133,7 +133,7 @@ endif
 
 # The Docker image, tagged IMAGE, on the official python:3.11-slim-bookworm base, or where no registry
 # can be reached on a stand-in built from Debian's packages; starts a Docker daemon when none answers
-# (as root) and stops it after. See scripts/image.sh and the README, "The container image".
+# (as root) and stops it after. See scripts/image.sh and docs/operations/docker.md.
 IMAGE ?= saas:dev
 
 image:
