@@ -93,8 +93,11 @@ class Container:
         return records
 
     def errors(self):
-        """What it logged at ERROR or above, and any traceback."""
-        problems = [r for r in self.log_records() if r.get("level") in ("ERROR", "CRITICAL")]
+        """What it logged at ERROR or above (with its exception's last line), and any plain traceback."""
+        problems = [
+            f"{r.get('logger')}: {r.get('message')} {(r.get('exc_info') or '').strip().splitlines()[-1:]}"
+            for r in self.log_records() if r.get("level") in ("ERROR", "CRITICAL")
+        ]
         problems += [line for line in self.logs().splitlines() if line.startswith("Traceback")]
         return problems
 
