@@ -53,7 +53,7 @@ cmd_start() {
   [ "$(id -u)" -eq 0 ] || die "no Docker daemon answers (docker info); start one, or run as root so this script can"
   if ! command -v dockerd >/dev/null; then
     say "installing Debian's docker.io"
-    export DEBIAN_FRONTEND=noninteractive
+    export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
     apt-get update -qq
     # The package would start its service with the default flags (a bridge network, iptables):
     # Debian's policy-rc.d convention tells it not to start anything; ours starts below.

@@ -54,8 +54,9 @@ build_standin() {  # build_standin <tag>
   [ "$(id -u)" -eq 0 ] || die "building the stand-in base needs root (mmdebstrap): run as root, or docker pull $OFFICIAL_BASE"
   if ! command -v mmdebstrap >/dev/null; then
     say "installing Debian's mmdebstrap"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+    export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+    apt-get update -qq
+    apt-get install -y -qq mmdebstrap >/dev/null
   fi
   tarball="$(mktemp --suffix=.tar)"
   # shellcheck disable=SC2064

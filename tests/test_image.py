@@ -10,6 +10,7 @@ Docker daemon and the image: `make test` and `make test-image` start the one and
 import hashlib
 import json
 import threading
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
@@ -196,7 +197,7 @@ def stack(image, run_id, app_env, migrated):
     wait_until(health, 90, "the api container's HEALTHCHECK turning healthy")
     wait_until(lambda: "Listening on" in worker.logs() or worker.state()["Status"] != "running", 60, "the worker starting")
     assert worker.state()["Running"], f"the worker container exited:\n{worker.logs()[-4000:]}"
-    return type("Stack", (), {"url": f"http://127.0.0.1:{port}", "api": api, "worker": worker})
+    return SimpleNamespace(url=f"http://127.0.0.1:{port}", api=api, worker=worker)
 
 
 def sign_up_verified(stack, smtp, email):
