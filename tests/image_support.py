@@ -40,6 +40,11 @@ def compose_services():
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
 
 
+def compose_command(service):
+    """The ``command`` of a compose service as compose runs it: ``$$`` is compose's escaped ``$``."""
+    return [part.replace("$$", "$") for part in compose_services()[service]["command"]]
+
+
 def docker(*args, check=True, timeout=120, **kwargs):
     """Run the docker CLI; its completed process (text)."""
     result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs)

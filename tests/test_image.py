@@ -32,6 +32,7 @@ from tests.image_support import (
     RUN_AS,
     RUN_LABEL,
     Container,
+    compose_command,
     compose_services,
     docker,
     inspect,
@@ -172,7 +173,7 @@ def app_env(image_database, image_redis_url, smtp):
 @pytest.fixture(scope="module")
 def migrated(image, app_env):
     """The migrate step: compose's command (the Kubernetes Job's), in a container, to completion."""
-    command = compose_services()["migrate"]["command"]
+    command = compose_command("migrate")
     env = {**app_env, "FIRST_SUPERUSER_EMAIL": SUPERUSER[0], "FIRST_SUPERUSER_PASSWORD": SUPERUSER[1]}
     result = run_once(image["Id"], env, command)
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}{result.stderr}"
@@ -186,7 +187,7 @@ def stack(image, run_id, app_env, migrated):
     api_env = {**app_env, "PORT": str(port), "GUNICORN_BIND": f"127.0.0.1:{port}"}
     # The image's HEALTHCHECK command as it is; only probed every second instead of every 30.
     api = Container(image["Id"], run_id, "api", api_env, options=("--health-interval", "1s"))
-    worker = Container(image["Id"], run_id, "worker", app_env, command=compose_services()["worker"]["command"])
+    worker = Container(image["Id"], run_id, "worker", app_env, command=compose_command("worker"))
 
     def health():
         state = api.state()
@@ -254,7 +255,7 @@ def test_the_image_holds_the_app_and_nothing_else(image):
 def test_the_migrate_step_builds_the_schema_and_seeds_the_first_superuser(image, migrated, stack):
     env, first = migrated
     assert "Running upgrade" in first.stdout + first.stderr  # a real upgrade from an empty database
-    again = run_once(image["Id"], env, compose_services()["migrate"]["command"])  # every release runs it
+    again = run_once(image["Id"], env, compose_command("migrate"))  # every release runs it
     assert again.returncode == 0, again.stdout + again.stderr
     assert "Running upgrade" not in again.stdout + again.stderr
 

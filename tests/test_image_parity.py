@@ -21,6 +21,7 @@ from tests.image_support import (
     RUN_AS,
     SECURITY_OPT,
     TMPFS,
+    compose_command,
     compose_services,
 )
 
@@ -100,8 +101,7 @@ def test_compose_runs_the_image_only_as_the_test_does():
 
 @pytest.mark.parametrize("overlay", CHECK["overlay_names"]())
 def test_kubernetes_runs_the_image_only_as_the_test_does(manifests, overlay):
-    services = compose_services()
-    commands = {"api": None, "worker": services["worker"]["command"], "migrate": services["migrate"]["command"]}
+    commands = {"api": None, "worker": compose_command("worker"), "migrate": compose_command("migrate")}
     seen = set()
     for workload, pod, container in app_containers(manifests[overlay]):
         where = (workload["metadata"]["name"], container["name"])
