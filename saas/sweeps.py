@@ -5,8 +5,11 @@ a killed worker or an outside outage left undone:
 - stored webhook events still unapplied an interval after they came in are applied;
 - users without a Stripe customer an interval after signup get one;
 - settled usage not yet reported to the Stripe meter after an interval is reported;
-- AI jobs that can no longer finish are failed, and their reservations given back;
-- reservations past their time are deleted;
+- AI jobs that can no longer finish are failed, and the reservations of those that never
+  started given back (one that started may still be running: it holds its reservation until its
+  longest run is over);
+- reservations past their time are deleted (work still running renews its own, or lasts no
+  longer than it, and settling records the usage even without it);
 - social-login flows and one-time codes past their time are deleted;
 - mail still unsent whose job is gone is queued again;
 - per-seat subscriptions whose quantity is not the member count are brought to it;

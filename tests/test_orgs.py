@@ -232,6 +232,77 @@ def test_an_organization_is_not_deleted_while_stripe_cannot_cancel_its_subscript
     assert team.get(f"{ORGS}/{org['id']}", tokens["member"]).status_code == 200
 
 
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.services), "sqlite"])
+def team_on_each_database(request, smtp):
+    """A Team on PostgreSQL, and one on the embedded default of `make run` (SQLite)."""
+    smtp.messages.clear()
+    if request.param == "postgresql":
+        return Team(request.getfixturevalue("app_with")(REDIS_URL="", **smtp.settings), smtp)
+    return Team(request.getfixturevalue("embedded_with")(**smtp.settings), smtp)
+
+
+def test_a_deleted_organization_leaves_no_member_no_key_and_no_id_to_inherit(team_on_each_database):
+    """On SQLite the memberships and keys of a deleted organisation used to stay (foreign keys
+    were off), and the next organisation took its id: a former admin then read and ran the
+    newcomer's, and the old key acted for it."""
+    team = team_on_each_database
+    owner, admin = team.person("owner@example.com"), team.person("admin@example.com")
+    org = team.org(owner)  # the newest organisation, so the highest id
+    assert team.invite(owner, org["id"], "admin@example.com", "admin").status_code == 201
+    accepted = team.client.post(ACCEPT, json={"token": team.invitation_token("admin@example.com")}, headers=bearer(admin))
+    assert accepted.status_code == 200
+    key = org_key(team, owner, org["id"])["key"]
+    assert team.client.delete(f"{ORGS}/{org['id']}", headers=bearer(owner)).status_code == 204
+
+    assert team.client.get(USAGE, headers={"X-API-Key": key}).status_code == 401
+    newcomer = team.person("newcomer@example.com")
+    newcomers = team.get(ORGS, newcomer).get_json() + [team.org(newcomer, "Newco")]
+    assert all(other["id"] > org["id"] for other in newcomers)
+    base = f"{ORGS}/{org['id']}"
+    for method, path, body in (
+        ("get", base, None), ("patch", base, {"name": "Taken"}), ("get", f"{base}/members", None),
+        ("get", f"{base}/audit-log", None), ("get", f"{base}/usage", None),
+    ):
+        response = getattr(team.client, method)(path, json=body, headers=bearer(admin))
+        assert response.status_code == 404, (method, path, response.status_code)
+    assert [listed["personal"] for listed in team.get(ORGS, admin).get_json()] == [True]
+    assert team.client.post(CHAT, json={"messages": messages()}, headers={"X-API-Key": key}).status_code == 401
+    assert [listed["name"] for listed in team.get(ORGS, newcomer).get_json()] == ["Newcomer", "Newco"]
+
+
+def _delete_behind_the_foreign_keys(org_id):
+    """Delete the organisation's row alone, its members and keys left behind: as the previous
+    release did on SQLite, or a tool that skips the foreign keys (a partial restore) would."""
+    db.session.remove()
+    with db.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA foreign_keys = OFF")  # per connection, outside a transaction
+        else:
+            connection.exec_driver_sql("SET session_replication_role = replica")  # no triggers: no cascades
+        connection.execute(sa.delete(Organization).where(Organization.id == org_id))
+        connection.commit()
+        connection.invalidate()  # not back into the pool with the switch off
+
+
+def test_the_gate_refuses_the_members_and_keys_of_an_organization_that_is_gone(team_on_each_database, fake_openai):
+    team = team_on_each_database
+    owner = team.person("owner@example.com")
+    org = team.org(owner)
+    key = org_key(team, owner, org["id"])["key"]
+    _delete_behind_the_foreign_keys(org["id"])
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Membership).where(Membership.org_id == org["id"])) == 1
+
+    for path in (USAGE, f"{ORGS}/{org['id']}/usage"):
+        refused = team.client.get(path, headers={"X-API-Key": key})
+        assert refused.status_code == 401, (path, refused.get_json())
+    assert team.client.post(CHAT, json={"messages": messages()}, headers={"X-API-Key": key}).status_code == 401
+    assert team.get(f"{ORGS}/{org['id']}", owner).status_code == 404
+    assert team.get(f"{ORGS}/{org['id']}/members", owner).status_code == 404
+    assert team.get(USAGE, owner, headers={"X-Org-Id": str(org["id"])}).status_code == 404
+    assert [listed["personal"] for listed in team.get(ORGS, owner).get_json()] == [True]
+    assert fake_openai.completions() == []
+
+
 # --- invitations ----------------------------------------------------------------------------
 
 

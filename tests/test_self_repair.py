@@ -14,8 +14,10 @@ import sqlalchemy as sa
 
 from saas.ai.models import AiJob
 from saas.billing.models import StripeEvent
+from saas.core.time import utcnow
 from saas.extensions import db
 from saas.usage.models import UsageRecord
+from saas.usage.service import forget_expired_reservations
 from saas.users.models import User
 from tests.ai_support import JOBS, messages
 from tests.billing_support import deliver_ok
@@ -113,7 +115,10 @@ def test_the_worker_make_worker_starts_survives_a_redis_outage(database, fake_st
                 db.session.remove()
             assert worker.poll() is None
             said = [json.loads(line) for line in process_output(worker).splitlines() if "redis" in line.lower()]
-            assert any("could not connect to redis" in line["message"].lower() for line in said), said
+            # Where the outage caught it decides who says so: RQ's reconnecting loop, or the
+            # worker's own restart (saas.worker.main); either way in a JSON line.
+            assert any(("could not connect to redis" in line["message"].lower()
+                        or "redis unavailable" in line["message"].lower()) for line in said), said
         finally:
             stop_process(worker)
 
@@ -143,7 +148,7 @@ def test_redis_restarted_empty_loses_no_acknowledged_work(app, client, fake_stri
     assert len(fake_stripe.meter_events) == 1
 
 
-def test_an_ai_job_whose_worker_is_killed_fails_within_a_minute_and_gives_its_quota_back(
+def test_an_ai_job_whose_worker_is_killed_fails_within_a_minute_and_gives_its_quota_back_after_its_longest_run(
     client, fake_openai, redis_client
 ):
     fake_openai.mode, fake_openai.delay = "slow", 60
@@ -170,8 +175,13 @@ def test_an_ai_job_whose_worker_is_killed_fails_within_a_minute_and_gives_its_qu
         stop_process(second)
     read = client.get(f"{JOBS}/{job['id']}", headers=bearer(token)).get_json()
     assert "interrupted" in read["error"]["message"]
-    usage = client.get("/api/v1/usage", headers=bearer(token)).get_json()
-    assert usage["reserved"] == 0
+    # A worker that only stalled looks the same from here, and its job may still be running and
+    # settle: the reservation holds until the job's longest run is over (RQ ends it by then).
+    assert client.get("/api/v1/usage", headers=bearer(token)).get_json()["reserved"] > 0
+    db.session.execute(sa.update(UsageRecord).values(expires_at=utcnow()))  # that time, come
+    db.session.commit()
+    assert client.get("/api/v1/usage", headers=bearer(token)).get_json()["reserved"] == 0
+    assert forget_expired_reservations() == 1
 
 
 def test_a_webhook_whose_job_failed_and_was_lost_is_applied_without_a_human(client, fake_stripe, redis_client):

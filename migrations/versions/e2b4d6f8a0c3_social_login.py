@@ -1,7 +1,7 @@
 """social login: user identities, the browser flow's states and one-time codes
 
 Revision ID: e2b4d6f8a0c3
-Revises: d9f1b3c5e7a2
+Revises: 9b1d3f5a7c2e
 Create Date: 2026-12-14 10:00:00
 
 Expand only: three new tables, which the previous release ignores. An account made by a social
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'e2b4d6f8a0c3'
-down_revision = 'd9f1b3c5e7a2'
+down_revision = '9b1d3f5a7c2e'
 branch_labels = None
 depends_on = None
 
@@ -32,6 +32,7 @@ def upgrade():
         sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_user_identities_user_id_users'), ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_user_identities')),
         sa.UniqueConstraint('provider', 'issuer', 'subject', name='uq_user_identities_provider_issuer_subject'),
+        sqlite_autoincrement=True,  # ids never reused on SQLite (saas/core/columns.py)
     )
     with op.batch_alter_table('user_identities', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_user_identities_user_id'), ['user_id'], unique=False)

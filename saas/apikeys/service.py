@@ -26,8 +26,10 @@ from saas.core.time import utcnow
 from saas.extensions import db
 from saas.orgs import audit
 from saas.orgs import events as org_events
-from saas.orgs.models import Membership
-from saas.orgs.service import attach_personal_org, lock_org, personal_org_columns, personal_org_join
+from saas.orgs.models import Membership, Organization
+from saas.orgs.service import (
+    KeysOrganizationDeleted, attach_personal_org, lock_org, personal_org_columns, personal_org_join,
+)
 from saas.users import events
 from saas.users.models import User
 
@@ -127,15 +129,17 @@ def revoke_all_keys(user_id):
     db.session.execute(sa.delete(ApiKey).where(ApiKey.user_id == user_id))
 
 
-# A key, its creator and the creator's personal organisation, in one query (the gate's, in
-# autocommit: see saas/core/database.py).
+_KEY_ORG = Organization.__table__.alias("key_org")
+# A key, whether its organisation still exists, its creator and the creator's personal
+# organisation, in one query (the gate's, in autocommit: see saas/core/database.py).
 _KEY_AND_OWNER = Prepared("saas_key_and_owner", (
     sa.select(
         ApiKey.id.label("key_id"), ApiKey.key_hash, ApiKey.expires_at.label("key_expires_at"),
         ApiKey.last_used_at.label("key_last_used_at"), ApiKey.org_id.label("key_org_id"),
-        *User.__table__.columns, *personal_org_columns(),
+        _KEY_ORG.c.id.label("key_org_found"), *User.__table__.columns, *personal_org_columns(),
     )
     .join(User, User.id == ApiKey.user_id)
+    .outerjoin(_KEY_ORG, _KEY_ORG.c.id == ApiKey.org_id)
     .outerjoin(*personal_org_join())
     .where(ApiKey.prefix == sa.bindparam("prefix"))
 ))
@@ -155,6 +159,8 @@ def authenticate(raw_key):
         raise InvalidApiKey()
     if not row["is_active"]:
         raise AccountDisabled()
+    if row["key_org_id"] is not None and row["key_org_found"] is None:
+        raise KeysOrganizationDeleted()  # its keys go with it; one written before they did
     if row["key_last_used_at"] is None or row["key_last_used_at"] <= now - LAST_USED_RESOLUTION:
         write(sa.update(ApiKey).where(ApiKey.id == row["key_id"]).values(last_used_at=now))
     user = loaded(User, {column.name: row[column.name] for column in User.__table__.columns})

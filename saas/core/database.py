@@ -15,9 +15,13 @@ query and rolls it back at the end of the request: two more round trips that a r
 (the gate's) does not need. Such lookups go through ``read_row``, on an engine of its own whose
 connections are always in autocommit (switching a pooled connection back and forth costs as much
 again); ``Prepared`` has PostgreSQL plan them once per connection.
+
+**SQLite** (the embedded default) enforces foreign keys only on connections that ask:
+``enforce_sqlite_foreign_keys`` makes every one ask.
 """
 import contextlib
 import functools
+import sqlite3
 
 import sqlalchemy as sa
 from flask import current_app
@@ -93,6 +97,21 @@ def savepoint():
     are undone if it raises, and the use case goes on."""
     with db.session.begin_nested():
         yield
+
+
+def enforce_sqlite_foreign_keys():
+    """Have every SQLite connection, of any engine in the process, enforce foreign keys: SQLite
+    ignores them (``ON DELETE CASCADE`` included) unless each connection asks. Migrations turn
+    them off while they rebuild tables (migrations/env.py)."""
+    if not sa.event.contains(sa.engine.Engine, "connect", _foreign_keys_on):
+        sa.event.listen(sa.engine.Engine, "connect", _foreign_keys_on)
+
+
+def _foreign_keys_on(dbapi_connection, connection_record):
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
 
 
 def _autocommit_engine():

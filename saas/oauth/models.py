@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from saas.core.columns import UTCDateTime
+from saas.core.columns import IDS_NEVER_REUSED, UTCDateTime
 from saas.core.time import utcnow
 from saas.extensions import db
 
@@ -24,7 +24,10 @@ class UserIdentity(db.Model):
     (``sub``; GitHub's numeric id), never by the address."""
 
     __tablename__ = "user_identities"
-    __table_args__ = (sa.UniqueConstraint("provider", "issuer", "subject", name="uq_user_identities_provider_issuer_subject"),)
+    __table_args__ = (
+        sa.UniqueConstraint("provider", "issuer", "subject", name="uq_user_identities_provider_issuer_subject"),
+        IDS_NEVER_REUSED,
+    )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)

@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from saas.core.database import atomic, loaded
-from saas.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from saas.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from saas.core.ids import MAX_ID, parse_id
 from saas.core.permissions import Permission
 from saas.extensions import db
 from saas.orgs import audit, events
@@ -58,6 +59,10 @@ class RoleNotPermitted(Forbidden):
 
 class ApiKeyOfAnotherOrganization(Forbidden):
     message = "This API key belongs to another organization than the one X-Org-Id names."
+
+
+class KeysOrganizationDeleted(Unauthenticated):
+    message = "The organization this API key belonged to was deleted."
 
 
 PERSONAL_SLUG_PREFIX = "personal-"
@@ -175,8 +180,8 @@ def membership(user_id, org_id):
 
 def member_access(principal, org_id):
     """For the gate: the organisation of the path and the caller's role in it; 404 for anyone
-    who is not a member, whether or not it exists."""
-    found = membership(principal.user.id, org_id)
+    who is not a member, whether or not it exists (or could: an id past every id)."""
+    found = membership(principal.user.id, org_id) if org_id <= MAX_ID else None
     if found is None:
         raise NoSuchOrganization()
     return found.Organization, found.role
@@ -191,7 +196,10 @@ def acting_access(principal, requested_org_id):
         key_org_id = principal.api_key_org_id or principal.user.personal_org.id
         if org_id is not None and org_id != key_org_id:
             raise ApiKeyOfAnotherOrganization()
-        return db.session.get(Organization, key_org_id), MEMBER  # a key acts with a member's permissions
+        org = db.session.get(Organization, key_org_id)
+        if org is None:  # deleted since the gate found the key
+            raise KeysOrganizationDeleted()
+        return org, MEMBER  # a key acts with a member's permissions
     if org_id is None:
         org = principal.user.personal_org
         return org, OWNER
@@ -201,12 +209,15 @@ def acting_access(principal, requested_org_id):
 def _org_id(raw):
     if raw is None:
         return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+    if not raw.isascii() or not raw.isdigit():
         raise InvalidInput(
             "X-Org-Id must be the id of an organization.",
             errors={"headers": {"X-Org-Id": ["Not a valid organization id."]}},
         )
-    return int(raw)
+    org_id = parse_id(raw)
+    if org_id is None:  # a number, but past every id: no such organisation, as for a non-member
+        raise NoSuchOrganization()
+    return org_id
 
 
 def check_permission(role, permission):

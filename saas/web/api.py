@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 import flask_smorest
 from apispec import BasePlugin
 from flask_smorest.pagination import PaginationMetadataSchema
+from werkzeug.routing import IntegerConverter
 
 from saas.core.errors import envelope
+from saas.core.ids import MAX_ID, parse_id
 
 # Headers of an HTTP error that a client needs to act on it.
 FORWARDED_ERROR_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
@@ -53,6 +55,17 @@ API_KEY = SecurityScheme("ApiKeyAuth", {"type": "apiKey", "in": "header", "name"
 SCHEMES = (SESSION, API_KEY)
 
 
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route: werkzeug's, except that a number too long for ``int()``
+    still matches, as one past every id (``MAX_ID + 1``). Routing must not answer for an id:
+    its 404 would come before the gate's 401. The gate refuses ids past ``MAX_ID`` with a 404
+    once it knows the caller (``saas.web.blueprint``)."""
+
+    def to_python(self, value):
+        number = parse_id(value)
+        return MAX_ID + 1 if number is None else number
+
+
 class OperationIds(BasePlugin):
     """An apispec plugin giving every operation an ``operationId`` without being asked:
     ``<blueprint name>_<endpoint>``, the endpoint being Flask's (the view function's name unless
@@ -80,6 +93,7 @@ class Api(flask_smorest.Api):
         super().__init__(app, spec_kwargs=spec_kwargs, **kwargs)
 
     def init_app(self, app, *args, **kwargs):
+        app.url_map.converters["int"] = IdConverter  # before any route is added
         super().init_app(app, *args, **kwargs)
         for scheme in SCHEMES:
             for name, definition in scheme.declarations.items():

@@ -26,7 +26,8 @@ import flask_smorest
 from flask import current_app, g, request
 
 from saas.core.actor import Actor, current_actor
-from saas.core.errors import DomainError, Forbidden, Unauthenticated
+from saas.core.errors import DomainError, Forbidden, NotFound, Unauthenticated
+from saas.core.ids import MAX_ID
 from saas.core.permissions import Permission
 from saas.extensions import limiter
 from saas.web.api import SESSION, SecurityScheme
@@ -201,6 +202,8 @@ class Blueprint(flask_smorest.Blueprint):
         whatever REQUIRE_VERIFIED_EMAIL says: for what sends mail to others.
         ``policy_exempt(principal, view_args)``: true when the organization's own rules (two-factor
         required) do not apply to this call (a member leaving it).
+        An integer id in the path that no row can have (past ``MAX_ID``) is a 404 once the
+        caller is admitted, never a question to the database.
         """
         if not schemes:
             raise ValueError("auth() needs at least one scheme")
@@ -227,6 +230,7 @@ class Blueprint(flask_smorest.Blueprint):
                 refusal = g.pop("organization_refusal", None)
                 if refusal is not None:
                     raise refusal
+                _refuse_ids_past_every_id(request.view_args)
                 return view(*args, **kwargs)
 
             # Stacked flask-limiter decorators check every limit of the view in the innermost.
@@ -293,6 +297,14 @@ ORG_PARAMETER = {
     "description": "The organization to act for (its quota and plan), if the caller is a member; "
     "the caller's personal organization when absent. An organization's API key acts for it only.",
 }
+
+
+def _refuse_ids_past_every_id(view_args):
+    """404 for an id in the path that no row can have (the organisation's is refused by
+    ``OrgAccess.member`` as a non-member's): never a database error."""
+    for name, value in (view_args or {}).items():
+        if type(value) is int and value > MAX_ID:
+            raise NotFound(f"No such {name.removesuffix('_id').replace('_', ' ')}.")
 
 
 def _with_org(principal, scope, permission, policy_exempt):
