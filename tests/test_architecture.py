@@ -189,3 +189,21 @@ def test_the_oauth2_password_flow_logs_in_at_the_login_operation(spec_and_app):
     properties = [set(spec["components"]["schemas"][answer["$ref"].rsplit("/", 1)[-1]]["properties"]) for answer in answers]
     assert any({"access_token", "token_type"} <= names for names in properties)
     assert any({"mfa_required", "mfa_token"} <= names for names in properties)
+
+
+# Issue 27 item 1: one transaction per use case, declared once. Only saas/core/database.py opens,
+# commits and rolls back transactions (``transaction()``, ``@atomic``, ``discard()``...).
+TRANSACTION_OWNER = "core/database.py"
+
+
+def test_only_the_declared_boundary_commits_or_rolls_back():
+    offenders = []
+    for path, tree in _modules():
+        where = str(path.relative_to(SAAS))
+        if where == TRANSACTION_OWNER:
+            continue
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("commit", "rollback", "begin", "begin_nested")):
+                offenders.append(f"{where}:{node.lineno} {node.func.attr}()")
+    assert offenders == [], "declare the use case with @atomic / transaction() instead: " + ", ".join(offenders)

@@ -9,7 +9,7 @@ from flask import current_app
 
 from saas.ai import provider
 from saas.ai.models import FAILED, QUEUED, RUNNING, AiJob
-from saas.core.database import fields_of
+from saas.core.database import fields_of, transaction
 from saas.core.errors import DomainError, InvalidInput, NotFound, envelope, envelope_of
 from saas.core.queue import job_id, job_is_lost
 from saas.core.time import utcnow
@@ -163,9 +163,8 @@ def _renewal(reservation):
             return
         renew_at = time.monotonic() + every
         try:
-            extend(reservation, hold)
+            extend(reservation, hold)  # a use case of its own: rolled back if it fails
         except sa.exc.SQLAlchemyError:  # the answer goes on; settling records it anyway
-            db.session.rollback()
             log.warning("could not renew reservation %s", reservation.record_id, exc_info=True)
 
     return renew
@@ -228,12 +227,12 @@ def longest_run():
 def _mark_failed(job, expected_status, message):
     # A worker killed mid-job (OOM, deploy without graceful stop) or a queue entry that is gone
     # never records an outcome; say so instead of leaving the client polling forever.
-    failed = db.session.execute(
-        sa.update(AiJob)
-        .where(AiJob.id == job.id, AiJob.status == expected_status)
-        .values(status=FAILED, finished_at=utcnow(), error=envelope(504, message))
-    ).rowcount
-    db.session.commit()
+    with transaction():
+        failed = db.session.execute(
+            sa.update(AiJob)
+            .where(AiJob.id == job.id, AiJob.status == expected_status)
+            .values(status=FAILED, finished_at=utcnow(), error=envelope(504, message))
+        ).rowcount
     db.session.refresh(job)
     reservation = job_reservation(job)
     # What a job lost before it ran held goes back to the quota. One that started may still be

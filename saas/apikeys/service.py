@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from saas.apikeys.models import ApiKey
-from saas.core.database import Prepared, fields_of, loaded, read_row, write
+from saas.core.database import Prepared, atomic, fields_of, loaded, read_row, write
 from saas.core.errors import Conflict, NotFound, Unauthenticated
 from saas.core.time import utcnow
 from saas.extensions import db
@@ -67,6 +67,7 @@ def _hash(raw_key):
     return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
 
 
+@atomic
 def create_key(org, user, *, name, expires_at=None):
     """Store a new key of ``org``, made by ``user``, unless either has API_KEYS_MAX keys
     already (409). Only the returned instance carries the key (``secret``)."""
@@ -79,7 +80,6 @@ def create_key(org, user, *, name, expires_at=None):
     db.session.add(key)
     db.session.flush()
     audit.record(org.id, "api_key.created", target=f"api_key:{key.id}", details={"name": name, "prefix": prefix})
-    db.session.commit()
     key.secret = raw_key  # not a column: gone once this response is sent
     return key
 
@@ -92,7 +92,6 @@ def _refuse_past_the_cap(org, user):
     limit = current_app.config["API_KEYS_MAX"]
     in_org = db.session.scalar(sa.select(sa.func.count()).select_from(ApiKey).where(ApiKey.org_id == org.id))
     if in_org >= limit:
-        db.session.rollback()
         whose = "You have" if org.personal else "This organization has"
         raise TooManyApiKeys(f"{whose} {limit} API keys, the most allowed: revoke one first.")
     # Keys of organisations the user has left (kept by an admin) are that organisation's now.
@@ -102,7 +101,6 @@ def _refuse_past_the_cap(org, user):
         .where(ApiKey.user_id == user.id, sa.or_(ApiKey.org_id.is_(None), ApiKey.org_id.in_(their_orgs)))
     )
     if made >= limit:
-        db.session.rollback()
         raise TooManyApiKeys(
             f"You have made {limit} API keys across your organizations, the most one person may: revoke one first."
         )
@@ -114,6 +112,7 @@ def list_keys(org):
     ).all()
 
 
+@atomic
 def revoke_key(org, key_id):
     """Delete the key at once; another organisation's key is answered as missing (404)."""
     key = db.session.scalar(sa.select(ApiKey).where(ApiKey.id == key_id, ApiKey.org_id == org.id))
@@ -121,7 +120,6 @@ def revoke_key(org, key_id):
         raise NoSuchApiKey()
     audit.record(org.id, "api_key.revoked", target=f"api_key:{key.id}", details={"name": key.name, "prefix": key.prefix})
     db.session.delete(key)
-    db.session.commit()
 
 
 def revoke_all_keys(user_id):

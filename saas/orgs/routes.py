@@ -67,7 +67,7 @@ def rename_org(fields, org_id):
     `["mfa_required_by_org"]`) on every call about the organization (its paths, `X-Org-Id`
     naming it), except leaving it; they can still turn two-factor on. Its API keys are unaffected."""
     principal = current_principal()
-    return _org_view(service.update_org(principal.org, principal.user, principal.role, fields), principal.role)
+    return _org_view(service.update_org(principal.org, principal.user, fields), principal.role)
 
 
 @blp.route("/<int:org_id>", methods=["DELETE"])

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from saas.core.database import atomic, loaded
+from saas.core.database import atomic, loaded, savepoint
 from saas.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from saas.core.ids import MAX_ID, parse_id
 from saas.core.permissions import Permission
@@ -120,6 +120,7 @@ def attach_personal_org(user, row):
     return org
 
 
+@atomic
 def ensure_personal_org(user):
     """The user's personal organisation, created now if they have none: during a rollout the
     previous release still registers users without one (expand/contract). It takes the billing
@@ -128,12 +129,12 @@ def ensure_personal_org(user):
     if org is not None:
         return org
     try:
-        org = add_personal_org(user)
-        org.stripe_customer_id, org.stripe_customers_deleted = user.stripe_customer_id, user.stripe_customers_deleted
-        org.plan, org.plan_past_due_since = user.plan, user.plan_past_due_since
-        db.session.commit()
+        with savepoint():
+            org = add_personal_org(user)
+            org.stripe_customer_id, org.stripe_customers_deleted = user.stripe_customer_id, user.stripe_customers_deleted
+            org.plan, org.plan_past_due_since = user.plan, user.plan_past_due_since
+            db.session.flush()
     except IntegrityError:  # a concurrent request of the same user created it
-        db.session.rollback()
         org = personal_org_of(user)
     return org
 
@@ -142,19 +143,19 @@ def personal_org_of(user):
     return db.session.scalar(sa.select(Organization).where(Organization.personal_owner_id == user.id))
 
 
+@atomic
 def create_org(user, name):
     """A team organisation with ``user`` as its owner; returns (org, role)."""
     for _ in range(3):
         org = Organization(name=name, slug=_unique_slug(name), personal=False)
-        db.session.add(org)
         try:
-            db.session.flush()
+            with savepoint():
+                db.session.add(org)
+                db.session.flush()
         except IntegrityError:  # another request took the slug meanwhile
-            db.session.rollback()
             continue
         db.session.add(Membership(org_id=org.id, user_id=user.id, role=OWNER))
         audit.record(org.id, "org.created", target=f"org:{org.id}", details={"name": name})
-        db.session.commit()
         return org, OWNER
     raise Conflict("Could not choose a unique slug; try again.")
 
@@ -265,11 +266,12 @@ def leaving(principal, view_args):
 
 
 @atomic
-def update_org(org, actor, actor_role, changes):
-    """Rename the organization, and (owners) require two-factor of its members or stop."""
+def update_org(org, actor, changes):
+    """Rename the organization (the gate checked the caller), and (owners) require two-factor
+    of its members or stop: that changes who may act in it, so the owner's role is read again
+    under the organization's lock."""
     if "require_mfa" in changes and changes["require_mfa"] != org.require_mfa:
-        if not can(actor_role, Permission.ORG_SECURITY):
-            raise OwnersOnly("Only an owner can require two-factor authentication, or stop requiring it.")
+        locked_role(org.id, actor.id, Permission.ORG_SECURITY)  # 403 but for an owner, now
         if changes["require_mfa"] and not actor.mfa_enabled:
             raise OwnerWithoutTwoFactor()
         audit.record(org.id, "org.mfa_required" if changes["require_mfa"] else "org.mfa_not_required",
@@ -281,6 +283,7 @@ def update_org(org, actor, actor_role, changes):
     return org
 
 
+@atomic
 def delete_org(org, actor_user_id):
     """Delete a team organisation: billing cancels its subscriptions first (and stops the
     deletion if Stripe cannot be reached). The audit log keeps its events."""
@@ -291,7 +294,6 @@ def delete_org(org, actor_user_id):
     audit.record(org.id, "org.deleted", target=f"org:{org.id}", details={"name": org.name, "slug": org.slug})
     db.session.flush()
     db.session.delete(org)
-    db.session.commit()
 
 
 def members(org):
@@ -315,7 +317,6 @@ def _target(org_id, user_id):
         sa.select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
     )
     if target is None:
-        db.session.rollback()
         raise NoSuchMember()
     return target
 
@@ -330,42 +331,45 @@ def owner_count(org_id):
     )
 
 
-def _refuse(error):
-    db.session.rollback()  # releases the lock
-    raise error
-
-
 def locked_role(org_id, user_id, permission):
-    """Lock the organisation's row, then read the actor's role again: the gate read it before
-    the lock, and a concurrent change may have taken it away. Refuses as the gate would."""
+    """The one helper of every command that changes members, roles or the organisation's
+    security: lock the organisation's row (until the use case ends), then read the actor's role
+    again, because the gate read it before the lock and a concurrent change may have taken it
+    away. Refuses as the gate would (the use case rolls back, which releases the lock)."""
     lock_org(org_id)
-    role = db.session.scalar(
-        sa.select(Membership.role).where(Membership.org_id == org_id, Membership.user_id == user_id)
-    )
+    role = role_of(user_id, org_id)
     if role is None:
-        _refuse(NoSuchOrganization())
+        raise NoSuchOrganization()
     if not can(role, permission):
-        _refuse(RoleNotPermitted(role, permission))
+        raise RoleNotPermitted(role, permission)
     return role
 
 
+def role_of(user_id, org_id):
+    """The user's role in the organisation, or None."""
+    return db.session.scalar(
+        sa.select(Membership.role).where(Membership.org_id == org_id, Membership.user_id == user_id)
+    )
+
+
+@atomic
 def change_role(org, actor_user_id, user_id, new_role):
     """Give a member another role. Owners only grant, change or remove ``owner``; the last
     owner keeps it."""
     actor_role = locked_role(org.id, actor_user_id, Permission.MEMBERS_ROLE)
     target = _target(org.id, user_id)
     if OWNER in (target.role, new_role) and actor_role != OWNER:
-        _refuse(OwnersOnly())
+        raise OwnersOnly()
     if target.role == OWNER and new_role != OWNER and owner_count(org.id) <= 1:
-        _refuse(LastOwner())
+        raise LastOwner()
     if target.role != new_role:
         audit.record(org.id, "member.role_changed", target=f"user:{user_id}",
                      details={"from": target.role, "to": new_role})
         target.role = new_role
-    db.session.commit()
     return target
 
 
+@atomic
 def remove_member(org, actor_user_id, user_id, *, keep_api_keys=False):
     """Remove a member, or leave (``user_id`` is the actor's own). Their access ends at once;
     the keys they created for the organisation are revoked unless the admin removing them
@@ -377,14 +381,13 @@ def remove_member(org, actor_user_id, user_id, *, keep_api_keys=False):
     actor_role = locked_role(org.id, actor_user_id, Permission.ORG_READ if leaving else Permission.MEMBERS_REMOVE)
     target = _target(org.id, user_id)
     if target.role == OWNER and not leaving and actor_role != OWNER:
-        _refuse(OwnersOnly())
+        raise OwnersOnly()
     if target.role == OWNER and owner_count(org.id) <= 1:
-        _refuse(LastOwner())
+        raise LastOwner()
     db.session.delete(target)
     audit.record(org.id, "member.left" if leaving else "member.removed", target=f"user:{user_id}",
                  details={"role": target.role, "api_keys_kept": bool(keep_api_keys)})
     events.member_removed.send(org.id, user_id=user_id, keep_api_keys=keep_api_keys)
-    db.session.commit()
     events.members_changed.send(org.id)
 
 

@@ -14,6 +14,7 @@ so one account cannot take every request thread or fill the queue. A reservation
 settled (its process died) stops counting at its ``expires_at``.
 """
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -21,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from flask import current_app
 
-from saas.core.database import fields_of
+from saas.core.database import after_commit, atomic, fields_of
 from saas.core.errors import TooManyRequests
 from saas.core.time import utcnow
 from saas.extensions import db
@@ -151,6 +152,7 @@ def usage_by_member(org, *, viewer_id, with_addresses):
     ]
 
 
+@atomic
 def reserve(org, user, *, model, tokens, hold_for, request_id=None):
     """Hold ``tokens`` of the organisation's quota for a call of ``user`` for at most
     ``hold_for`` (a timedelta), or refuse with 429: QuotaExceeded, or TooManyCallsInProgress
@@ -169,11 +171,9 @@ def reserve(org, user, *, model, tokens, hold_for, request_id=None):
         sa.select(sa.func.count()).select_from(UsageRecord).where(UsageRecord.user_id == user.id, held(now))
     )
     if in_progress >= limit:
-        db.session.rollback()
         raise TooManyCallsInProgress(limit)
     status = quota_status(org)
     if not status.allows(tokens):
-        db.session.rollback()
         raise QuotaExceeded(status, tokens)
     record = UsageRecord(
         user_id=user.id, org_id=org.id, model=model, status=RESERVED, reserved_tokens=tokens,
@@ -181,9 +181,7 @@ def reserve(org, user, *, model, tokens, hold_for, request_id=None):
     )
     db.session.add(record)
     db.session.flush()
-    reservation = Reservation(record.id, tokens, model, user.id, org.id, request_id)
-    db.session.commit()
-    return reservation
+    return Reservation(record.id, tokens, model, user.id, org.id, request_id)
 
 
 @contextlib.contextmanager
@@ -197,6 +195,7 @@ def reserved(org, user, *, model, tokens, hold_for, request_id=None):
         raise
 
 
+@atomic
 def extend(reservation, hold_for):
     """Hold a reservation ``hold_for`` from now (a queued job that starts running); False if it
     was released or settled meanwhile."""
@@ -205,10 +204,10 @@ def extend(reservation, hold_for):
         .where(UsageRecord.id == reservation.record_id, UsageRecord.status == RESERVED)
         .values(expires_at=utcnow() + hold_for)
     ).rowcount
-    db.session.commit()
     return bool(extended)
 
 
+@atomic
 def settle(reservation, *, input_tokens, output_tokens, model=None):
     """Replace the reservation by what the call used, and have it billed. What the provider used
     is always recorded: should the reservation be gone (the call outlived it, or it was given
@@ -224,7 +223,6 @@ def settle(reservation, *, input_tokens, output_tokens, model=None):
     ).rowcount
     if not settled:
         if db.session.scalar(sa.select(UsageRecord.id).where(UsageRecord.id == record_id)) is not None:
-            db.session.rollback()
             return  # settled already
         record = UsageRecord(
             user_id=reservation.user_id, org_id=reservation.org_id, status=SETTLED,
@@ -234,11 +232,11 @@ def settle(reservation, *, input_tokens, output_tokens, model=None):
         db.session.flush()
         log.warning("reservation %s was gone when its call ended; its usage is record %s", record_id, record.id)
         record_id = record.id
-    db.session.commit()
     if input_tokens + output_tokens > 0:
-        report_usage_later(record_id)
+        after_commit(functools.partial(report_usage_later, record_id))
 
 
+@atomic
 def forget_expired_reservations(limit=None):
     """Delete reservations past their ``expires_at``: they count no more already; this keeps them
     out of the table. Work still running keeps its reservation from expiring (a stream renews
@@ -253,7 +251,6 @@ def forget_expired_reservations(limit=None):
         forgotten = db.session.execute(
             sa.delete(UsageRecord).where(UsageRecord.id.in_(expired), _expired_reservation(utcnow()))
         ).rowcount
-    db.session.commit()
     return forgotten
 
 
@@ -261,13 +258,13 @@ def _expired_reservation(now):
     return sa.and_(UsageRecord.status == RESERVED, UsageRecord.expires_at <= now)
 
 
+@atomic
 def release(reservation):
     """Give the reservation back: the call failed before the provider used anything. A record
     already settled stays (usage is never given back)."""
     db.session.execute(
         sa.delete(UsageRecord).where(UsageRecord.id == reservation.record_id, UsageRecord.status == RESERVED)
     )
-    db.session.commit()
 
 
 class QuotaExceeded(TooManyRequests):

@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from saas.core.database import discard
 from saas.core.errors import DomainError, envelope
 from saas.extensions import db
 
@@ -82,7 +83,7 @@ def _database_error(error):
 
 def _rollback_quietly():
     try:
-        db.session.rollback()
+        discard()  # whatever the failed request left in the session
     except Exception:  # the connection may be the thing that is broken: let the session go
         log.debug("rollback after error failed", exc_info=True)
         try:
