@@ -1,4 +1,4 @@
-"""Chat completions metered against an organisation's quota: at once, streamed, or in the
+"""Chat completions metered against an organization's quota: at once, streamed, or in the
 background. ``org`` is whose quota a call uses, ``user`` who makes it."""
 import logging
 import time
@@ -177,8 +177,8 @@ def _settle_stream(stream, reservation, prompt_tokens, pieces):
 
 
 def get_job(user, stored_id, *, org_id=None):
-    """The user's job; another user's job is answered as missing (404). An organisation's API
-    key (``org_id``) sees only the jobs run for that organisation."""
+    """The user's job; another user's job is answered as missing (404). An organization's API
+    key (``org_id``) sees only the jobs run for that organization."""
     job = db.session.get(AiJob, stored_id)
     if job is None or job.user_id != user.id or (org_id is not None and job.org_id != org_id):
         raise NoSuchJob()

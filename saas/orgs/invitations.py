@@ -6,7 +6,7 @@ once, for INVITATION_TTL_DAYS, and only for the account whose verified address i
 one: an invitation never adds anyone without their consent, nor anyone else.
 
 Each invitation mails someone the sender chose: besides the senders' rate limits
-(``saas.orgs.limits``), one organisation mails one address at most
+(``saas.orgs.limits``), one organization mails one address at most
 INVITATIONS_TO_ONE_ADDRESS_PER_DAY times in 24 hours, counted from the invitations themselves
 (revoked and expired ones stay), so revoking and inviting again does not reset it.
 """
@@ -80,7 +80,7 @@ def _hash(token):
 @atomic
 def invite(org, inviter, *, email, role):
     """Invite ``email`` with ``role`` and mail them the link; returns the invitation. Decided
-    under the organisation's lock, with the inviter's role read again there."""
+    under the organization's lock, with the inviter's role read again there."""
     if org.personal:
         raise PersonalOrganization()
     inviter_role = locked_role(org.id, inviter.id, Permission.MEMBERS_INVITE)
@@ -124,7 +124,7 @@ def invite(org, inviter, *, email, role):
 
 
 def _refuse_a_fourth_mail_to(org, email, now):
-    """429 once the organisation invited ``email`` INVITATIONS_TO_ONE_ADDRESS_PER_DAY times in
+    """429 once the organization invited ``email`` INVITATIONS_TO_ONE_ADDRESS_PER_DAY times in
     the last 24 hours; Retry-After: until the oldest of those is a day old."""
     day = timedelta(days=1)
     recent = db.session.scalars(
@@ -183,7 +183,7 @@ def _answer(invitation, status, user):
 
 def _inviter_may_still_invite(invitation):
     """An invitation speaks for whoever sent it: it lapses once they could no longer send it
-    (removed, demoted, account deleted). Read under the organisation's lock, like any change of
+    (removed, demoted, account deleted). Read under the organization's lock, like any change of
     members, so a demotion queued before the acceptance counts."""
     lock_org(invitation.org_id)
     role = role_of(invitation.invited_by_id, invitation.org_id)
@@ -192,7 +192,7 @@ def _inviter_may_still_invite(invitation):
 
 @atomic
 def accept(user, token):
-    """Join the organisation with the invited role; returns the membership."""
+    """Join the organization with the invited role; returns the membership."""
     invitation = _open_invitation_for(user, token)
     if not _inviter_may_still_invite(invitation):
         raise InvalidInvitation("The invitation lapsed: whoever sent it can no longer invite.")

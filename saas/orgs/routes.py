@@ -1,4 +1,4 @@
-"""Organisations, their members, invitations and audit log; answering an invitation."""
+"""Organizations, their members, invitations and audit log; answering an invitation."""
 from saas.core.permissions import Permission
 from saas.orgs import audit, invitations, service
 from saas.orgs.limits import invitation_org_limit, invitation_sender_limit
@@ -16,10 +16,10 @@ from saas.orgs.schemas import (
     RoleChangeSchema,
 )
 from saas.web.api import SESSION
-from saas.web.blueprint import Blueprint, current_principal
+from saas.web.blueprint import ApiBlueprint, current_principal
 
-blp = Blueprint("orgs", __name__, url_prefix="/orgs", description="Organizations (teams), members, invitations.")
-invitations_blp = Blueprint(
+blp = ApiBlueprint("orgs", __name__, url_prefix="/orgs", description="Organizations (teams), members, invitations.")
+invitations_blp = ApiBlueprint(
     "invitations", __name__, url_prefix="/invitations", description="Answering an invitation to an organization."
 )
 

@@ -1,11 +1,11 @@
-"""Monthly token quotas of organisations: reserve before a model call, settle after, and what
+"""Monthly token quotas of organizations: reserve before a model call, settle after, and what
 is left.
 
-A call counts against the quota of the organisation it acts for (its plan's PLAN_QUOTAS). It
+A call counts against the quota of the organization it acts for (its plan's PLAN_QUOTAS). It
 first reserves the most it may use (its prompt estimate plus max_tokens) and is refused if that
-would pass the quota; reservations of one organisation, and those of one user, are taken one at
+would pass the quota; reservations of one organization, and those of one user, are taken one at
 a time, so concurrent calls cannot all see the same remaining tokens or calls in progress. Settling replaces the
-reservation by the tokens the provider reports, so an organisation ends at most one call's
+reservation by the tokens the provider reports, so an organization ends at most one call's
 estimate error past the quota.
 
 A held reservation is also a call in progress: a chat being answered, or an AI job queued or
@@ -123,7 +123,7 @@ def quota_status(org):
 
 
 def month_totals():
-    """``{used, reserved, period_start}``: every organisation's tokens this month (for operators)."""
+    """``{used, reserved, period_start}``: every organization's tokens this month (for operators)."""
     now = utcnow()
     start, _ = quota_period(now)
     used, reserved = _month_sums(now, start)
@@ -131,7 +131,7 @@ def month_totals():
 
 
 def usage_by_member(org, *, viewer_id, with_addresses):
-    """This month's tokens of the organisation per user who used any: ``[{user_id, email,
+    """This month's tokens of the organization per user who used any: ``[{user_id, email,
     full_name, used, reserved}]``, most used first (a former member's usage included). Other
     users' address and name only ``with_addresses`` (an admin's view); ``viewer_id``'s own always."""
     now = utcnow()
@@ -154,13 +154,13 @@ def usage_by_member(org, *, viewer_id, with_addresses):
 
 @atomic
 def reserve(org, user, *, model, tokens, hold_for, request_id=None):
-    """Hold ``tokens`` of the organisation's quota for a call of ``user`` for at most
+    """Hold ``tokens`` of the organization's quota for a call of ``user`` for at most
     ``hold_for`` (a timedelta), or refuse with 429: QuotaExceeded, or TooManyCallsInProgress
     past AI_MAX_CONCURRENT calls of that user."""
     # The second of two concurrent calls counts only after the first one's reservation is
-    # committed: serialised on the organisation's row (its quota), then on the user's
-    # (AI_MAX_CONCURRENT counts their calls for every organisation). Always in this order, the
-    # one billing takes them in too (an organisation, then its owner's row), so that two
+    # committed: serialised on the organization's row (its quota), then on the user's
+    # (AI_MAX_CONCURRENT counts their calls for every organization). Always in this order, the
+    # one billing takes them in too (an organization, then its owner's row), so that two
     # transactions never wait for each other. NO KEY: rows referring to the user (sessions,
     # mail) can still be written meanwhile.
     db.session.execute(sa.select(Organization.id).where(Organization.id == org.id).with_for_update())
