@@ -3,7 +3,7 @@
 Social login uses it, and enterprise SSO (issue 26) reuses it with its own callback and its own
 way of finding the account:
 
-1. ``begin``: a new ``state`` (single-use, ``STATE_SECONDS``), a PKCE code verifier (S256) and,
+1. ``start``: a new ``state`` (single-use, ``STATE_SECONDS``), a PKCE code verifier (S256) and,
    for OpenID Connect, a nonce; the row that remembers them is bound to the browser by the
    SHA-256 of a random cookie value the caller sets on its answer. Answers the provider's
    sign-in URL.
@@ -41,7 +41,7 @@ def new_token():
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
-def begin(provider, *, purpose, browser, redirect_uri, provider_key=None, user=None, stamp=None):
+def start(provider, *, purpose, browser, redirect_uri, provider_key=None, user=None, stamp=None):
     """Remember a new flow of ``browser`` (its cookie value) through ``provider`` and answer the
     provider's sign-in URL. ``provider_key``: what the flow records as its provider (the
     provider's name by default); ``user`` and ``stamp``: the account a link is for, and its

@@ -23,15 +23,15 @@ from saas.oauth.schemas import (
     ProviderSchema,
 )
 from saas.web.api import SESSION
-from saas.web.blueprint import Blueprint, current_principal
+from saas.web.blueprint import ApiBlueprint, current_principal
 from saas.web.browser import NO_STORE, bind_browser, bound_browser, browser_binding, public_url, redirect_to
 from saas.web.requests import client_ip
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "oauth", __name__, url_prefix="/auth/oauth",
     description="Sign in with Google, GitHub, Microsoft or an OpenID Connect provider.",
 )
-identities_blp = Blueprint(
+identities_blp = ApiBlueprint(
     "identities", __name__, url_prefix="/users/me/identities",
     description="The provider accounts linked to the current user for signing in.",
 )

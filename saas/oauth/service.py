@@ -141,7 +141,7 @@ def sign_in_url(name, *, browser, callback_url, intent=None):
         user, stamp = _opened_link_intent(intent, name)
         purpose = LINK
     try:
-        return flow.begin(provider, purpose=purpose, browser=browser, redirect_uri=callback_url, user=user, stamp=stamp)
+        return flow.start(provider, purpose=purpose, browser=browser, redirect_uri=callback_url, user=user, stamp=stamp)
     except (ProviderUnavailable, ProviderRefused) as problem:
         raise _provider_failure(name, problem) from None
 

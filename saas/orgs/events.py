@@ -1,11 +1,11 @@
-"""What happens to an organisation, for the packages above orgs to react to (blinker signals).
+"""What happens to an organization, for the packages above orgs to react to (blinker signals).
 
-- ``members_changed`` (sender: the organisation id): someone joined or left; billing brings a
+- ``members_changed`` (sender: the organization id): someone joined or left; billing brings a
   per-seat subscription's quantity to the member count.
-- ``org_deleting`` (sender: the organisation): sent before it is deleted, in the request;
+- ``org_deleting`` (sender: the organization): sent before it is deleted, in the request;
   billing cancels its Stripe subscriptions, and an error it raises stops the deletion.
-- ``member_removed`` (sender: the organisation id, ``user_id``, ``keep_api_keys``): apikeys
-  revokes the organisation's keys the member created, unless told to keep them.
+- ``member_removed`` (sender: the organization id, ``user_id``, ``keep_api_keys``): apikeys
+  revokes the organization's keys the member created, unless told to keep them.
 """
 from blinker import Namespace
 
