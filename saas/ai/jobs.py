@@ -29,6 +29,7 @@ from saas.extensions import db
 from saas.usage.service import extend, release, reserve
 from saas.orgs.models import Organization
 from saas.users.models import User
+from saas.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -116,4 +117,5 @@ def _finish(stored_id, status, *, result=None, error=None):
     db.session.execute(
         sa.update(AiJob).where(AiJob.id == stored_id).values(status=status, result=result, error=error, finished_at=utcnow())
     )
+    webhook_events.ai_job_finished(db.session.get(AiJob, stored_id), status=status, result=result, error=error)
     db.session.commit()

@@ -7,6 +7,7 @@ MEMBER_PERMISSIONS = frozenset({"org.read", "members.read", "ai.use", "usage.rea
 ADMIN_PERMISSIONS = MEMBER_PERMISSIONS | {
     "org.update", "members.invite", "members.remove", "members.role", "api_keys.manage", "audit.read",
     "usage.read_members",  # each member's usage with their address and name (others see their own)
+    "webhooks.manage",
 }
 OWNER_PERMISSIONS = ADMIN_PERMISSIONS | {"billing.manage", "owners.manage", "org.delete"}
 

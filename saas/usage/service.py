@@ -29,6 +29,7 @@ from saas.orgs.models import FREE_PLAN, Organization
 from saas.usage.models import RESERVED, SETTLED, UsageRecord
 from saas.users import events as user_events
 from saas.users.models import User
+from saas.webhooks import events as webhook_events
 
 
 
@@ -163,6 +164,7 @@ def reserve(org, user, *, model, tokens, hold_for, request_id=None):
     status = quota_status(org)
     if not status.allows(tokens):
         db.session.rollback()
+        webhook_events.quota_exceeded(org, status, tokens)
         raise QuotaExceeded(status, tokens)
     record = UsageRecord(
         user_id=user.id, org_id=org.id, model=model, status=RESERVED, reserved_tokens=tokens,
