@@ -96,6 +96,7 @@ def _init_extensions(app):
     init_redis(app)
     set_inline_runner(app, run_after_response)
     init_mail(app)
+    webhooks.init_webhooks(app)
     init_bulkheads(app, {
         "stripe": ("Stripe", app.config["STRIPE_MAX_CONCURRENT"]),
         "ai": ("the model provider", app.config["AI_MAX_CONCURRENT_CALLS"]),

@@ -14,7 +14,8 @@ from saas.core.database import transaction
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.mail.models import MailMessage
-from saas.orgs.models import AuditEvent
+from saas.orgs.models import AuditEvent, Membership
+from saas.users.models import User
 from saas.webhooks import outbox
 from saas.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests.billing_support import customer_user, subscribe
@@ -139,8 +140,6 @@ def test_members_cannot_manage_webhooks_and_other_organizations_see_none(hooks):
     register(hooks.client, "member@example.com")
     member = login(hooks.client, "member@example.com")["access_token"]
     # a member of the team (added directly: invitations are tested elsewhere)
-    from saas.orgs.models import Membership
-    from saas.users.models import User
     member_id = db.session.scalar(sa.select(User.id).where(User.email == "member@example.com"))
     db.session.add(Membership(org_id=team["id"], user_id=member_id, role="member"))
     db.session.commit()
@@ -524,3 +523,15 @@ def test_members_joining_changing_role_and_leaving_are_reported(mailing, smtp, p
     assert (role_changed["data"]["previous_role"], role_changed["data"]["role"]) == ("member", "admin")
     assert removed["type"] == "member.removed"
     assert removed["data"] == {"org_id": org["id"], "user_id": ada["user_id"], "role": "admin", "left": False}
+
+
+def test_without_redis_a_job_run_after_the_response_delivers_its_event(app_with, fake_openai, plain_receiver):
+    client = app_with(REDIS_URL="", WEBHOOKS_ALLOW_LOOPBACK="true")  # the embedded default's inline jobs
+    token = sign_up(client, "solo@example.com")
+    org_id = client.get(ORGS, headers=bearer(token)).get_json()[0]["id"]
+    created = client.post(f"{ORGS}/{org_id}/webhooks", headers=bearer(token), json={
+        "url": plain_receiver.url(), "events": ["ai.job.completed"]}).get_json()
+    job = client.post("/api/v1/ai/jobs", json={"messages": [{"role": "user", "content": "hi"}]},
+                      headers=bearer(token)).get_json()  # run after the response; its event after its commit
+    [event] = _events_received(plain_receiver, created["secret"], 1)
+    assert (event["type"], event["data"]["job_id"]) == ("ai.job.completed", job["id"])

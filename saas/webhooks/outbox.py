@@ -11,6 +11,7 @@ import json
 import secrets
 
 import sqlalchemy as sa
+from flask import current_app
 
 from saas.core.database import after_commit, atomic, in_transaction, savepoint
 from saas.core.time import utcnow
@@ -92,7 +93,10 @@ def _queue_after_commit(delivery_ids):
 def _queue_committed(session):
     delivery_ids = session.info.pop(_QUEUE_ON_COMMIT, None)
     if delivery_ids:
-        queue_deliveries(delivery_ids)
+        # No SQL can run inside a commit, and a delivery run inline (no Redis, no request) would:
+        # an app context of its own gives it a session of its own.
+        with current_app.app_context():
+            queue_deliveries(delivery_ids)
 
 
 def _forget_rolled_back(session, previous_transaction):
