@@ -544,7 +544,7 @@ class DnsSettings(Settings):
     nameservers: Nameservers = Field(
         [], alias="DNS_NAMESERVERS",
         description="Comma-separated DNS servers, each an address with an optional port (`host` or `host:port`; "
-        "IPv6 as `[::1]:53`), e.g. `1.1.1.1,8.8.8.8:53`.",
+        "an IPv6 address with a port goes in brackets), e.g. `1.1.1.1,8.8.8.8:53`.",
         json_schema_extra=shown_default("the system's (`/etc/resolv.conf`)"),
     )
 

@@ -26,7 +26,6 @@ from saas.orgs import audit
 from saas.orgs.models import OWNER, Membership, Organization
 from saas.users.models import User
 from saas.webhooks import transport
-from saas.webhooks.signing import signed_headers
 from saas.webhooks.models import (
     DISABLED_FAILING,
     DISABLED_GONE,
@@ -38,6 +37,7 @@ from saas.webhooks.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from saas.webhooks.signing import signed_headers
 
 log = logging.getLogger(__name__)
 
