@@ -438,7 +438,8 @@ class MfaSettings(Settings):
     )
     encryption_keys: CommaList = Field(
         [], alias="MFA_ENCRYPTION_KEY",
-        description="Keys of the secrets kept encrypted at rest (TOTP seeds, SSO client secrets): comma-separated "
+        description="Keys of the secrets kept encrypted at rest (TOTP seeds, SSO client secrets, webhook signing "
+        "secrets): comma-separated "
         "random strings of 32+ bytes; the first encrypts, all decrypt. Rotate: put a new key first, run "
         "`flask users reencrypt-secrets`, then drop the old one.",
         json_schema_extra=shown_default("derived from `SECRET_KEY` (which then must never rotate)"),

@@ -27,7 +27,7 @@ from saas.ai.service import connect_signals as connect_ai_signals
 from saas.orgs import accounts as org_accounts, invitations as org_invitations, service as org_service
 from saas.users import addresses, recovery
 from saas.users.cli import users_cli
-from saas.webhooks import events as webhook_events, outbox as webhook_outbox
+from saas.webhooks import events as webhook_events, outbox as webhook_outbox, service as webhook_service
 from saas.web.blueprint import OrgAccess, register_authenticators, register_org_access
 from saas.web.docs import blp as docs_assets_blp, docs_page_policies
 from saas.web.errors import register_error_handlers
@@ -143,6 +143,7 @@ def _connect_packages(app):
     connect_usage_signals()
     connect_ai_signals()
     webhook_events.connect_signals()
+    webhook_service.connect_signals()
     webhook_outbox.connect_session_events()
     addresses.connect_mail()
     recovery.connect_mail()

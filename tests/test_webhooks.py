@@ -11,6 +11,7 @@ from rq import Queue
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from saas.core.database import transaction
+from saas.core.secrets import decrypt
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.mail.models import MailMessage
@@ -535,3 +536,19 @@ def test_without_redis_a_job_run_after_the_response_delivers_its_event(app_with,
                       headers=bearer(token)).get_json()  # run after the response; its event after its commit
     [event] = _events_received(plain_receiver, created["secret"], 1)
     assert (event["type"], event["data"]["job_id"]) == ("ai.job.completed", job["id"])
+
+
+def test_a_key_rotation_reencrypts_the_signing_secrets(app_with, fake_dns, local_ca):
+    first_key, second_key = "k" * 40, "n" * 40
+    hooks = Hooks(app_with, fake_dns, local_ca, MFA_ENCRYPTION_KEY=first_key)
+    endpoint = hooks.create(f"https://{HOOK_HOST}/in")
+    hooks.client.post(hooks.path(endpoint, "/rotate-secret"), headers=hooks.auth)  # two secrets stored now
+
+    rotated = app_with(MFA_ENCRYPTION_KEY=f"{second_key},{first_key}")
+    result = rotated.application.test_cli_runner().invoke(args=["users", "reencrypt-secrets"])
+    assert result.exit_code == 0 and "re-encrypted 1 secrets" in result.output
+
+    with app_with(MFA_ENCRYPTION_KEY=second_key).application.app_context():
+        stored = db.session.get(WebhookEndpoint, endpoint["id"])
+        assert decrypt(stored.previous_secret_encrypted) == endpoint["secret"]
+        assert decrypt(stored.secret_encrypted).startswith("whsec_")

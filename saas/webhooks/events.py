@@ -15,6 +15,8 @@ def _time(moment):
 def ai_job_finished(job, *, status, result=None, error=None):
     """``ai.job.completed`` or ``ai.job.failed`` for ``job`` (an AI job row) ending with
     ``status``. The prompt and the answer stay out: only the user who ran it reads them."""
+    if job is None:  # deleted with its account meanwhile
+        return []
     succeeded = status == "succeeded"
     data = {
         "job_id": job.id, "user_id": job.user_id, "status": status, "model": job.model,

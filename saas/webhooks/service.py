@@ -11,7 +11,7 @@ from flask import current_app
 
 from saas.core.database import after_commit, atomic, page_of
 from saas.core.errors import Conflict, InvalidInput, NotFound
-from saas.core.secrets import encrypt
+from saas.core.secrets import encrypt, reencrypt, reencrypting
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.orgs import audit
@@ -57,6 +57,20 @@ def _checked_url(url):
         return check_url(url, allow_loopback=current_app.config["WEBHOOKS_ALLOW_LOOPBACK"])
     except RefusedUrl as error:
         raise InvalidInput(str(error), field="url") from None
+
+
+def reencrypt_secrets(_sender=None):
+    """Every endpoint's secrets encrypted again under the first key (key rotation); how many."""
+    endpoints = db.session.scalars(sa.select(WebhookEndpoint)).all()
+    for endpoint in endpoints:
+        endpoint.secret_encrypted = reencrypt(endpoint.secret_encrypted)
+        if endpoint.previous_secret_encrypted:
+            endpoint.previous_secret_encrypted = reencrypt(endpoint.previous_secret_encrypted)
+    return len(endpoints)
+
+
+def connect_signals():
+    reencrypting.connect(reencrypt_secrets, weak=False)
 
 
 def endpoints_of(org):
