@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTEST_ARGS ?= -q
 SERVICES_DIR ?= $(or $(SAAS_SERVICES_DIR),/tmp/saas-test-services)
 
-.PHONY: venv dev-deps lock audit k8s-tools client-tools client browser run serve worker test test-fast docs docs-serve check-docs lint-docker bench bench-scale k8s clean
+.PHONY: venv dev-deps lock audit k8s-tools client-tools client browser run serve worker image test test-image test-fast docs docs-serve check-docs lint-docker bench bench-scale k8s clean
 
 venv: $(VENV)/.installed-runtime
 
@@ -131,20 +131,40 @@ else
 	$(VENV)/bin/python scripts/audit_dependencies.py
 endif
 
-# One shell, so the trap stops the services whatever happens and pytest's status is kept.
-test: dev-deps k8s-tools browser client-tools audit
+# The Docker image, tagged IMAGE, on the official python:3.11-slim-bookworm base, or where no registry
+# can be reached on a stand-in built from Debian's packages; starts a Docker daemon when none answers
+# (as root) and stops it after. See scripts/image.sh and docs/operations/docker.md.
+IMAGE ?= saas:dev
+
+image:
+	bash scripts/image.sh "$(IMAGE)"
+
+# pytest $(1) with the throwaway PostgreSQL and Redis, a Docker daemon and the image built from this
+# tree (tests/test_image.py runs it). One shell, so the trap stops what was started whatever
+# happens and pytest's status is kept.
+define run_tests
 	@export SAAS_SERVICES_DIR="$(SERVICES_DIR)"; \
-	trap 'bash scripts/test-services.sh stop' EXIT; trap 'exit 130' INT TERM; \
+	trap 'bash scripts/test-services.sh stop; bash scripts/docker-daemon.sh stop' EXIT; trap 'exit 130' INT TERM; \
+	bash scripts/docker-daemon.sh start || exit $$?; \
+	bash scripts/image.sh "$(IMAGE)" || exit $$?; \
 	bash scripts/test-services.sh start || exit $$?; \
 	. "$(SERVICES_DIR)/env"; \
-	status=0; $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	status=0; $(VENV)/bin/python -m pytest $(1) || status=$$?; \
 	exit $$status
+endef
 
-# The tests that need neither PostgreSQL nor Redis (nor the Kubernetes tools, Chromium or the npm
-# packages of the TypeScript client): config, schemas, the gate, the API on SQLite with inline jobs,
-# the OpenAPI document (its committed copy included). Under a minute.
+test: dev-deps k8s-tools browser client-tools audit
+	$(call run_tests,$(PYTEST_ARGS))
+
+# The image's tests alone (tests/test_image.py: the containers as compose and Kubernetes run them).
+test-image: dev-deps
+	$(call run_tests,$(PYTEST_ARGS) -m docker)
+
+# The tests that need neither PostgreSQL nor Redis (nor the Kubernetes tools, Chromium, the npm
+# packages of the TypeScript client or Docker): config, schemas, the gate, the API on SQLite with
+# inline jobs, the OpenAPI document (its committed copy included). Under a minute.
 test-fast: dev-deps
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) -m "not services and not k8s and not browser and not client"
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) -m "not services and not k8s and not browser and not client and not docker"
 
 # The documentation site (docs/, mkdocs.yml; MkDocs with the Material theme), built into
 # $(DOCS_SITE) with --strict: a broken link or anchor, a page left out of the nav, or a generated

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from dotenv import dotenv_values
-from pydantic import BeforeValidator, Field, ValidationError
+from limits import parse_many
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -75,7 +76,18 @@ def parse_quotas(raw):
     return {name: int(tokens) for name, tokens in quotas.items()}
 
 
+def parse_rate_limit(raw):
+    """A flask-limiter limit (``20/hour``, ``10 per 15 minutes``, ``5/minute;100/day``), checked
+    at start: a malformed one would otherwise be skipped at every request, leaving it unlimited."""
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a rate limit such as '20/hour' or '10 per 15 minutes'") from None
+    return raw
+
+
 CommaList = Annotated[list[str], BeforeValidator(_split_list)]
+RateLimit = Annotated[str, AfterValidator(parse_rate_limit)]
 Plans = Annotated[dict[str, str], BeforeValidator(parse_plans)]
 Quotas = Annotated[dict[str, int], BeforeValidator(parse_quotas)]
 
@@ -312,30 +324,36 @@ class RateLimitSettings(Settings):
         None, alias="RATELIMIT_STORAGE_URI", description="flask-limiter storage.",
         json_schema_extra=shown_default("`REDIS_URL`, else `memory://`"),
     )
-    default: str = Field(
+    default: RateLimit = Field(
         "600 per minute", alias="RATELIMIT_DEFAULT",
-        description="Every endpoint, per API key or user once the gate has identified the caller (per address "
-        "before, and for callers whose credentials fail).",
+        description="Every endpoint, per caller once the gate has identified them (per address before, and for "
+        "callers whose credentials fail): a user's sessions and personal API keys share the user's budget, an "
+        "organization's keys the organization's.",
     )
-    login_ip: str = Field(
+    login_ip: RateLimit = Field(
         "30 per minute", alias="RATELIMIT_LOGIN_IP", description="Failed logins per client address."
     )
-    login_account: str = Field(
+    login_account: RateLimit = Field(
         "10 per 15 minutes", alias="RATELIMIT_LOGIN_ACCOUNT",
         description="Failed logins per account (known or not), from any address.",
     )
-    register_ip: str = Field("100 per hour", alias="RATELIMIT_REGISTER_IP", description="Registrations per address.")
-    refresh_ip: str = Field("60 per minute", alias="RATELIMIT_REFRESH_IP", description="Token refreshes per address.")
-    password_reset_ip: str = Field(
+    register_ip: RateLimit = Field("100 per hour", alias="RATELIMIT_REGISTER_IP", description="Registrations per address.")
+    refresh_ip: RateLimit = Field("60 per minute", alias="RATELIMIT_REFRESH_IP", description="Token refreshes per address.")
+    password_reset_ip: RateLimit = Field(
         "20 per hour", alias="RATELIMIT_PASSWORD_RESET_IP", description="Password reset requests per address."
     )
-    password_reset_account: str = Field(
+    password_reset_account: RateLimit = Field(
         "5 per hour", alias="RATELIMIT_PASSWORD_RESET_ACCOUNT",
         description="Password reset requests per email asked about (every request counts).",
     )
-    email_send: str = Field(
+    email_send: RateLimit = Field(
         "5 per hour", alias="RATELIMIT_EMAIL_SEND",
         description="Messages a signed-in user can have sent: new verification links, email changes.",
+    )
+    invitation_send: RateLimit = Field(
+        "20/hour", alias="INVITATION_SEND_LIMIT",
+        description="Invitations sent, per sender (across their organizations) and per organization (whichever of "
+        "its admins sends); one address gets at most 3 a day from one organization, always.",
     )
 
 
@@ -405,6 +423,17 @@ class OrgSettings(Settings):
     invitation_path: str = Field(
         "/invitations", alias="INVITATION_PATH",
         description="The front-end page invitations link to: `FRONTEND_URL` + path + `?token=...`.",
+    )
+
+
+class ApiKeySettings(Settings):
+    """API keys"""
+
+    max_keys: int = Field(
+        25, alias="API_KEYS_MAX", ge=1,
+        description="The most API keys an organization may have (a user's personal keys are their personal "
+        "organization's), and the most one user may have made across the organizations they belong to; one "
+        "more is a 409.",
     )
 
 
@@ -679,6 +708,7 @@ class Config:
         self.rate_limits = _build(RateLimitSettings, values)
         self.mail = _build(MailSettings, values)
         self.orgs = _build(OrgSettings, values)
+        self.api_keys = _build(ApiKeySettings, values)
         self.admin = _build(AdminSettings, values)
         self.mfa = _build(MfaSettings, values)
         self.worker = _build(WorkerSettings, values)
@@ -823,6 +853,9 @@ class Config:
             # Organisations
             "INVITATION_TTL_DAYS": self.orgs.invitation_ttl_days,
             "INVITATION_PATH": self.orgs.invitation_path,
+            "INVITATION_SEND_LIMIT": limits.invitation_send,
+            # API keys
+            "API_KEYS_MAX": self.api_keys.max_keys,
             # Operators
             "FIRST_SUPERUSER_EMAIL": self.admin.first_superuser_email,
             "FIRST_SUPERUSER_PASSWORD": self.admin.first_superuser_password,

@@ -33,6 +33,10 @@ max_requests_jitter = _settings.max_requests_jitter
 # The worker heartbeat file is touched constantly; keep it off a (possibly overlay) disk.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
+# No control socket (gunicornc): nothing here uses it, and its default place, $HOME/.gunicorn, is
+# read-only in the containers (the image test caught gunicorn failing to write it).
+control_socket_disable = True
+
 # The app logs each request itself (structured); gunicorn's access log would duplicate it.
 accesslog = _settings.accesslog
 errorlog = "-"

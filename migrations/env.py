@@ -85,6 +85,33 @@ def waiting_briefly_for_locks(connection):
             connection.commit()
 
 
+@contextlib.contextmanager
+def sqlite_foreign_keys_off(connection):
+    """SQLite alters a table by rebuilding it (batch migrations: copy, drop, rename), and with
+    foreign keys on, dropping a table deletes every row that references it (ON DELETE CASCADE).
+    The app turns them on for every connection (saas/core/database.py): here they are off while
+    the migrations run (SQLite ignores the switch inside a transaction, hence before it), then
+    checked, then on again for the connection's next user (the app's pool, in-process)."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+    connection.commit()
+    try:
+        yield
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+        if broken:
+            table, rowid, parent, _ = broken[0]
+            raise RuntimeError(
+                f"the migrations left {len(broken)} rows referring to rows that do not exist, "
+                f"e.g. {table} rowid {rowid} -> {parent}"
+            )
+    finally:
+        connection.rollback()
+        connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+        connection.commit()
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -131,7 +158,11 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection, waiting_briefly_for_locks(connection):
+    with (
+        connectable.connect() as connection,
+        waiting_briefly_for_locks(connection),
+        sqlite_foreign_keys_off(connection),
+    ):
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

@@ -15,6 +15,7 @@ from saas.auth.service import connect_signals as connect_session_signals
 from saas.billing.cli import billing_cli
 from saas.billing.jobs import connect_signals as connect_billing_signals
 from saas.core.bulkhead import init_bulkheads
+from saas.core.database import enforce_sqlite_foreign_keys
 from saas.core.queue import set_inline_runner
 from saas.core.redis import init_redis
 from saas.core.sentry import init_sentry
@@ -71,7 +72,6 @@ def create_app(config=None):
         metrics=metrics,
         production=app.config["APP_ENV"] == "production",
         page_policies=docs_page_policies(app.config),
-        fixed_answers=system.fixed_answers(app),
     )
     if app.config["PROXY_FIX_HOPS"]:
         hops = app.config["PROXY_FIX_HOPS"]
@@ -82,6 +82,7 @@ def create_app(config=None):
 def _init_extensions(app):
     init_logging(app)
     init_sentry(app)
+    enforce_sqlite_foreign_keys()
     db.init_app(app)
     if os.environ.get("FLASK_RUN_FROM_CLI") == "true":  # set by Flask's CLI for every `flask` command
         init_migrations(app)

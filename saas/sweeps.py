@@ -5,8 +5,11 @@ a killed worker or an outside outage left undone:
 - stored webhook events still unapplied an interval after they came in are applied;
 - users without a Stripe customer an interval after signup get one;
 - settled usage not yet reported to the Stripe meter after an interval is reported;
-- AI jobs that can no longer finish are failed, and their reservations given back;
-- reservations past their time are deleted;
+- AI jobs that can no longer finish are failed, and the reservations of those that never
+  started given back (one that started may still be running: it holds its reservation until its
+  longest run is over);
+- reservations past their time are deleted (work still running renews its own, or lasts no
+  longer than it, and settling records the usage even without it);
 - mail still unsent whose job is gone is queued again;
 - webhook deliveries due whose job is gone (Redis was down when their event was recorded, or
   lost it) are queued again; finished deliveries older than 30 days are forgotten;
@@ -34,6 +37,7 @@ from saas.billing.jobs import cancel_subscriptions_of_deleted_accounts, sync_mis
 from saas.billing.models import Subscription
 from saas.billing.service import create_missing_customers
 from saas.billing.webhooks import replay_failed_events
+from saas.core.database import atomic, discard
 from saas.core.queue import job_app_context
 from saas.mail.service import resend_unsent
 from saas.core.time import utcnow
@@ -92,6 +96,7 @@ def _deleted_accounts_subscriptions():
     return {"canceled": canceled, "failed": len(failures)}
 
 
+@atomic
 def rows_without_org(limit=BATCH):
     """Expand/contract: give what the previous release wrote during a rollout to the personal
     organisation of its user. Returns how many rows of each kind were adopted."""
@@ -112,7 +117,6 @@ def rows_without_org(limit=BATCH):
         if model is Subscription:
             for org_id in set(org_ids) - {None}:
                 refresh_plan(db.session.get(Organization, org_id))
-    db.session.commit()
     return adopted
 
 
@@ -142,7 +146,7 @@ def sweep():
             log.exception("sweep: %s failed", name)
             # A failed statement leaves the session's transaction aborted: every later repair
             # would fail with it.
-            db.session.rollback()
+            discard()
             outcome[name] = "error"
     log.info("sweep done", extra={"sweep": outcome})
     return outcome

@@ -7,11 +7,13 @@ copy. The parts (``GENERATED``):
 - ``settings``: every setting ``config.py`` reads, group by group, with its variable, its default
   and its description (each field's ``description``; ``shown_default`` where the field's own
   default is computed);
-- ``permissions``: which role has which permission, from ``saas/orgs/roles.py``.
+- ``permissions``: which role has which permission, from ``saas/orgs/roles.py``, with what each
+  allows (``saas/core/permissions.py``) and the operations that need it (their ``x-permission``).
 
 A part the hook does not know, or a setting without a description, fails the build (and so
 ``make docs`` and ``make test``). A new part: a function returning markdown, added to GENERATED.
 """
+import json
 import re
 import sys
 from pathlib import Path
@@ -21,6 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # MkDocs loads a hook with only the hook's own folder on sys.path
 
 import config  # noqa: E402  (imported now: MkDocs restores sys.path once the hook is loaded)
+from saas.core.permissions import Permission  # noqa: E402
 from saas.orgs import roles  # noqa: E402
 
 MARKER = re.compile(r"^<!-- generated: ([\w-]+) -->$", re.M)
@@ -87,22 +90,40 @@ def settings_reference(groups=None):
     return "\n\n".join(sections)
 
 
+def _operations_by_permission():
+    """``{permission: ["METHOD /path", ...]}`` from the OpenAPI document the client is made from
+    (clients/typescript/openapi.json, which a test keeps equal to the app's): each operation's
+    ``x-permission``, set by the gate."""
+    document = json.loads((ROOT / "clients" / "typescript" / "openapi.json").read_text())
+    found = {}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if isinstance(operation, dict) and "x-permission" in operation:
+                found.setdefault(operation["x-permission"], []).append(f"{method.upper()} {path}")
+    return found
+
+
 def permissions_reference():
-    """Which role has which permission (saas/orgs/roles.py): roles from the fewest permissions
-    to the most, permissions by the lowest role that has them, then by name."""
+    """Which role has which permission (saas/orgs/roles.py, saas/core/permissions.py), what it
+    allows, and the operations that need it: roles from the fewest permissions to the most,
+    permissions by the lowest role that has them, then in the order they are declared."""
     ordered_roles = sorted(roles.PERMISSIONS, key=lambda role: len(roles.PERMISSIONS[role]))
+    declared = list(Permission)
     holders = {
         permission: [role for role in ordered_roles if permission in roles.PERMISSIONS[role]]
-        for permission in roles.ALL_PERMISSIONS
+        for permission in declared
     }
-    ordered = sorted(holders, key=lambda permission: (-len(holders[permission]), permission))
+    operations = _operations_by_permission()
+    ordered = sorted(declared, key=lambda permission: (-len(holders[permission]), declared.index(permission)))
     rows = [
-        "| permission | " + " | ".join(f"`{role}`" for role in ordered_roles) + " |",
-        "|---|" + "---|" * len(ordered_roles),
+        "| permission | " + " | ".join(f"`{role}`" for role in ordered_roles) + " | what it allows | operations |",
+        "|---|" + "---|" * len(ordered_roles) + "---|---|",
     ]
     for permission in ordered:
         marks = ["yes" if role in holders[permission] else "-" for role in ordered_roles]
-        rows.append(f"| `{permission}` | " + " | ".join(marks) + " |")
+        needed_by = "<br>".join(f"`{operation}`" for operation in operations.get(permission.value, [])) or "(services)"
+        rows.append(f"| `{permission.value}` | " + " | ".join(marks)
+                    + f" | {_cell(permission.description)} | {needed_by} |")
     return "\n".join(rows)
 
 

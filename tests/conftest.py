@@ -10,6 +10,8 @@ Apps are built from a mapping (``make_app(**settings)``), never by changing ``os
 import os
 import subprocess
 import sys
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,8 @@ WEBHOOK_SECRET = "whsec_test_secret_for_the_suite"
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 SERVICE_FIXTURES = {"database", "redis_url", "redis_client"}
+# Longer than any one test takes (see clear_of_a_new_month).
+MONTH_END_MARGIN = timedelta(minutes=3)
 
 FAKE_STRIPE = FakeStripe().start()
 FAKE_OPENAI = FakeOpenAI().start()
@@ -130,6 +134,16 @@ def redis_client(redis_url):
 @pytest.fixture(scope="session")
 def app(database, redis_url):
     return make_app()
+
+
+@pytest.fixture(autouse=True)
+def clear_of_a_new_month():
+    """Quotas, usage and the admin's figures count per calendar month (UTC): a test that starts
+    just before a month ends waits for the new one, so none reads "this month" on both sides."""
+    now = datetime.now(timezone.utc)
+    new_month = (now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + timedelta(days=32)).replace(day=1)
+    if new_month - now < MONTH_END_MARGIN:
+        time.sleep((new_month - now).total_seconds() + 1)
 
 
 @pytest.fixture(autouse=True)
@@ -241,7 +255,7 @@ def smtp():
 
     server = SmtpServer().start()
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture

@@ -57,6 +57,8 @@ class FakeOpenAI(LoopbackServer):
     sends two pieces and then an error chunk); "malformed" (200 with no choices). ``stream_gate``, when set to a
     ``threading.Event``, holds a stream after its first piece until the event is set, so a
     test can see that the first token reached the client before the answer was complete.
+    ``answer_gate``, when set to a ``threading.Event``, holds every answer (once its request is
+    recorded) until the event is set, so a test knows the call is in flight while it acts.
     ``models``, when not None, is the set of model names that exist. ``framing`` is how a
     stream's body is delimited: "chunked" (HTTP/1.1 chunks, as most providers send it) or
     "close" (no length, no chunks: the body ends when the connection closes, as some proxies
@@ -79,6 +81,7 @@ class FakeOpenAI(LoopbackServer):
             self.reply = DEFAULT_REPLY
             self.models = None
             self.stream_gate = None
+            self.answer_gate = None
             self.framing = "chunked"
             self.requests.clear()
 
@@ -98,7 +101,10 @@ class FakeOpenAI(LoopbackServer):
             body = None
         with self._lock:
             self.requests.append(RecordedRequest(request.method, request.path, body, dict(request.headers)))
-            generation, mode = self._generation, self.mode
+            generation, mode, gate = self._generation, self.mode, self.answer_gate
+
+        if gate is not None:
+            gate.wait(timeout=30)
 
         self._act_out_outage(environ, mode, generation)
         if mode == "malformed":

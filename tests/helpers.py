@@ -7,6 +7,15 @@ def bearer(token):
     return {"Authorization": f"Bearer {token}"}
 
 
+def tampered(token):
+    """``token`` with its middle character replaced by another: never the token itself, and for
+    base64 a different value too (only the last character of base64 may carry bits that decode
+    to nothing). Replacing the last character with `A` instead leaves a 43-character token as it
+    was one time in 16, and a forgery test would then pass or fail by chance."""
+    middle = len(token) // 2
+    return token[:middle] + ("B" if token[middle] == "A" else "A") + token[middle + 1:]
+
+
 def register(client, email=DEFAULT_EMAIL, password=PASSWORD, **extra):
     """POST /auth/register; the created user as the API shows it."""
     response = client.post("/api/v1/auth/register", json={"email": email, "password": password, **extra})

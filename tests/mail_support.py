@@ -2,12 +2,11 @@
 import email
 import email.policy
 import re
+import socket
 import threading
 import time
 
 from aiosmtpd.controller import Controller
-
-from tests.servers import free_port
 
 LINK = re.compile(r"(https?://\S+\?token=([A-Za-z0-9_.\-]+))")
 
@@ -56,12 +55,28 @@ class _Handler:
         return "250 2.0.0 Ok: queued as TEST"
 
 
+class _Controller(Controller):
+    """aiosmtpd's, listening beside the port's reservation (SO_REUSEPORT)."""
+
+    def _create_server(self):
+        return self.loop.create_server(
+            self._factory_invoker, host=self.hostname, port=self.port, ssl=self.ssl_context, reuse_port=True
+        )
+
+
 class SmtpServer:
     """aiosmtpd on a free loopback port; ``stop()`` and ``start()`` keep the port, so a test can
-    take the server away and bring it back. No STARTTLS: apps under test set SMTP_STARTTLS=false."""
+    take the server away and bring it back. No STARTTLS: apps under test set SMTP_STARTTLS=false.
+
+    The port is held from the start by a socket bound here and never listened on: while the
+    server is stopped (or not started yet) connections to it are refused, and no other process
+    can take it meanwhile; the server listens beside that socket (both with SO_REUSEPORT)."""
 
     def __init__(self):
-        self.port = free_port()
+        self._reservation = socket.socket()
+        self._reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self._reservation.bind(("127.0.0.1", 0))
+        self.port = self._reservation.getsockname()[1]
         self.messages = []
         self._lock = threading.Lock()
         self._controller = None
@@ -75,7 +90,7 @@ class SmtpServer:
             self.messages.append(received)
 
     def start(self):
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self._controller = _Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
         self._controller.start()
         return self
 
@@ -83,6 +98,11 @@ class SmtpServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+    def close(self):
+        """Stop for good, and give the port back."""
+        self.stop()
+        self._reservation.close()
 
     def to(self, address):
         with self._lock:

@@ -18,9 +18,31 @@ BIN = Path(sys.executable).parent
 
 
 def free_port():
+    """A loopback port free at the moment of asking. Another process may take it before the
+    server told to use it binds it: only for servers that cannot be handed a socket (nginx,
+    `make run`); gunicorn gets its socket from ``gunicorn()``, and ``refusing_port()`` holds one
+    nothing listens on."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def listening_socket():
+    """A socket bound to a free loopback port and listening: the port is taken from the start."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
+
+@contextlib.contextmanager
+def refusing_port():
+    """A loopback port that refuses connections while the block runs: bound here and never
+    listened on, so no other process can start listening there meanwhile (a port only free at
+    the moment of asking may be someone else's by the time it is used)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 class Server:
@@ -34,17 +56,24 @@ class Server:
 
 @contextlib.contextmanager
 def gunicorn(**env):
-    """Serve wsgi:app under gunicorn with gunicorn.conf.py; yields a Server (str() is its URL)."""
-    port = free_port()
-    log_file = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=child_env(**{"GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4", **env, "GUNICORN_BIND": f"127.0.0.1:{port}"}),
-        # A file, not a pipe: nobody drains a pipe while the test runs, and a full one blocks gunicorn.
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
+    """Serve wsgi:app under gunicorn with gunicorn.conf.py; yields a Server (str() is its URL).
+
+    gunicorn is handed a socket already listening on a free port (`GUNICORN_BIND=fd://N`): no
+    other process can take the port between choosing it and serving on it, so the health check
+    below can only ever reach this gunicorn."""
+    with listening_socket() as sock:
+        port = sock.getsockname()[1]
+        log_file = tempfile.TemporaryFile()
+        process = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env=child_env(**{"GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4", **env,
+                             "GUNICORN_BIND": f"fd://{sock.fileno()}"}),
+            pass_fds=(sock.fileno(),),
+            # A file, not a pipe: nobody drains a pipe while the test runs, and a full one blocks gunicorn.
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     process.log_file = log_file
     base_url = f"http://127.0.0.1:{port}"
     try:

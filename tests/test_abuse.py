@@ -226,6 +226,45 @@ def test_an_app_with_limits_off_stays_unlimited_after_a_limited_app_is_built(lim
         assert unlimited.post(REFRESH, json={"refresh_token": "not-a-token"}).status_code == 401
 
 
+# API keys spend their owner's budget (RATELIMIT_DEFAULT), however many there are
+
+
+def new_key(client, access, path="/api/v1/api-keys"):
+    response = client.post(path, json={"name": "script"}, headers=bearer(access))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["key"]
+
+
+def test_a_users_personal_keys_and_sessions_share_one_budget(limited_app):
+    client = client_from(limited_app(RATELIMIT_DEFAULT="6 per minute"))
+    create_account(client)
+    access = client.post(LOGIN, json={"email": EMAIL, "password": PASSWORD}).get_json()["access_token"]
+    keys = [new_key(client, access) for _ in range(3)]
+    answers = [client.get(ME, headers={"X-API-Key": keys[number % 3]}).status_code for number in range(6)]
+    assert answers == [200] * 6
+    for key in keys:
+        assert_throttled(client.get(ME, headers={"X-API-Key": key}))
+    assert_throttled(client.get(ME, headers=bearer(access)))
+    create_account(client, "someone.else@example.com")
+    other = client.post(LOGIN, json={"email": "someone.else@example.com", "password": PASSWORD}).get_json()
+    assert client.get(ME, headers={"X-API-Key": new_key(client, other["access_token"])}).status_code == 200
+
+
+def test_an_organizations_keys_share_the_organizations_budget(limited_app):
+    client = client_from(limited_app(RATELIMIT_DEFAULT="6 per minute"))
+    create_account(client)
+    access = client.post(LOGIN, json={"email": EMAIL, "password": PASSWORD}).get_json()["access_token"]
+    org = client.post("/api/v1/orgs", json={"name": "Acme"}, headers=bearer(access)).get_json()
+    keys = [new_key(client, access, f"/api/v1/orgs/{org['id']}/api-keys") for _ in range(3)]
+    answers = [client.get(ME, headers={"X-API-Key": keys[number % 3]}).status_code for number in range(6)]
+    assert answers == [200] * 6
+    for key in keys:
+        assert_throttled(client.get(ME, headers={"X-API-Key": key}))
+    # The organization's budget is not its admin's: their session and personal keys still work.
+    assert client.get(ME, headers=bearer(access)).status_code == 200
+    assert client.get(ME, headers={"X-API-Key": new_key(client, access)}).status_code == 200
+
+
 # Redis down: the limiter fails open to per-process memory
 
 

@@ -1,9 +1,17 @@
 """Background chat jobs: queued by the API, run by a real `rq worker`, read back by their owner."""
+import queue
+import subprocess
+import tempfile
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 from rq import Queue
 from rq.job import Job
+from rq.registry import StartedJobRegistry
+from rq.utils import current_timestamp
 
 from saas.ai.models import AiJob
 from saas.extensions import db
@@ -15,9 +23,9 @@ from tests.ai_support import (
     messages,
     usage_records,
 )
-from tests.conftest import make_app
+from tests.conftest import ROOT, child_env, make_app
 from tests.helpers import at_once, bearer, sign_up
-from tests.servers import run_rq_worker_burst
+from tests.servers import process_output, run_rq_worker_burst, stop_process, worker_command
 
 
 def _submit(client, token, **fields):
@@ -187,6 +195,24 @@ def test_queued_and_running_ai_work_is_capped_per_user(app_with, fake_openai):
     assert _submit_status(client, token) == 202  # the finished jobs freed their places
 
 
+def test_the_cap_holds_for_a_users_jobs_for_several_organizations_at_once(app_with, fake_openai):
+    """AI_MAX_CONCURRENT counts a user's work for every organisation: jobs submitted at the same
+    moment for a team (X-Org-Id) and for the personal organisation cannot race past it."""
+    client = app_with(AI_MAX_CONCURRENT="2")
+    token = sign_up(client)
+    team = client.post("/api/v1/orgs", json={"name": "Acme"}, headers=bearer(token)).get_json()["id"]
+    acting_for = queue.SimpleQueue()
+    for _ in range(4):
+        acting_for.put({"X-Org-Id": str(team)})
+        acting_for.put({})
+    statuses = at_once(
+        client.application, 8,
+        lambda own: own.post(JOBS, json={"messages": messages()}, headers={**bearer(token), **acting_for.get()}).status_code,
+    )
+    assert sorted(statuses) == [202] * 2 + [429] * 6
+    assert len([record for record in usage_records() if record.status == "reserved"]) == 2
+
+
 def test_concurrent_chats_are_capped_per_user(app_with, fake_openai, database):
     fake_openai.mode, fake_openai.delay = "slow", 1.5
     client = app_with(AI_MAX_CONCURRENT="2", AI_TIMEOUT="5")
@@ -196,3 +222,58 @@ def test_concurrent_chats_are_capped_per_user(app_with, fake_openai, database):
         lambda own: own.post(CHAT, json={"messages": messages()}, headers=bearer(token)).status_code,
     )
     assert sorted(statuses) == [200, 200, 429, 429]
+
+
+def _eventually(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.1)
+
+
+def _give_up_as_rq_does(job_id, redis_client):
+    """What RQ does with a job whose worker stopped vouching for it (killed, or only stalled):
+    out of the started registry, failed."""
+    StartedJobRegistry("default", connection=redis_client).cleanup(current_timestamp() + 3600)
+
+
+def _outrun_its_longest_run(job_id, redis_client):
+    _set_job_state(job_id, started_at=datetime.now(timezone.utc) - timedelta(days=1))
+
+
+@pytest.mark.parametrize("declare_lost", [_give_up_as_rq_does, _outrun_its_longest_run])
+def test_a_job_declared_lost_while_it_still_runs_keeps_its_reservation_and_its_usage_is_billed(
+    app_with, fake_openai, fake_stripe, redis_client, declare_lost
+):
+    client = app_with(AI_TIMEOUT="30")
+    token = sign_up(client)
+    job = _submit(client, token)
+    fake_openai.answer_gate = answer = threading.Event()
+    log_file = tempfile.TemporaryFile()
+    worker = subprocess.Popen(
+        worker_command("--burst"), cwd=ROOT, env=child_env(AI_TIMEOUT="30"), stdout=log_file, stderr=subprocess.STDOUT
+    )
+    worker.log_file = log_file
+    try:
+        _eventually(lambda: fake_openai.completions())  # the worker is waiting for the provider
+        declare_lost(job["id"], redis_client)
+        read = client.get(f"{JOBS}/{job['id']}", headers=bearer(token)).get_json()
+        assert read["status"] == "failed"
+        assert client.get(USAGE, headers=bearer(token)).get_json()["reserved"] > 0  # it may be running: it is
+        answer.set()
+        assert worker.wait(timeout=60) == 0, process_output(worker)
+    finally:
+        answer.set()
+        stop_process(worker)
+
+    usage = client.get(USAGE, headers=bearer(token)).get_json()
+    assert (usage["used"], usage["reserved"]) == (13, 0)
+    [record] = usage_records()
+    assert (record.status, record.id) == ("settled", job_usage_record_id(job["id"]))
+    assert [event["payload"]["value"] for event in fake_stripe.meter_events] == ["13"]
+    assert client.get(f"{JOBS}/{job['id']}", headers=bearer(token)).get_json()["status"] == "succeeded"
+
+
+def job_usage_record_id(job_id):
+    db.session.expire_all()
+    return db.session.get(AiJob, job_id).usage_record_id

@@ -1,14 +1,20 @@
 """Streamed chat: Server-Sent Events relayed token by token, read by a real client via gunicorn."""
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 import requests
+import sqlalchemy as sa
 
-from tests.ai_support import API_KEYS, CHAT, messages, server_sent_events, usage_records
-from tests.helpers import PASSWORD, bearer
+from saas.core.time import utcnow
+from saas.extensions import db
+from saas.usage.models import UsageRecord
+from saas.usage.service import forget_expired_reservations
+from tests.ai_support import API_KEYS, CHAT, USAGE, messages, server_sent_events, usage_records
+from tests.helpers import PASSWORD, bearer, sign_up
 from tests.fake_openai import DEFAULT_REPLY, pieces_of
-from tests.servers import gunicorn
+from tests.servers import gunicorn, run_rq_worker_burst
 
 STREAMED = {"messages": messages("Stream me a greeting"), "stream": True}
 
@@ -109,3 +115,72 @@ def test_a_provider_failure_mid_answer_is_an_error_event_then_the_usage(client, 
     [record] = usage_records()
     assert record.status == "settled"
     assert events[3][1]["output_tokens"] == record.output_tokens > 0
+
+
+# --- a stream that outlives its reservation's hold ---------------------------------------------
+
+
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.services), "sqlite"])
+def slow_reader(request):
+    """A client on PostgreSQL with Redis (usage reported by a real worker), and one on the
+    embedded default; AI_TIMEOUT half a second: a stream renews its reservation that often."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("app_with")(AI_TIMEOUT="0.5")
+    return request.getfixturevalue("embedded_with")(AI_TIMEOUT="0.5")
+
+
+def _stream_past_its_hold(client):
+    """A stream that has relayed its first piece and whose reservation's hold is over, as for a
+    stream longer than its longest run. The app relays each next piece only as the test pulls it.
+    Returns the caller's token, the response, its remaining events and the reservation's
+    ``(id, user_id, org_id)``."""
+    token = sign_up(client)
+    response = client.post(CHAT, json=STREAMED, headers=bearer(token), buffered=False)
+    assert response.status_code == 200
+    events = iter(response.response)
+    next(events)
+    [reservation] = usage_records()
+    held = (reservation.id, reservation.user_id, reservation.org_id)
+    db.session.execute(
+        sa.update(UsageRecord).where(UsageRecord.id == reservation.id).values(expires_at=utcnow() - timedelta(seconds=1))
+    )
+    db.session.commit()
+    return token, response, events, held
+
+
+def _assert_billed(client, fake_stripe, record):
+    """With Redis, a real worker reports the usage to the Stripe meter. (Without it, a stream's
+    report is left to `flask billing report-usage`: the inline runner cannot run a job after
+    a response that is already on its way.)"""
+    if client.application.config["REDIS_URL"]:
+        assert run_rq_worker_burst().returncode == 0
+        assert [event["payload"]["value"] for event in fake_stripe.meter_events] == [str(record.total_tokens)]
+
+
+def test_a_stream_renews_its_reservation_as_it_goes_so_the_sweep_leaves_it(slow_reader, fake_stripe):
+    client = slow_reader
+    token, response, events, (reservation_id, _, _) = _stream_past_its_hold(client)
+    time.sleep(0.6)  # past the renewal interval (AI_TIMEOUT): the next piece renews the hold
+    next(events)
+    assert forget_expired_reservations() == 0
+    assert client.get(USAGE, headers=bearer(token)).get_json()["reserved"] > 0  # it still counts
+    rest = b"".join(events)
+    response.close()
+
+    [record] = usage_records()
+    assert (record.id, record.status) == (reservation_id, "settled")
+    assert server_sent_events(rest.decode())[-1][1]["total_tokens"] == record.total_tokens > 0
+    _assert_billed(client, fake_stripe, record)
+
+
+def test_a_stream_whose_reservation_was_forgotten_still_counts_and_is_billed(slow_reader, fake_stripe):
+    client = slow_reader
+    token, response, events, (_, user_id, org_id) = _stream_past_its_hold(client)
+    assert forget_expired_reservations() == 1  # as for a client too slow to read for minutes
+    b"".join(events)
+    response.close()
+
+    [record] = usage_records()
+    assert (record.status, record.user_id, record.org_id, record.model) == ("settled", user_id, org_id, "fake-model")
+    assert client.get(USAGE, headers=bearer(token)).get_json()["used"] == record.total_tokens > 0
+    _assert_billed(client, fake_stripe, record)

@@ -27,8 +27,12 @@ from tests.ai_support import (
 from tests.helpers import PASSWORD, bearer, personal_org_id, sign_up
 from tests.servers import gunicorn, run_rq_worker_burst
 
-NEXT_MONTH = (datetime.now(timezone.utc).replace(day=1) + timedelta(days=32)).replace(day=1)
-RESETS_AT = NEXT_MONTH.strftime("%Y-%m-%dT00:00:00")
+
+def resets_at():
+    """The start of next month (UTC), as the API writes it; read during the test, never at
+    import (conftest keeps a test from straddling two months)."""
+    next_month = (datetime.now(timezone.utc).replace(day=1) + timedelta(days=32)).replace(day=1)
+    return next_month.strftime("%Y-%m-%dT00:00:00")
 
 
 def _chat(client, token, **fields):
@@ -45,7 +49,7 @@ def test_usage_shows_used_quota_remaining_and_reset(client, tokens):
     usage = client.get(USAGE, headers=bearer(tokens["access_token"])).get_json()
     assert usage["plan"] == "free"
     assert (usage["quota"], usage["used"], usage["reserved"], usage["remaining"]) == (20000, 12, 0, 19988)
-    assert usage["resets_at"].startswith(RESETS_AT)
+    assert usage["resets_at"].startswith(resets_at())
     assert usage["period_start"] < usage["resets_at"]
 
 
@@ -85,10 +89,10 @@ def test_a_call_that_would_pass_the_quota_is_refused_with_429(app_with, fake_ope
     assert refused.status_code == 429
     body = refused.get_json()
     assert "free plan allows 110 tokens a month" in body["message"]
-    assert RESETS_AT in body["message"]
+    assert resets_at() in body["message"]
     assert body["errors"]["quota"] == {
         "plan": "free", "limit": 110, "used": 12, "reserved": 0, "requested": 107,
-        "resets_at": RESETS_AT + "Z",
+        "resets_at": resets_at() + "Z",
     }
     assert 0 < int(refused.headers["Retry-After"]) <= 31 * 24 * 3600
     assert len(fake_openai.completions()) == 1

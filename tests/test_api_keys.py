@@ -9,7 +9,8 @@ from saas.extensions import db
 from saas.users.models import User
 from saas.users.service import set_user_active
 from tests.ai_support import API_KEYS, create_api_key
-from tests.helpers import PASSWORD, bearer, login, register, sign_up
+from tests.helpers import PASSWORD, at_once, bearer, login, register, sign_up
+from tests.org_support import Team
 
 ME = "/api/v1/users/me"
 
@@ -164,3 +165,73 @@ def test_logout_all_ends_sessions_but_leaves_api_keys(client, tokens):
     assert client.post("/api/v1/auth/logout-all", headers=bearer(tokens["access_token"])).status_code == 204
     assert client.get(ME, headers=bearer(tokens["access_token"])).status_code == 401
     assert client.get(ME, headers=bearer(key)).status_code == 200
+
+
+# --- how many (API_KEYS_MAX) ----------------------------------------------------------------
+
+
+def key_count():
+    db.session.expire_all()
+    return db.session.scalar(sa.select(sa.func.count()).select_from(ApiKey))
+
+
+def test_the_26th_key_of_an_owner_is_a_409_and_nothing_is_stored(client, tokens):
+    access = tokens["access_token"]
+    for number in range(25):
+        create_api_key(client, access, name=f"key {number}")
+    refused = client.post(API_KEYS, json={"name": "one too many"}, headers=bearer(access))
+    assert refused.status_code == 409
+    body = refused.get_json()
+    assert (body["code"], body["status"], body["errors"]) == (409, "Conflict", {"reason": ["too_many_api_keys"]})
+    assert "25" in body["message"]
+    assert key_count() == 25
+    # Revoking one makes room for one.
+    oldest = client.get(API_KEYS, headers=bearer(access)).get_json()[-1]
+    assert client.delete(f"{API_KEYS}/{oldest['id']}", headers=bearer(access)).status_code == 204
+    create_api_key(client, access, name="a replacement")
+    assert client.post(API_KEYS, json={"name": "again"}, headers=bearer(access)).status_code == 409
+
+
+def test_the_cap_counts_an_organizations_keys_whoever_made_them(app_with, smtp):
+    team = Team(app_with(REDIS_URL="", API_KEYS_MAX="3", **smtp.settings), smtp)
+    client, owner = team.client, team.person("owner@example.com")
+    org = team.org(owner)
+    admin = team.join(owner, org["id"], "admin@example.com", "admin")
+    org_keys = f"/api/v1/orgs/{org['id']}/api-keys"
+    for token in (owner, owner, admin):
+        create_api_key_at(client, org_keys, token)
+    refused = client.post(org_keys, json={"name": "fourth"}, headers=bearer(admin))
+    assert refused.status_code == 409 and "organization" in refused.get_json()["message"]
+    # The cap is the organization's: the admin's personal keys are counted apart.
+    create_api_key(client, admin)
+
+
+def test_the_cap_counts_the_keys_one_user_made_across_their_organizations(app_with):
+    """A user cannot get past the cap by making more teams."""
+    client = app_with(API_KEYS_MAX="3")
+    token = sign_up(client)
+    create_api_key(client, token)
+    for name in ("One", "Two"):
+        org = client.post("/api/v1/orgs", json={"name": name}, headers=bearer(token)).get_json()
+        create_api_key_at(client, f"/api/v1/orgs/{org['id']}/api-keys", token)
+    third = client.post("/api/v1/orgs", json={"name": "Three"}, headers=bearer(token)).get_json()
+    refused = client.post(f"/api/v1/orgs/{third['id']}/api-keys", json={"name": "k"}, headers=bearer(token))
+    assert refused.status_code == 409 and "you" in refused.get_json()["message"].lower()
+    assert client.post(API_KEYS, json={"name": "k"}, headers=bearer(token)).status_code == 409
+    assert key_count() == 3
+
+
+def test_concurrent_key_creations_stop_at_the_cap(app_with):
+    client = app_with(API_KEYS_MAX="3")
+    token = sign_up(client)
+    statuses = at_once(client.application, 8, lambda each: each.post(
+        API_KEYS, json={"name": "racing"}, headers=bearer(token)).status_code)
+    assert sorted(statuses) == [201] * 3 + [409] * 5
+    assert key_count() == 3
+
+
+def create_api_key_at(client, path, token):
+    response = client.post(path, json={"name": "org key"}, headers=bearer(token))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+

@@ -89,6 +89,21 @@ def test_production_refuses_unsafe_settings_naming_the_variable(values, variable
         config(APP_ENV="production", **values).validate()
 
 
+@pytest.mark.parametrize("variable", ["INVITATION_SEND_LIMIT", "RATELIMIT_DEFAULT", "RATELIMIT_LOGIN_IP"])
+def test_a_malformed_rate_limit_is_refused_with_its_name(variable):
+    """flask-limiter skips a limit it cannot parse, at every request: the limit would be off."""
+    with pytest.raises(ConfigError, match=variable):
+        Config.from_env({variable: "twenty an hour"})
+    assert Config.from_env({variable: "20/hour"}).flask_config()[variable] == "20/hour"
+
+
+def test_invitation_and_api_key_limits_have_their_defaults():
+    flask_config = Config.from_env({}).flask_config()
+    assert (flask_config["INVITATION_SEND_LIMIT"], flask_config["API_KEYS_MAX"]) == ("20/hour", 25)
+    with pytest.raises(ConfigError, match="API_KEYS_MAX"):
+        Config.from_env({"API_KEYS_MAX": "0"})
+
+
 def test_production_with_a_long_secret_is_accepted():
     config(APP_ENV="production", SECRET_KEY="s" * 48).validate()
 

@@ -121,7 +121,7 @@ def test_gunicorn_conf_uses_only_known_settings(monkeypatch):
 def test_shell_scripts_have_valid_syntax():
     bash = shutil.which("bash")
     assert bash
-    for script in ("scripts/test-services.sh", ".ci/run"):
+    for script in ("scripts/test-services.sh", "scripts/docker-daemon.sh", "scripts/image.sh", ".ci/run"):
         result = subprocess.run([bash, "-n", script], cwd=ROOT, capture_output=True, text=True)
         assert result.returncode == 0, f"{script}: {result.stderr}"
 

@@ -180,9 +180,13 @@ def test_the_role_table_is_roles_py(site):
     rows = built_page(site, "api/organizations").rows
     start = next(index for index, row in enumerate(rows) if row[:1] == ["permission"])
     header, rows = rows[start], [row for row in rows[start + 1:] if row[:1] and row[0] in roles.ALL_PERMISSIONS]
-    table_roles = header[1:]
+    assert header[-2:] == ["what it allows", "operations"]
+    table_roles = header[1:-2]
     assert set(table_roles) == set(roles.PERMISSIONS)
-    shown = {row[0]: {role for role, mark in zip(table_roles, row[1:]) if mark == "yes"} for row in rows}
+    shown = {row[0]: {role for role, mark in zip(table_roles, row[1:-2]) if mark == "yes"} for row in rows}
+    needed_by = {row[0]: row[-1] for row in rows}
+    assert "POST /api/v1/orgs/{org_id}/invitations" in needed_by["members.invite"]
+    assert "DELETE /api/v1/orgs/{org_id}" in needed_by["org.delete"]
     assert shown == {
         permission: {role for role, granted in roles.PERMISSIONS.items() if permission in granted}
         for permission in roles.ALL_PERMISSIONS

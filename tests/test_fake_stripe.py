@@ -304,7 +304,9 @@ def test_slow_times_out_with_a_short_client_timeout(fake, make_client):
     started = time.monotonic()
     with pytest.raises(stripe.APIConnectionError, match="ReadTimeout"):
         make_client(timeout=0.5).v1.customers.create(params={"email": "ada@example.com"})
-    assert time.monotonic() - started < 3
+    # Not a measurement: the fake holds the call 10 s, and half of that tells the two apart on any
+    # machine.
+    assert time.monotonic() - started < 5
 
 
 def test_slow_answers_normally_within_the_timeout(fake, make_client):

@@ -1,4 +1,5 @@
 """`flask db upgrade` builds the whole schema, and the models and migrations agree."""
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -13,6 +14,7 @@ from saas.system.migrations import known_revisions
 
 from saas.extensions import db
 from tests.conftest import DATABASE_URL, ROOT, child_env, make_app
+from tests.helpers import bearer, login
 
 
 def flask_db(*args, database_url, timeout=None):
@@ -24,6 +26,9 @@ def flask_db(*args, database_url, timeout=None):
         text=True,
         timeout=timeout,
     )
+
+
+BEFORE_USERS_DELETED_AT = "a1c3e5f7b9d2"
 
 
 @pytest.fixture
@@ -73,6 +78,92 @@ def test_upgrade_on_the_embedded_sqlite_default_matches_the_models(tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def test_no_table_on_the_embedded_sqlite_default_gives_a_deleted_rows_id_to_the_next(tmp_path):
+    """SQLite reuses the newest deleted row's id unless the table says AUTOINCREMENT, which a
+    table rebuilt by a later migration loses unless it passes IDS_NEVER_REUSED again."""
+    url = f"sqlite:///{tmp_path / 'saas.db'}"
+    assert flask_db("upgrade", database_url=url).returncode == 0
+    with_integer_ids = {  # generated ones: an id of its own, not another row's
+        table.name for table in db.metadata.sorted_tables
+        if [(type(column.type), bool(column.foreign_keys)) for column in table.primary_key.columns] == [(sa.Integer, False)]
+    }
+    asking = {table.name for table in db.metadata.sorted_tables if table.dialect_options["sqlite"]["autoincrement"]}
+    assert asking == with_integer_ids
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        created = dict(connection.execute(sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'table'")).all())
+    engine.dispose()
+    assert {name for name in with_integer_ids if "AUTOINCREMENT" not in created[name]} == set()
+
+
+BEFORE_IDS_NEVER_REUSED = "d9f1b3c5e7a2"
+
+
+def test_upgrading_an_embedded_database_drops_what_deleted_organizations_left_and_keeps_the_rest(tmp_path):
+    """A database the previous release wrote on SQLite, with foreign keys ignored: Acme (3) was
+    deleted, its members, key and invitation stayed, and the newcomer's personal organisation
+    took its id; Gone (4) left a member, and its audit trail names it. After the upgrade the
+    leftovers are gone, everything else is kept, and no new organisation takes an old id."""
+    from saas.users.passwords import hash_password
+
+    path = tmp_path / "saas.db"
+    url = f"sqlite:///{path}"
+    assert flask_db("upgrade", BEFORE_IDS_NEVER_REUSED, database_url=url).returncode == 0
+    app = make_app(DATABASE_URL=url, REDIS_URL="")
+    with app.app_context():
+        password = hash_password("correct horse battery staple")
+    then, later = "2026-01-01 10:00:00.000000", "2026-02-01 10:00:00.000000"
+    with sqlite3.connect(path) as connection:  # foreign keys off, as they were
+        run = connection.execute
+        for user_id, email in ((1, "owner@example.com"), (2, "admin@example.com"), (3, "newcomer@example.com")):
+            run("INSERT INTO users (id, email, hashed_password, created_at) VALUES (?, ?, ?, ?)", (user_id, email, password, then))
+        for org_id, owner, created in ((1, 1, then), (2, 2, then), (3, 3, later)):
+            run("INSERT INTO organizations (id, name, slug, personal, personal_owner_id, created_at) "
+                "VALUES (?, ?, ?, 1, ?, ?)", (org_id, f"Person {owner}", f"personal-{owner}", owner, created))
+        for org_id, user_id, role, joined in (
+            (1, 1, "owner", then), (2, 2, "owner", then), (3, 3, "owner", later),  # their own
+            (3, 1, "owner", then), (3, 2, "admin", then), (4, 2, "member", then),  # left by Acme and Gone
+        ):
+            run("INSERT INTO memberships (org_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)", (org_id, user_id, role, joined))
+        run("INSERT INTO api_keys (user_id, org_id, name, prefix, key_hash, created_at) "
+            "VALUES (1, 3, 'acme', 'sk_0123456789ab', 'hash', ?)", (then,))
+        run("INSERT INTO api_keys (user_id, org_id, name, prefix, key_hash, created_at) "
+            "VALUES (1, 1, 'mine', 'sk_ba9876543210', 'hash', ?)", (then,))
+        run("INSERT INTO invitations (org_id, email, role, status, created_at, expires_at) "
+            "VALUES (3, 'friend@example.com', 'member', 'pending', ?, ?)", (then, later))
+        run("INSERT INTO subscriptions (stripe_subscription_id, org_id, stripe_customer_id, status, price_id, plan) "
+            "VALUES ('sub_gone', 4, 'cus_gone', 'canceled', 'price_team', 'team')")
+        for org_id, action in ((3, "org.deleted"), (4, "org.deleted"), (5, "org.deleted")):
+            run("INSERT INTO audit_events (org_id, action, details, created_at) VALUES (?, ?, '{}', ?)", (org_id, action, then))
+        run("INSERT INTO usage_records (user_id, org_id, model, status, reserved_tokens, input_tokens, output_tokens) "
+            "VALUES (2, 4, 'fake-model', 'settled', 0, 10, 20)")
+
+    upgraded = flask_db("upgrade", database_url=url)
+    assert upgraded.returncode == 0, upgraded.stderr
+    with sqlite3.connect(path) as connection:
+        run = lambda sql: connection.execute(sql).fetchall()  # noqa: E731
+        assert run("SELECT org_id, user_id, role FROM memberships ORDER BY org_id") == [
+            (1, 1, "owner"), (2, 2, "owner"), (3, 3, "owner"),
+        ]
+        assert run("SELECT org_id, name FROM api_keys") == [(1, "mine")]
+        assert run("SELECT * FROM invitations") == []
+        assert run("SELECT stripe_subscription_id, org_id FROM subscriptions") == [("sub_gone", None)]
+        assert run("SELECT org_id FROM audit_events ORDER BY id") == [(3,), (4,), (5,)]  # the trail stays
+        assert run("SELECT org_id, input_tokens + output_tokens FROM usage_records") == [(4, 30)]
+        assert run("SELECT COUNT(*) FROM users") == [(3,)]
+        assert run("PRAGMA foreign_key_check") == []
+
+    with app.app_context():
+        client = app.test_client()
+        token = login(client, "admin@example.com")["access_token"]
+        assert [org["id"] for org in client.get("/api/v1/orgs", headers=bearer(token)).get_json()] == [2]
+        assert client.get("/api/v1/orgs/3", headers=bearer(token)).status_code == 404
+        created = client.post("/api/v1/orgs", json={"name": "Next"}, headers=bearer(token)).get_json()
+        assert created["id"] == 6  # past every organisation the audit log still names
+        db.session.remove()
+        db.engine.dispose()
+
+
 def test_readiness_holds_while_a_newer_release_has_migrated_and_fails_when_behind(empty_postgres_database):
     """During a rolling update the database runs ahead of the old pods: they must stay ready."""
     assert flask_db("upgrade", database_url=empty_postgres_database).returncode == 0
@@ -99,7 +190,9 @@ def test_an_upgrade_that_cannot_get_its_lock_gives_up_instead_of_stalling_the_se
     transaction it waits for lasts: instead it gives up (lock_timeout, migrations/env.py), with
     nothing applied, and the next run (the Kubernetes Job's retry) succeeds."""
     assert flask_db("upgrade", database_url=empty_postgres_database).returncode == 0
-    assert flask_db("downgrade", database_url=empty_postgres_database).returncode == 0  # one back: the previous release
+    # Back to a release before a migration that alters a table on PostgreSQL (users.deleted_at;
+    # not every migration does: some change SQLite only).
+    assert flask_db("downgrade", BEFORE_USERS_DELETED_AT, database_url=empty_postgres_database).returncode == 0
     engine = sa.create_engine(normalize_database_url(empty_postgres_database))
 
     def revision():

@@ -72,6 +72,51 @@ def test_metrics_under_gunicorn_add_up_every_worker(database):
     assert float(line.rsplit(" ", 1)[1]) >= 20
 
 
+def _series(body, metric):
+    """The label sets of ``metric``'s samples in a scrape."""
+    return {line.split("{", 1)[1].rsplit("}", 1)[0] for line in body.splitlines() if line.startswith(metric + "{")}
+
+
+def _scrape(get):
+    return get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+
+
+def test_made_up_methods_and_paths_add_no_metric_series(database):
+    """Labels that come from the request take values from a fixed set: a method outside the
+    standard ones is `other`, a request no route matched is `unmatched` (never its path)."""
+    client = make_app(METRICS_TOKEN=METRICS_TOKEN).test_client()
+    client.get("/api/v1/users/me")
+    for number in range(40):
+        client.open("/api/v1/users/me", method=f"X{number:06d}")
+        client.open(f"/no/such/page/{number}", method="GET")
+        client.open(f"/no/such/page/{number}", method=f"Y{number:06d}")
+    body = _scrape(client.get).get_data(as_text=True)
+    assert "X0000" not in body and "Y0000" not in body and "/no/such" not in body
+    assert _series(body, "saas_http_request_total") == {
+        'method="GET",status="401"', 'method="GET",status="404"', 'method="other",status="404"',
+        'method="other",status="405"',
+    }
+    assert _series(body, "saas_http_request_duration_seconds_count") == {
+        'endpoint="users.get_me",method="GET",status="401"',
+        'endpoint="unmatched",method="GET",status="404"',
+        'endpoint="unmatched",method="other",status="404"',
+        'endpoint="unmatched",method="other",status="405"',
+    }
+    assert 'saas_http_request_total{method="other",status="405"} 40.0' in body
+
+
+def test_made_up_methods_under_gunicorn_stay_one_series(database):
+    """Under gunicorn the series are files shared by the workers, kept across their restarts:
+    what a stream of made-up methods must not grow."""
+    with gunicorn(METRICS_TOKEN=METRICS_TOKEN) as server:
+        for number in range(30):
+            requests.request(f"X{number:06d}", f"{server.url}/api/v1/users/me", timeout=10)
+        body = _scrape(lambda path, **kwargs: requests.get(f"{server.url}{path}", timeout=10, **kwargs)).text
+    assert "X0000" not in body
+    other = [line for line in body.splitlines() if line.startswith("saas_http_request_total{") and 'method="other"' in line]
+    assert other == ['saas_http_request_total{method="other",status="405"} 30.0']
+
+
 def test_sentry_is_off_without_dsn_and_on_with_one(database):
     make_app(SENTRY_DSN="")
     assert not sentry_sdk.get_client().is_active()

@@ -12,8 +12,9 @@ from saas.extensions import db
 from saas.orgs.models import AuditEvent, Invitation, Membership, Organization
 from tests.ai_support import CHAT, USAGE, messages
 from tests.billing_support import deliver_ok
+from tests.conftest import REDIS_URL
 from tests.fake_stripe import make_event
-from tests.helpers import at_once, bearer, login, register
+from tests.helpers import at_once, bearer, login, register, tampered
 from tests.org_support import ACCEPT, ORGS, Team, subscribe_org
 from tests.servers import run_rq_worker_burst
 
@@ -231,6 +232,77 @@ def test_an_organization_is_not_deleted_while_stripe_cannot_cancel_its_subscript
     assert team.get(f"{ORGS}/{org['id']}", tokens["member"]).status_code == 200
 
 
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.services), "sqlite"])
+def team_on_each_database(request, smtp):
+    """A Team on PostgreSQL, and one on the embedded default of `make run` (SQLite)."""
+    smtp.messages.clear()
+    if request.param == "postgresql":
+        return Team(request.getfixturevalue("app_with")(REDIS_URL="", **smtp.settings), smtp)
+    return Team(request.getfixturevalue("embedded_with")(**smtp.settings), smtp)
+
+
+def test_a_deleted_organization_leaves_no_member_no_key_and_no_id_to_inherit(team_on_each_database):
+    """On SQLite the memberships and keys of a deleted organisation used to stay (foreign keys
+    were off), and the next organisation took its id: a former admin then read and ran the
+    newcomer's, and the old key acted for it."""
+    team = team_on_each_database
+    owner, admin = team.person("owner@example.com"), team.person("admin@example.com")
+    org = team.org(owner)  # the newest organisation, so the highest id
+    assert team.invite(owner, org["id"], "admin@example.com", "admin").status_code == 201
+    accepted = team.client.post(ACCEPT, json={"token": team.invitation_token("admin@example.com")}, headers=bearer(admin))
+    assert accepted.status_code == 200
+    key = org_key(team, owner, org["id"])["key"]
+    assert team.client.delete(f"{ORGS}/{org['id']}", headers=bearer(owner)).status_code == 204
+
+    assert team.client.get(USAGE, headers={"X-API-Key": key}).status_code == 401
+    newcomer = team.person("newcomer@example.com")
+    newcomers = team.get(ORGS, newcomer).get_json() + [team.org(newcomer, "Newco")]
+    assert all(other["id"] > org["id"] for other in newcomers)
+    base = f"{ORGS}/{org['id']}"
+    for method, path, body in (
+        ("get", base, None), ("patch", base, {"name": "Taken"}), ("get", f"{base}/members", None),
+        ("get", f"{base}/audit-log", None), ("get", f"{base}/usage", None),
+    ):
+        response = getattr(team.client, method)(path, json=body, headers=bearer(admin))
+        assert response.status_code == 404, (method, path, response.status_code)
+    assert [listed["personal"] for listed in team.get(ORGS, admin).get_json()] == [True]
+    assert team.client.post(CHAT, json={"messages": messages()}, headers={"X-API-Key": key}).status_code == 401
+    assert [listed["name"] for listed in team.get(ORGS, newcomer).get_json()] == ["Newcomer", "Newco"]
+
+
+def _delete_behind_the_foreign_keys(org_id):
+    """Delete the organisation's row alone, its members and keys left behind: as the previous
+    release did on SQLite, or a tool that skips the foreign keys (a partial restore) would."""
+    db.session.remove()
+    with db.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA foreign_keys = OFF")  # per connection, outside a transaction
+        else:
+            connection.exec_driver_sql("SET session_replication_role = replica")  # no triggers: no cascades
+        connection.execute(sa.delete(Organization).where(Organization.id == org_id))
+        connection.commit()
+        connection.invalidate()  # not back into the pool with the switch off
+
+
+def test_the_gate_refuses_the_members_and_keys_of_an_organization_that_is_gone(team_on_each_database, fake_openai):
+    team = team_on_each_database
+    owner = team.person("owner@example.com")
+    org = team.org(owner)
+    key = org_key(team, owner, org["id"])["key"]
+    _delete_behind_the_foreign_keys(org["id"])
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Membership).where(Membership.org_id == org["id"])) == 1
+
+    for path in (USAGE, f"{ORGS}/{org['id']}/usage"):
+        refused = team.client.get(path, headers={"X-API-Key": key})
+        assert refused.status_code == 401, (path, refused.get_json())
+    assert team.client.post(CHAT, json={"messages": messages()}, headers={"X-API-Key": key}).status_code == 401
+    assert team.get(f"{ORGS}/{org['id']}", owner).status_code == 404
+    assert team.get(f"{ORGS}/{org['id']}/members", owner).status_code == 404
+    assert team.get(USAGE, owner, headers={"X-Org-Id": str(org["id"])}).status_code == 404
+    assert [listed["personal"] for listed in team.get(ORGS, owner).get_json()] == [True]
+    assert fake_openai.completions() == []
+
+
 # --- invitations ----------------------------------------------------------------------------
 
 
@@ -313,9 +385,7 @@ def test_declined_revoked_expired_and_forged_invitations_add_nobody(team, acme):
     assert team.client.post(ACCEPT, json={"token": team.invitation_token("expired@example.com")}, headers=bearer(expired)).status_code == 400
     assert team.invite(tokens["admin"], org["id"], "expired@example.com").status_code == 201  # no longer blocks a new one
 
-    real = team.invitation_token("expired@example.com")  # the new, valid invitation's
-    middle = len(real) // 2  # a different character in the middle: never the real token by chance
-    for forged in ("x" * 43, real[:middle] + ("B" if real[middle] != "B" else "C") + real[middle + 1:]):
+    for forged in ("x" * 43, tampered(team.invitation_token("expired@example.com"))):
         assert team.client.post(ACCEPT, json={"token": forged}, headers=bearer(expired)).status_code == 400
     assert len(team.get(f"{base}/members", tokens["owner"]).get_json()) == 3
     assert {"invitation.declined", "invitation.revoked"} <= set(audit_actions(org["id"]))
@@ -329,6 +399,113 @@ def test_an_invitation_needs_a_session(team, acme):
     key = team.client.post("/api/v1/api-keys", json={"name": "k"}, headers=bearer(keyholder)).get_json()["key"]
     assert team.client.post(ACCEPT, json={"token": token}, headers={"X-API-Key": key}).status_code == 401
     assert team.client.post(ACCEPT, json={"token": token}).status_code == 401
+
+
+# --- invitations: not a mail relay ----------------------------------------------------------
+
+
+def limited_team(app_with, smtp, limit):
+    """A team whose invitations are rate limited (INVITATION_SEND_LIMIT) in Redis."""
+    smtp.messages.clear()
+    return Team(app_with(REDIS_URL="", RATELIMIT_ENABLED="true", RATELIMIT_STORAGE_URI=REDIS_URL,
+                         INVITATION_SEND_LIMIT=limit, **smtp.settings), smtp)
+
+
+def invitation_mails(team, email):
+    return [message for message in team.smtp.to(email) if "invited you" in message.subject]
+
+
+def assert_too_many(response, reason=None):
+    assert response.status_code == 429, response.get_json()
+    assert int(response.headers["Retry-After"]) > 0
+    body = response.get_json()
+    assert (body["code"], body["status"]) == (429, "Too Many Requests") and body["message"]
+    if reason is not None:
+        assert body["errors"] == {"reason": [reason]}
+
+
+def test_an_unverified_address_cannot_send_invitations(team):
+    """Even with REQUIRE_VERIFIED_EMAIL off (the suite's setting)."""
+    owner = team.person("fresh@example.com", verify=False)
+    org = team.org(owner, "Your account is locked - visit https://evil.example")
+    refused = team.invite(owner, org["id"], "target@example.com")
+    assert refused.status_code == 403
+    assert refused.get_json()["errors"] == {"reason": ["email_not_verified"]}
+    assert team.get(f"{ORGS}/{org['id']}/invitations", owner).get_json() == []
+    assert invitation_mails(team, "target@example.com") == []
+
+    verification = team.mailed("fresh@example.com", invitation=False)
+    assert team.client.post("/api/v1/auth/verify-email", json={"token": verification.token}).status_code == 204
+    assert team.invite(owner, org["id"], "target@example.com").status_code == 201
+    assert len(invitation_mails(team, "target@example.com")) == 1
+
+
+def test_a_sender_is_limited_across_their_organizations(app_with, smtp):
+    team = limited_team(app_with, smtp, "3/hour")
+    owner = team.person("owner@example.com")
+    first, second = team.org(owner, "First"), team.org(owner, "Second")
+    for org, email in ((first, "a@example.com"), (first, "b@example.com"), (second, "c@example.com")):
+        assert team.invite(owner, org["id"], email).status_code == 201
+    assert_too_many(team.invite(owner, second["id"], "d@example.com"))
+    assert invitation_mails(team, "d@example.com") == []
+    assert [item["email"] for item in team.get(f"{ORGS}/{second['id']}/invitations", owner).get_json()] == ["c@example.com"]
+
+
+def test_an_organization_is_limited_whoever_of_its_admins_sends(app_with, smtp):
+    team = limited_team(app_with, smtp, "3/hour")
+    owner = team.person("owner@example.com")
+    org = team.org(owner)
+    admin = team.join(owner, org["id"], "admin@example.com", "admin")  # the organization's first
+    assert team.invite(owner, org["id"], "a@example.com").status_code == 201
+    assert team.invite(admin, org["id"], "b@example.com").status_code == 201
+    assert_too_many(team.invite(admin, org["id"], "c@example.com"))  # the admin's second, the org's fourth
+    assert invitation_mails(team, "c@example.com") == []
+    # The admin's own count was not used up: another organization of theirs may invite.
+    elsewhere = team.org(admin, "Elsewhere")
+    assert team.invite(admin, elsewhere["id"], "c@example.com").status_code == 201
+
+
+def test_a_stranger_cannot_spend_an_organizations_invitations(app_with, smtp):
+    """A non-member's attempts are refused (404) and count against their own limit, never the
+    organization's."""
+    team = limited_team(app_with, smtp, "2/hour")
+    owner = team.person("owner@example.com")
+    org = team.org(owner)
+    stranger = team.person("stranger@example.com")
+    statuses = [team.invite(stranger, org["id"], f"spam{number}@example.com").status_code for number in range(5)]
+    assert statuses == [404, 404, 429, 429, 429]
+    for email in ("a@example.com", "b@example.com"):
+        assert team.invite(owner, org["id"], email).status_code == 201
+
+
+def test_one_address_gets_at_most_three_invitation_mails_a_day_from_one_organization(team, acme, app_with, smtp):
+    """Revoking and inviting again does not reset it; it holds with rate limits off, and for
+    every server process (it is counted in the database)."""
+    org, tokens = acme
+    base = f"{ORGS}/{org['id']}/invitations"
+    another_server = Team(app_with(REDIS_URL="", **smtp.settings), smtp)
+    for sender in (team, team, another_server):
+        created = sender.invite(tokens["admin"], org["id"], "target@example.com")
+        assert created.status_code == 201
+        assert sender.client.delete(f"{base}/{created.get_json()['id']}", headers=bearer(tokens["admin"])).status_code == 204
+    for sender in (team, another_server):
+        refused = sender.invite(tokens["owner"], org["id"], "Target@Example.com")
+        assert_too_many(refused, "address_invited_too_often")
+        assert 23 * 3600 < int(refused.headers["Retry-After"]) <= 24 * 3600
+    assert len(invitation_mails(team, "target@example.com")) == 3
+    assert team.get(base, tokens["owner"]).get_json() == []
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Invitation).where(Invitation.email == "target@example.com")) == 3
+
+    # Another organization is counted apart.
+    other = team.org(tokens["owner"], "Other")
+    assert team.invite(tokens["owner"], other["id"], "target@example.com").status_code == 201
+    # The day is a moving one: once the first invitation is a day old there is room for one more.
+    first = db.session.scalars(sa.select(Invitation).where(Invitation.org_id == org["id"]).where(
+        Invitation.email == "target@example.com").order_by(Invitation.id)).first()
+    first.created_at = utcnow() - timedelta(hours=24, seconds=1)
+    db.session.commit()
+    assert team.invite(tokens["owner"], org["id"], "target@example.com").status_code == 201
+    assert len(invitation_mails(team, "target@example.com")) == 5
 
 
 # --- keys, quotas, usage --------------------------------------------------------------------

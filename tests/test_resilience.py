@@ -85,8 +85,10 @@ def test_a_slow_stripe_does_not_hold_up_other_endpoints(database, fake_stripe):
             args=(f"{server.url}/api/v1/billing/customer-portal",),
             kwargs={"headers": bearer(token), "timeout": 30},
         )
+        asked = len(fake_stripe.requests_to("POST", "/v1/customers"))
         slow.start()
-        time.sleep(0.5)
+        # Once Stripe has the call, it holds it for 5 s: /users/me is asked meanwhile.
+        _wait_for(lambda: len(fake_stripe.requests_to("POST", "/v1/customers")) > asked)
         me = requests.get(f"{server.url}/api/v1/users/me", headers=bearer(token), timeout=3)
         assert me.status_code == 200
         assert slow.is_alive()  # the Stripe call is still waiting while /users/me was served

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.helpers import PASSWORD, bearer
-from tests.servers import assert_json_error, gunicorn, port_of, raw_request
+from tests.servers import assert_json_error, gunicorn, port_of, process_output, raw_request
 
 PRODUCTION = {"APP_ENV": "production", "SECRET_KEY": "production-grade-secret-key-of-more-than-32-bytes"}
 MAX_BODY = 1024 * 1024
@@ -91,7 +91,10 @@ def test_a_stop_answers_requests_on_kept_alive_connections(database, fake_stripe
                 errors.append(error)
 
         running.process.send_signal(signal.SIGTERM)
-        time.sleep(0.2)  # the workers have the signal; the connections are still open
+        deadline = time.monotonic() + 10  # the master has the signal and passes it on to the worker
+        while "Handling signal: term" not in process_output(running.process) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "Handling signal: term" in process_output(running.process)
         threads = [threading.Thread(target=again, args=(session,)) for session in sessions]
         for thread in threads:
             thread.start()

@@ -1,5 +1,4 @@
 """Root, health checks and the API documentation."""
-import json
 
 from tests.conftest import make_app
 
@@ -135,40 +134,3 @@ def test_request_id_is_generated_and_returned(client):
 def test_request_id_from_the_caller_is_kept(client):
     response = client.get("/health/live", headers={"X-Request-ID": "abc-123"})
     assert response.headers["X-Request-ID"] == "abc-123"
-
-
-def test_the_liveness_probe_is_answered_at_the_edge_with_the_views_answer(database, capsys):
-    """A probe (no Origin header) is answered by the WSGI edge without Flask's dispatch; its
-    body, security headers, log line and metric are the ones the view gives a browser's
-    request, without the CORS headers only a cross-origin request needs."""
-    app = make_app(LOG_LEVEL="INFO", METRICS_TOKEN="metrics-token-for-the-suite")
-    dispatched = []
-    app.before_request(lambda: dispatched.append(1))
-    client = app.test_client()
-
-    probe = client.get("/health/live", headers={"X-Request-ID": "probe-1"})
-    assert dispatched == []
-    browser = client.get("/health/live", headers={"Origin": "http://localhost:3000"})
-    assert dispatched == [1]
-
-    assert probe.status_code == browser.status_code == 200
-    assert probe.data == browser.data and probe.get_json() == {"status": "alive"}
-    assert probe.headers["Content-Type"] == browser.headers["Content-Type"]
-    assert probe.headers["Vary"] == "Origin"
-    assert "Access-Control-Allow-Origin" not in probe.headers
-    assert browser.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
-    for name in ("X-Content-Type-Options", "X-Frame-Options", "Content-Security-Policy", "Referrer-Policy"):
-        assert probe.headers[name] == browser.headers[name]
-    assert probe.headers["X-Request-ID"] == "probe-1"
-
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    logged = [line for line in lines if line.get("logger") == "saas.request" and line["request_id"] == "probe-1"]
-    assert [(line["path"], line["status"], line["method"]) for line in logged] == [("/health/live", 200, "GET")]
-
-    # Anything but a plain GET goes through Flask as before.
-    assert client.head("/health/live").status_code == 200
-    assert client.post("/health/live").status_code == 405
-    assert len(dispatched) == 3
-    # Counted under the view's endpoint, the probe's and the browser's GET alike.
-    metrics = client.get("/metrics", headers={"Authorization": "Bearer metrics-token-for-the-suite"}).get_data(as_text=True)
-    assert 'saas_http_request_duration_seconds_count{endpoint="system.liveness",method="GET",status="200"} 2.0' in metrics

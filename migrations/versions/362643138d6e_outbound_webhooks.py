@@ -1,7 +1,7 @@
 """outbound webhooks: webhook_endpoints, webhook_events (the outbox), webhook_deliveries
 
 Revision ID: 362643138d6e
-Revises: d9f1b3c5e7a2
+Revises: 9b1d3f5a7c2e
 Create Date: 2026-12-07 10:53:51
 
 Expand only: new tables, which the previous release ignores.
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '362643138d6e'
-down_revision = 'd9f1b3c5e7a2'
+down_revision = '9b1d3f5a7c2e'
 branch_labels = None
 depends_on = None
 
@@ -35,7 +35,8 @@ def upgrade():
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_webhook_endpoints_created_by_id_users'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], name=op.f('fk_webhook_endpoints_org_id_organizations'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_endpoints'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_endpoints')),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('webhook_endpoints', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_webhook_endpoints_org_id'), ['org_id'], unique=False)
@@ -68,7 +69,8 @@ def upgrade():
     sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['endpoint_id'], ['webhook_endpoints.id'], name=op.f('fk_webhook_deliveries_endpoint_id_webhook_endpoints'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['event_id'], ['webhook_events.id'], name=op.f('fk_webhook_deliveries_event_id_webhook_events'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries')),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
         batch_op.create_index('ix_webhook_deliveries_endpoint_id_created_at', ['endpoint_id', 'created_at'], unique=False)

@@ -16,7 +16,7 @@ from saas.auth.models import AuthSession
 from saas.auth import service as auth_service
 from saas.billing.entitlements import subscription_summary
 from saas.billing.models import Subscription
-from saas.core.database import page_of
+from saas.core.database import atomic, page_of
 from saas.core.errors import Conflict, Forbidden
 from saas.core.time import utcnow
 from saas.extensions import db
@@ -113,45 +113,41 @@ def _lock_users(*user_ids):
     return {user.id: user for user in rows}
 
 
-def _refuse(error):
-    db.session.rollback()  # releases the locks
-    raise error
-
-
+@atomic
 def update_user(actor_id, user_id, changes):
     """Set ``is_active``, ``is_superuser`` and ``email_verified`` (those given). Deactivating
-    ends every session and API key of the user at once. Only what changes is written and audited."""
+    ends every session and API key of the user at once. Only what changes is written and audited.
+    A refusal rolls back, which releases the locks."""
     locked = _lock_users(actor_id, user_id)
     actor, user = locked.get(actor_id), locked.get(user_id)
     if user is None:
-        _refuse(NoSuchUser())
+        raise NoSuchUser()
     if actor is None or not (actor.is_active and actor.is_superuser):
-        _refuse(NoLongerSuperuser())
+        raise NoLongerSuperuser()
     if user.id == actor.id and False in (changes.get("is_active"), changes.get("is_superuser")):
-        _refuse(CannotLockYourselfOut())
+        raise CannotLockYourselfOut()
     if user.deleted_at is not None:
-        _refuse(DeletedAccount())
+        raise DeletedAccount()
     changed = {name: {"from": getattr(user, name), "to": value}
                for name, value in changes.items() if name in USER_FLAGS and getattr(user, name) != value}
     if not changed:
-        db.session.commit()
         return user
     user.is_superuser = changes.get("is_superuser", user.is_superuser)
     user.email_verified = changes.get("email_verified", user.email_verified)
     audit.record(None, "admin.user_updated", target=f"user:{user.id}", details={"email": user.email, **changed})
     if "is_active" in changed:
-        return set_user_active(user, changes["is_active"])  # commits; deactivation ends sessions and keys
-    db.session.commit()
+        set_user_active(user, changes["is_active"])  # deactivation ends sessions and keys
     return user
 
 
+@atomic
 def log_out_everywhere(user_id):
     """End every session of the user (their API keys keep working) and void the links mailed
     for the account, and record it."""
     user = get_user(user_id)
     audit.record(None, "admin.user_logged_out", target=f"user:{user.id}",
                  details={"email": user.email, "sessions_ended": open_sessions(user.id)})
-    auth_service.log_out_everywhere(user, reason="admin-logout-all")  # commits the event with it
+    auth_service.log_out_everywhere(user, reason="admin-logout-all")
 
 
 # --- organisations ----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from saas.ai.service import (
     resolve_max_tokens,
     resolve_model,
 )
+from saas.core.database import atomic, discard, transaction
 from saas.core.errors import DomainError, Forbidden, envelope, envelope_of
 from saas.core.queue import DEFAULT, enqueue, job_app_context, job_id
 from saas.core.time import utcnow
@@ -53,13 +54,7 @@ def submit_job(org, user, *, messages, model=None, max_tokens=None, request_id=N
         org, user, model=model, tokens=call_tokens(messages, max_tokens), hold_for=QUEUE_WAIT + longest_run(),
         request_id=request_id,
     )
-    job = AiJob(
-        user_id=user.id, org_id=org.id, model=model, max_tokens=max_tokens, messages=messages, request_id=request_id,
-        usage_record_id=reservation.record_id,
-    )
-    db.session.add(job)
-    db.session.commit()
-    stored_id = job.id
+    stored_id = _store_job(org, user, model, max_tokens, messages, request_id, reservation)
     try:
         # RQ's default 180 s limit could kill a slow but healthy call and lose its usage.
         enqueue(
@@ -67,21 +62,32 @@ def submit_job(org, user, *, messages, model=None, max_tokens=None, request_id=N
             job_timeout=int(longest_run().total_seconds()),
         )
     except RedisError:
-        db.session.delete(job)
-        db.session.commit()
+        _forget_job(stored_id)
         release(reservation)
         raise
     return db.session.get(AiJob, stored_id)
 
 
+@atomic
+def _store_job(org, user, model, max_tokens, messages, request_id, reservation):
+    job = AiJob(
+        user_id=user.id, org_id=org.id, model=model, max_tokens=max_tokens, messages=messages, request_id=request_id,
+        usage_record_id=reservation.record_id,
+    )
+    db.session.add(job)
+    db.session.flush()
+    return job.id
+
+
+@atomic
+def _forget_job(stored_id):
+    db.session.execute(sa.delete(AiJob).where(AiJob.id == stored_id))
+
+
 @job_app_context
 def run_chat_job(stored_id):
     """Run a queued chat job once and store its result, or its error as the API would answer it."""
-    claimed = db.session.execute(
-        sa.update(AiJob).where(AiJob.id == stored_id, AiJob.status == QUEUED).values(status=RUNNING, started_at=utcnow())
-    ).rowcount
-    db.session.commit()
-    if not claimed:
+    if not _claim(stored_id):
         log.info("chat job %s is gone or not queued; nothing to run", stored_id)
         return None
     job = db.session.get(AiJob, stored_id)
@@ -112,10 +118,19 @@ def run_chat_job(stored_id):
     return stored_id
 
 
+@atomic
+def _claim(stored_id):
+    """Whether this run claimed the queued job (it is now running)."""
+    return bool(db.session.execute(
+        sa.update(AiJob).where(AiJob.id == stored_id, AiJob.status == QUEUED).values(status=RUNNING, started_at=utcnow())
+    ).rowcount)
+
+
 def _finish(stored_id, status, *, result=None, error=None):
-    db.session.rollback()
-    db.session.execute(
-        sa.update(AiJob).where(AiJob.id == stored_id).values(status=status, result=result, error=error, finished_at=utcnow())
-    )
-    webhook_events.ai_job_finished(db.session.get(AiJob, stored_id), status=status, result=result, error=error)
-    db.session.commit()
+    discard()  # whatever the failed call left in the session
+    with transaction():
+        db.session.execute(
+            sa.update(AiJob).where(AiJob.id == stored_id)
+            .values(status=status, result=result, error=error, finished_at=utcnow())
+        )
+        webhook_events.ai_job_finished(db.session.get(AiJob, stored_id), status=status, result=result, error=error)

@@ -5,6 +5,7 @@ from flask import Response, stream_with_context
 
 from saas.ai import jobs, service
 from saas.ai.schemas import AiJobSchema, ChatRequestSchema, CompletionRequestSchema, CompletionSchema
+from saas.core.permissions import Permission
 from saas.web.api import API_KEY, SESSION
 from saas.web.blueprint import Blueprint, current_principal
 from saas.web.edge import current_request_id
@@ -25,7 +26,7 @@ def server_sent_events(events):
 
 
 @blp.route("/chat", methods=["POST"])
-@blp.auth(SESSION, API_KEY, org="acting", permission="ai.use")
+@blp.auth(SESSION, API_KEY, org="acting", permission=Permission.AI_USE)
 @blp.arguments(ChatRequestSchema)
 @blp.response(200, CompletionSchema)
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
@@ -73,7 +74,7 @@ def chat(fields):
 
 
 @blp.route("/jobs", methods=["POST"])
-@blp.auth(SESSION, API_KEY, org="acting", permission="ai.use")
+@blp.auth(SESSION, API_KEY, org="acting", permission=Permission.AI_USE)
 @blp.arguments(CompletionRequestSchema)
 @blp.response(202, AiJobSchema)
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")

@@ -1,6 +1,7 @@
 """Chat completions metered against an organisation's quota: at once, streamed, or in the
 background. ``org`` is whose quota a call uses, ``user`` who makes it."""
 import logging
+import time
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 CHARS_PER_TOKEN = 3
 TOKENS_PER_MESSAGE = 4
 CHAT_JOB = "ai-chat"
+# A stream renews its reservation at least this often (more often with a shorter AI_TIMEOUT).
+RENEWAL_MAX_SECONDS = 30
 
 
 class ModelNotAllowed(InvalidInput):
@@ -127,10 +130,12 @@ def stream_completion(org, user, messages, *, model=None, max_tokens=None, reque
 def _relayed_events(stream, reservation, prompt_tokens):
     pieces = []
     settled = None
+    renew = _renewal(reservation)
     try:
         try:
             for piece in stream:
                 pieces.append(piece)
+                renew()
                 yield "delta", {"content": piece}
         except DomainError as error:  # the 200 is sent already: the failure becomes an event
             yield "error", envelope_of(error)
@@ -140,6 +145,31 @@ def _relayed_events(stream, reservation, prompt_tokens):
         stream.close()
         if settled is None:  # the client went away mid-answer: what was generated still counts
             _settle_stream(stream, reservation, prompt_tokens, pieces)
+
+
+def _renewal(reservation):
+    """What a stream calls at each piece: it holds the reservation for a longest run from now
+    again, at most once every AI_TIMEOUT (30 s at most), so the sweep never forgets the
+    reservation of a stream still being answered, however long it lasts. The provider sends
+    pieces at most AI_TIMEOUT apart (a longer silence is a read timeout) and a hold lasts more
+    than AI_TIMEOUT plus a minute: it is renewed long before it ends, unless the client stops
+    reading for that long (``settle`` records the usage then all the same)."""
+    hold = longest_run()
+    every = min(current_app.config["AI_TIMEOUT"], RENEWAL_MAX_SECONDS)
+    renew_at = time.monotonic() + every
+
+    def renew():
+        nonlocal renew_at
+        if time.monotonic() < renew_at:
+            return
+        renew_at = time.monotonic() + every
+        try:
+            extend(reservation, hold)
+        except sa.exc.SQLAlchemyError:  # the answer goes on; settling records it anyway
+            db.session.rollback()
+            log.warning("could not renew reservation %s", reservation.record_id, exc_info=True)
+
+    return renew
 
 
 def _settle_stream(stream, reservation, prompt_tokens, pieces):
@@ -159,9 +189,10 @@ def get_job(user, stored_id, *, org_id=None):
 
 
 def fail_if_orphaned(job):
-    """Mark failed, and give its reservation back, a job that will never finish: running past
-    its longest run, or no longer held by RQ (Redis lost it, it failed before it could claim the
-    row, or its worker was killed and RQ gave it up). Returns whether it did."""
+    """Mark failed a job that will never finish: running past its longest run, or no longer held
+    by RQ (Redis lost it, it failed before it could claim the row, or its worker was killed or
+    stopped vouching for it and RQ gave it up); one lost before it ran gives its reservation back
+    (see ``_mark_failed``). Returns whether it did."""
     if job.status == RUNNING and job.started_at < utcnow() - longest_run():
         return _mark_failed(job, RUNNING, "The job was interrupted before it finished; submit it again.")
     if job.status in (QUEUED, RUNNING) and job_is_lost(job_id(CHAT_JOB, job.id)):
@@ -183,7 +214,10 @@ def job_reservation(job):
     """The reservation a job took when it was submitted (None for jobs from before that)."""
     if job.usage_record_id is None:
         return None
-    return Reservation(job.usage_record_id, call_tokens(job.messages, job.max_tokens), job.model)
+    return Reservation(
+        job.usage_record_id, call_tokens(job.messages, job.max_tokens), job.model, job.user_id, job.org_id,
+        job.request_id,
+    )
 
 
 def longest_run():
@@ -205,8 +239,11 @@ def _mark_failed(job, expected_status, message):
     db.session.commit()
     db.session.refresh(job)
     reservation = job_reservation(job)
-    if failed and reservation is not None:
-        release(reservation)  # what a lost job held goes back to the quota
+    # What a job lost before it ran held goes back to the quota. One that started may still be
+    # running (its worker only stopped vouching for it): its reservation holds until its longest
+    # run is over, when RQ has ended it for sure (job_timeout), and the sweep forgets it then.
+    if failed and expected_status == QUEUED and reservation is not None:
+        release(reservation)
     return bool(failed)
 
 

@@ -4,13 +4,14 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from saas.core.columns import UTCDateTime
+from saas.core.columns import IDS_NEVER_REUSED, UTCDateTime
 from saas.core.time import utcnow
 from saas.extensions import db
 
 
 class ApiKey(db.Model):
     __tablename__ = "api_keys"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     # Who created it; the key acts for the organisation, with that user as the caller.

@@ -2,6 +2,7 @@
 organisation's at ``/api/v1/api-keys``, an organisation's at ``/api/v1/orgs/{id}/api-keys``."""
 from saas.apikeys import service
 from saas.apikeys.schemas import ApiKeyCreateSchema, ApiKeySchema, NewApiKeySchema
+from saas.core.permissions import Permission
 from saas.web.api import SESSION
 from saas.web.blueprint import Blueprint, current_principal
 
@@ -22,8 +23,12 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 @blp.doc(operationId="api_keys_create")
 @blp.arguments(ApiKeyCreateSchema)
 @blp.response(201, NewApiKeySchema)
+@blp.alt_response(409, response="CONFLICT")
 def create_api_key(fields):
     """Create an API key; the response is the only time the key itself is shown.
+
+    At most `API_KEYS_MAX` (25) keys per owner: 409 past it, or when the caller has made that
+    many across their organizations; revoke one first.
 
     Send it as `Authorization: Bearer <key>` or `X-API-Key: <key>` to the AI, usage and
     read-only account endpoints. Managing keys and changing the account need a login session.
@@ -52,19 +57,21 @@ def revoke_api_key(key_id):
 
 
 @org_keys_blp.route("/<int:org_id>/api-keys", methods=["POST"])
-@org_keys_blp.auth(SESSION, org="path", permission="api_keys.manage")
+@org_keys_blp.auth(SESSION, org="path", permission=Permission.API_KEYS_MANAGE)
 @org_keys_blp.arguments(ApiKeyCreateSchema)
 @org_keys_blp.response(201, NewApiKeySchema)
+@org_keys_blp.alt_response(409, response="CONFLICT")
 def create_org_api_key(fields, org_id):
     """Create an API key of the organization (admins); shown this once. It acts for the
     organization: its quota, its plan. It keeps working when its creator leaves only if the
-    admin removing them keeps it (`keep_api_keys=true`)."""
+    admin removing them keeps it (`keep_api_keys=true`). At most `API_KEYS_MAX` (25) keys per
+    organization, and per person across their organizations: 409 past either."""
     principal = current_principal()
     return service.create_key(principal.org, principal.user, **fields), 201, NO_STORE
 
 
 @org_keys_blp.route("/<int:org_id>/api-keys", methods=["GET"])
-@org_keys_blp.auth(SESSION, org="path", permission="api_keys.manage")
+@org_keys_blp.auth(SESSION, org="path", permission=Permission.API_KEYS_MANAGE)
 @org_keys_blp.response(200, ApiKeySchema(many=True))
 def list_org_api_keys(org_id):
     """The organization's API keys, newest first."""
@@ -72,7 +79,7 @@ def list_org_api_keys(org_id):
 
 
 @org_keys_blp.route("/<int:org_id>/api-keys/<int:key_id>", methods=["DELETE"])
-@org_keys_blp.auth(SESSION, org="path", permission="api_keys.manage")
+@org_keys_blp.auth(SESSION, org="path", permission=Permission.API_KEYS_MANAGE)
 @org_keys_blp.response(204)
 @org_keys_blp.alt_response(404, response="NOT_FOUND")
 def revoke_org_api_key(org_id, key_id):

@@ -5,6 +5,10 @@ to find the row, the whole key only as its SHA-256 hash, compared in constant ti
 
 A key belongs to an organisation and acts only for it (its quota, its plan), with its creator
 as the caller. ``/api/v1/api-keys`` are the personal organisation's keys.
+
+Keys are capped (API_KEYS_MAX) twice over: per organisation, so one team cannot mint keys
+without end however many admins it has, and per creator across the organisations they belong
+to, so one account cannot either by making more teams.
 """
 import hashlib
 import hmac
@@ -13,15 +17,19 @@ import secrets
 from datetime import timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 
 from saas.apikeys.models import ApiKey
 from saas.core.database import Prepared, fields_of, loaded, read_row, write
-from saas.core.errors import NotFound, Unauthenticated
+from saas.core.errors import Conflict, NotFound, Unauthenticated
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.orgs import audit
 from saas.orgs import events as org_events
-from saas.orgs.service import attach_personal_org, personal_org_columns, personal_org_join
+from saas.orgs.models import Membership, Organization
+from saas.orgs.service import (
+    KeysOrganizationDeleted, attach_personal_org, lock_org, personal_org_columns, personal_org_join,
+)
 from saas.users import events
 from saas.users.models import User
 
@@ -45,6 +53,11 @@ class NoSuchApiKey(NotFound):
     message = "No such API key."
 
 
+class TooManyApiKeys(Conflict):
+    def __init__(self, message):
+        super().__init__(message, errors={"reason": ["too_many_api_keys"]})
+
+
 def looks_like_api_key(token):
     """Whether a bearer token is one of our API keys rather than a JWT."""
     return token.startswith(KEY_PREFIX)
@@ -55,8 +68,9 @@ def _hash(raw_key):
 
 
 def create_key(org, user, *, name, expires_at=None):
-    """Store a new key of ``org``, made by ``user``. Only the returned instance carries the key
-    (``secret``)."""
+    """Store a new key of ``org``, made by ``user``, unless either has API_KEYS_MAX keys
+    already (409). Only the returned instance carries the key (``secret``)."""
+    _refuse_past_the_cap(org, user)
     prefix = KEY_PREFIX + secrets.token_hex(6)
     raw_key = f"{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
     key = ApiKey(
@@ -68,6 +82,30 @@ def create_key(org, user, *, name, expires_at=None):
     db.session.commit()
     key.secret = raw_key  # not a column: gone once this response is sent
     return key
+
+
+def _refuse_past_the_cap(org, user):
+    """Counted under the locks of the organisation and of the user's personal one (in id order,
+    like every lock of several organisations), so concurrent creations stop at the cap."""
+    for org_id in sorted({org.id, user.personal_org.id}):
+        lock_org(org_id)
+    limit = current_app.config["API_KEYS_MAX"]
+    in_org = db.session.scalar(sa.select(sa.func.count()).select_from(ApiKey).where(ApiKey.org_id == org.id))
+    if in_org >= limit:
+        db.session.rollback()
+        whose = "You have" if org.personal else "This organization has"
+        raise TooManyApiKeys(f"{whose} {limit} API keys, the most allowed: revoke one first.")
+    # Keys of organisations the user has left (kept by an admin) are that organisation's now.
+    their_orgs = sa.select(Membership.org_id).where(Membership.user_id == user.id)
+    made = db.session.scalar(
+        sa.select(sa.func.count()).select_from(ApiKey)
+        .where(ApiKey.user_id == user.id, sa.or_(ApiKey.org_id.is_(None), ApiKey.org_id.in_(their_orgs)))
+    )
+    if made >= limit:
+        db.session.rollback()
+        raise TooManyApiKeys(
+            f"You have made {limit} API keys across your organizations, the most one person may: revoke one first."
+        )
 
 
 def list_keys(org):
@@ -86,22 +124,22 @@ def revoke_key(org, key_id):
     db.session.commit()
 
 
-def revoke_all_keys(user_id, *, commit=True):
-    """Delete every API key the user created, in every organisation."""
+def revoke_all_keys(user_id):
+    """Delete every API key the user created, in every organisation (in the caller's use case)."""
     db.session.execute(sa.delete(ApiKey).where(ApiKey.user_id == user_id))
-    if commit:
-        db.session.commit()
 
 
-# A key, its creator and the creator's personal organisation, in one query (the gate's, in
-# autocommit: see saas/core/database.py).
+_KEY_ORG = Organization.__table__.alias("key_org")
+# A key, whether its organisation still exists, its creator and the creator's personal
+# organisation, in one query (the gate's, in autocommit: see saas/core/database.py).
 _KEY_AND_OWNER = Prepared("saas_key_and_owner", (
     sa.select(
         ApiKey.id.label("key_id"), ApiKey.key_hash, ApiKey.expires_at.label("key_expires_at"),
         ApiKey.last_used_at.label("key_last_used_at"), ApiKey.org_id.label("key_org_id"),
-        *User.__table__.columns, *personal_org_columns(),
+        _KEY_ORG.c.id.label("key_org_found"), *User.__table__.columns, *personal_org_columns(),
     )
     .join(User, User.id == ApiKey.user_id)
+    .outerjoin(_KEY_ORG, _KEY_ORG.c.id == ApiKey.org_id)
     .outerjoin(*personal_org_join())
     .where(ApiKey.prefix == sa.bindparam("prefix"))
 ))
@@ -121,6 +159,8 @@ def authenticate(raw_key):
         raise InvalidApiKey()
     if not row["is_active"]:
         raise AccountDisabled()
+    if row["key_org_id"] is not None and row["key_org_found"] is None:
+        raise KeysOrganizationDeleted()  # its keys go with it; one written before they did
     if row["key_last_used_at"] is None or row["key_last_used_at"] <= now - LAST_USED_RESOLUTION:
         write(sa.update(ApiKey).where(ApiKey.id == row["key_id"]).values(last_used_at=now))
     user = loaded(User, {column.name: row[column.name] for column in User.__table__.columns})
@@ -154,7 +194,7 @@ def _revoke_on_removal(org_id, *, user_id, keep_api_keys=False, **_):
 
 
 def _revoke_on_deletion(user, **_):
-    revoke_all_keys(user.id, commit=False)
+    revoke_all_keys(user.id)
 
 
 KEY_EXPORT = ("id", "org_id", "name", "prefix", "created_at", "last_used_at", "expires_at")

@@ -7,6 +7,7 @@ from flask.cli import AppGroup
 
 from saas.auth.limits import unlock_account
 from saas.auth.models import AuthSession
+from saas.core.database import transaction
 from saas.core.time import utcnow
 from saas.extensions import db
 
@@ -21,10 +22,10 @@ auth_cli = AppGroup("auth", help="Session housekeeping.")
 def prune_sessions(keep_days):
     """Delete sessions that expired or were revoked more than --keep-days ago (safe to cron)."""
     cutoff = utcnow() - timedelta(days=keep_days)
-    deleted = db.session.execute(
-        sa.delete(AuthSession).where(sa.or_(AuthSession.expires_at < cutoff, AuthSession.revoked_at < cutoff))
-    ).rowcount
-    db.session.commit()
+    with transaction():
+        deleted = db.session.execute(
+            sa.delete(AuthSession).where(sa.or_(AuthSession.expires_at < cutoff, AuthSession.revoked_at < cutoff))
+        ).rowcount
     click.echo(f"deleted {deleted} sessions")
 
 

@@ -266,6 +266,19 @@ def rotate_refresh_token(raw_token):
     session_id, jti = _claim(claims, "sid"), _claim(claims, "jti")
     if session_id is None or jti is None:
         raise SessionEnded()
+    try:
+        return _rotated(session_id, jti, claims.get("sub"))
+    except _Replayed:
+        _revoke_replayed_family(session_id, jti)
+        raise SessionEnded() from None
+
+
+class _Replayed(Exception):
+    """A refresh token that is not its family's current one."""
+
+
+@atomic
+def _rotated(session_id, jti, subject):
     new_jti = new_uuid()
     now = utcnow()
     swapped = db.session.execute(
@@ -279,17 +292,14 @@ def rotate_refresh_token(raw_token):
         .values(refresh_jti=new_jti, last_refreshed_at=now)
     ).rowcount
     if swapped != 1:
-        db.session.rollback()
-        _revoke_replayed_family(session_id, jti)
-        raise SessionEnded()
+        raise _Replayed()
     session = db.session.get(AuthSession, session_id)
-    if str(session.user_id) != claims.get("sub") or not session.user.is_active:
-        db.session.rollback()
+    if str(session.user_id) != subject or not session.user.is_active:
         raise SessionEnded()
-    db.session.commit()
     return _token_pair(session.user_id, session.id, new_jti)
 
 
+@atomic
 def _revoke_replayed_family(session_id, jti):
     session = db.session.get(AuthSession, session_id)
     if session is not None and not session.is_revoked and session.refresh_jti != jti:
@@ -297,8 +307,8 @@ def _revoke_replayed_family(session_id, jti):
         revoke_sessions(session_id=session.id, reason="refresh-reuse")
 
 
-def revoke_sessions(*, session_id=None, user_id=None, except_session_id=None, reason, commit=True):
-    """Revoke the open sessions selected by the arguments, and commit (unless told not to)."""
+def revoke_sessions(*, session_id=None, user_id=None, except_session_id=None, reason):
+    """Revoke the open sessions selected by the arguments, in the caller's use case."""
     query = sa.update(AuthSession).where(AuthSession.revoked_at.is_(None))
     if session_id is not None:
         query = query.where(AuthSession.id == session_id)
@@ -307,10 +317,9 @@ def revoke_sessions(*, session_id=None, user_id=None, except_session_id=None, re
     if except_session_id is not None:
         query = query.where(AuthSession.id != except_session_id)
     db.session.execute(query.values(revoked_at=utcnow(), revoked_reason=reason))
-    if commit:
-        db.session.commit()
 
 
+@atomic
 def end_session(session_id):
     revoke_sessions(session_id=session_id, reason="logout")
 
@@ -319,6 +328,7 @@ def end_all_sessions(user_id, *, except_session_id=None, reason="logout-all"):
     revoke_sessions(user_id=user_id, except_session_id=except_session_id, reason=reason)
 
 
+@atomic
 def log_out_everywhere(user, *, reason="logout-all"):
     """End every session of ``user`` and void every link mailed for the account (its security
     stamp changes): whoever made the owner log out everywhere may have asked for some."""
@@ -345,13 +355,13 @@ def _end_sessions_after_deactivation(user, **_):
 
 
 def _end_sessions_of_secured_account(user, *, reason, **_):
-    revoke_sessions(user_id=user.id, reason=reason, commit=False)
+    revoke_sessions(user_id=user.id, reason=reason)
 
 
 def _end_sessions_of_deleted_account(user, **_):
     """Every session ends; the rows stay (when the account logged in) without the addresses and
     clients it used."""
-    revoke_sessions(user_id=user.id, reason="account-deleted", commit=False)
+    revoke_sessions(user_id=user.id, reason="account-deleted")
     db.session.execute(
         sa.update(AuthSession).where(AuthSession.user_id == user.id).values(ip_address=None, user_agent=None)
     )

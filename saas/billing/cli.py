@@ -10,6 +10,7 @@ from saas.billing.models import StripeEvent
 from saas.billing.service import create_missing_customers
 from saas.billing.subscriptions import sync_all_customers
 from saas.billing.webhooks import replay_failed_events
+from saas.core.database import transaction
 from saas.core.time import utcnow
 from saas.extensions import db
 
@@ -60,8 +61,8 @@ def sync_seats():
 def prune_events(keep_days):
     """Delete applied webhook events older than --keep-days; unapplied ones are always kept."""
     cutoff = utcnow() - timedelta(days=keep_days)
-    deleted = db.session.execute(
-        sa.delete(StripeEvent).where(StripeEvent.processed_at.is_not(None), StripeEvent.received_at < cutoff)
-    ).rowcount
-    db.session.commit()
+    with transaction():
+        deleted = db.session.execute(
+            sa.delete(StripeEvent).where(StripeEvent.processed_at.is_not(None), StripeEvent.received_at < cutoff)
+        ).rowcount
     click.echo(f"deleted {deleted} events")

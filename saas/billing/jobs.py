@@ -1,5 +1,6 @@
 """Billing work that runs in the worker, on the ``high`` queue, and billing's reactions to
 account and organisation events."""
+import functools
 import logging
 
 import sqlalchemy as sa
@@ -11,7 +12,7 @@ from saas.billing.entitlements import current_subscription
 from saas.billing.models import ENDED_STATUSES, Subscription
 from saas.billing.service import ensure_customer
 from saas.billing.subscriptions import plan_item, store_subscription
-from saas.core.database import fields_of, one_by_one
+from saas.core.database import after_commit, fields_of, one_by_one, transaction
 from saas.core.queue import HIGH, enqueue, job_app_context
 from saas.extensions import db
 from saas.orgs import events as org_events
@@ -38,13 +39,6 @@ def create_stripe_customer(user_id):
     return ensure_customer(user.personal_org)
 
 
-def create_stripe_customer_later(user):
-    """Queue the customer creation (inline without Redis); a no-op when billing is off."""
-    if not _billing_on():
-        return None
-    return enqueue(create_stripe_customer, user.id, queue=HIGH)
-
-
 @job_app_context
 def sync_customer_email(user_id):
     """Give the user's personal Stripe customer the user's current address. Raises so RQ retries it."""
@@ -62,22 +56,20 @@ def sync_seats(org_id):
     of members queues this job after it commits, so the last job to run sees the last count,
     whatever order they ran in. Never takes a number from a client. Raises so RQ retries it.
     """
-    org = lock_org(org_id)
-    subscription = current_subscription(org) if org is not None else None
-    if subscription is None or subscription.plan not in current_app.config["STRIPE_SEAT_PLANS"]:
-        db.session.commit()
-        return None
-    seats = member_count(org_id)
-    current = gateway.retrieve_subscription(subscription.stripe_subscription_id)
-    if current is None or current["status"] in ENDED_STATUSES:
-        db.session.commit()
-        return None
-    item = plan_item(current)
-    if item.get("quantity") != seats:
-        current = gateway.set_item_quantity(current["id"], item["id"], seats)
-    store_subscription(org, current)
-    db.session.commit()
-    return seats
+    with transaction():  # the lock is held until Stripe has the new quantity
+        org = lock_org(org_id)
+        subscription = current_subscription(org) if org is not None else None
+        if subscription is None or subscription.plan not in current_app.config["STRIPE_SEAT_PLANS"]:
+            return None
+        seats = member_count(org_id)
+        current = gateway.retrieve_subscription(subscription.stripe_subscription_id)
+        if current is None or current["status"] in ENDED_STATUSES:
+            return None
+        item = plan_item(current)
+        if item.get("quantity") != seats:
+            current = gateway.set_item_quantity(current["id"], item["id"], seats)
+        store_subscription(org, current)
+        return seats
 
 
 def connect_signals():
@@ -92,31 +84,42 @@ def connect_signals():
 
 
 def _queue_customer_for_new_user(user, **_):
+    after_commit(functools.partial(_queue_customer, user.id))
+
+
+def _queue_customer(user_id):
     # Signup must not fail because Redis is down: billing endpoints create a missing customer
     # on demand, and the worker's sweep creates the rest.
+    if not _billing_on():
+        return
     try:
-        create_stripe_customer_later(user)
+        enqueue(create_stripe_customer, user_id, queue=HIGH)
     except RedisError:
-        log.warning("could not queue Stripe customer creation for user %s; left for the sweeper", user.id)
+        log.warning("could not queue Stripe customer creation for user %s; left for the sweeper", user_id)
 
 
 def _queue_customer_email_sync(user, **_):
     org = user.personal_org
     if not (_billing_on() and org is not None and org.stripe_customer_id):
         return
-    try:
-        enqueue(sync_customer_email, user.id, queue=HIGH)
-    except RedisError:
-        log.warning("could not queue the Stripe customer's new address for user %s", user.id)
+    after_commit(functools.partial(_queue_or_log, sync_customer_email, user.id,
+                                   warning=f"could not queue the Stripe customer's new address for user {user.id}"))
 
 
 def _queue_seat_sync(org_id, **_):
     if not (_billing_on() and current_app.config["STRIPE_SEAT_PLANS"]):
         return
+    after_commit(functools.partial(
+        _queue_or_log, sync_seats, org_id,
+        warning=f"could not queue the seat count of organization {org_id}; `flask billing sync-seats` repairs it",
+    ))
+
+
+def _queue_or_log(job, key, *, warning):
     try:
-        enqueue(sync_seats, org_id, queue=HIGH)
+        enqueue(job, key, queue=HIGH)
     except RedisError:
-        log.warning("could not queue the seat count of organization %s; `flask billing sync-seats` repairs it", org_id)
+        log.warning(warning)
 
 
 def _cancel_subscriptions_of_deleted_org(org, **_):
@@ -129,8 +132,8 @@ def _cancel_subscriptions_of_deleted_org(org, **_):
 
 
 def _cancel_now(stripe_subscription_ids):
-    """Cancel in Stripe at once, and record it here without waiting for the webhook; the caller
-    commits. A Stripe error stops before anything is recorded."""
+    """Cancel in Stripe at once, and record it here without waiting for the webhook, in the
+    caller's use case. A Stripe error stops before anything is recorded."""
     for stripe_subscription_id in stripe_subscription_ids:
         gateway.cancel_subscription(stripe_subscription_id)
     if stripe_subscription_ids:
@@ -191,23 +194,20 @@ def cancel_subscription_of_deleted_account(stripe_subscription_id):
 
 
 def _queue_cancellations_of_deleted_account(user, **_):
+    """Sent inside the deletion's use case: the live subscriptions are read there, and their
+    cancellations queued once it commits."""
     if not _billing_on():
         return
     for stripe_subscription_id in _live_subscriptions_of_deleted_accounts(user_id=user.id):
-        try:
-            enqueue(cancel_subscription_of_deleted_account, stripe_subscription_id, queue=HIGH)
-        except RedisError:
-            log.warning("could not queue the cancellation of a deleted account's subscription; the sweep will")
+        after_commit(functools.partial(
+            _queue_or_log, cancel_subscription_of_deleted_account, stripe_subscription_id,
+            warning="could not queue the cancellation of a deleted account's subscription; the sweep will",
+        ))
 
 
 def cancel_subscriptions_of_deleted_accounts(limit):
     """For the sweep: cancel what a lost job left live. Returns (canceled, failures)."""
-
-    def cancel(stripe_subscription_id):
-        _cancel_now([stripe_subscription_id])
-        db.session.commit()
-
-    return one_by_one(_live_subscriptions_of_deleted_accounts(limit), cancel)
+    return one_by_one(_live_subscriptions_of_deleted_accounts(limit), lambda sub_id: _cancel_now([sub_id]))
 
 
 SUBSCRIPTION_EXPORT = ("stripe_subscription_id", "stripe_customer_id", "status", "price_id", "plan", "quantity",

@@ -4,7 +4,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from saas.core.columns import UTCDateTime
+from saas.core.columns import IDS_NEVER_REUSED, UTCDateTime
 from saas.core.time import utcnow
 from saas.extensions import db
 
@@ -33,6 +33,7 @@ class Subscription(db.Model):
     """Our copy of a Stripe subscription, always written from what Stripe says now."""
 
     __tablename__ = "subscriptions"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     stripe_subscription_id: Mapped[str] = mapped_column(sa.String(255), unique=True, nullable=False)

@@ -15,6 +15,7 @@ from saas.billing.schemas import (
     WebhookAckSchema,
 )
 from saas.billing.webhooks import receive_event
+from saas.core.permissions import Permission
 from saas.extensions import limiter
 from saas.web.api import SESSION
 from saas.web.blueprint import Blueprint, current_principal
@@ -122,7 +123,7 @@ def pro_feature():
 
 
 @org_billing_blp.route("/<int:org_id>/billing/subscription", methods=["GET"])
-@org_billing_blp.auth(SESSION, org="path", permission="subscription.read")
+@org_billing_blp.auth(SESSION, org="path", permission=Permission.SUBSCRIPTION_READ)
 @org_billing_blp.response(200, SubscriptionSchema)
 def get_org_subscription(org_id):
     """The organization's current subscription (any member); `seats` for a per-seat plan."""
@@ -130,7 +131,7 @@ def get_org_subscription(org_id):
 
 
 @org_billing_blp.route("/<int:org_id>/billing/checkout", methods=["POST"])
-@org_billing_blp.auth(SESSION, org="path", permission="billing.manage")
+@org_billing_blp.auth(SESSION, org="path", permission=Permission.BILLING_MANAGE)
 @org_billing_blp.arguments(CheckoutRequestSchema)
 @org_billing_blp.response(200, CheckoutSessionSchema)
 @org_billing_blp.alt_response(409, response="CONFLICT")
@@ -147,7 +148,7 @@ def create_org_checkout(fields, org_id):
 
 
 @org_billing_blp.route("/<int:org_id>/billing/portal", methods=["GET"])
-@org_billing_blp.auth(SESSION, org="path", permission="billing.manage")
+@org_billing_blp.auth(SESSION, org="path", permission=Permission.BILLING_MANAGE)
 @org_billing_blp.arguments(PortalQuerySchema, location="query")
 @org_billing_blp.response(200, PortalSessionSchema)
 @org_billing_blp.alt_response(502, response="BAD_GATEWAY")

@@ -6,7 +6,7 @@ from flask import current_app
 
 from saas.billing import gateway
 from saas.billing.entitlements import current_subscription, mirror_to_owner
-from saas.core.database import one_by_one
+from saas.core.database import atomic, one_by_one, transaction
 from saas.core.errors import Conflict, InvalidInput
 from saas.extensions import db
 from saas.orgs import audit
@@ -51,6 +51,12 @@ def ensure_customer(org):
     if org.stripe_customer_id:
         return org.stripe_customer_id
     customer_id = gateway.create_customer(org, billing_owner(org))
+    _store_customer(org, customer_id)
+    return org.stripe_customer_id
+
+
+@atomic
+def _store_customer(org, customer_id):
     db.session.execute(
         sa.update(Organization)
         .where(Organization.id == org.id, Organization.stripe_customer_id.is_(None))
@@ -58,8 +64,6 @@ def ensure_customer(org):
     )
     db.session.refresh(org)
     mirror_to_owner(org)
-    db.session.commit()
-    return org.stripe_customer_id
 
 
 def create_missing_customers(registered_before=None, limit=None):
@@ -144,30 +148,33 @@ def start_checkout(org, user, *, price_id=None, plan=None, success_url=None, can
         raise AlreadySubscribed()
     success = safe_redirect_url(success_url, field="success_url", default_path="/billing/success?session_id={CHECKOUT_SESSION_ID}")
     cancel = safe_redirect_url(cancel_url, field="cancel_url", default_path="/billing/cancel")
-    customer_id = ensure_customer(org)
-    lock_org(org.id)
+    customer_id = ensure_customer(org)  # a use case of its own: stored before the checkout's calls
+    return _open_checkout(org, user, customer_id, price, success, cancel)
+
+
+@atomic
+def _open_checkout(org, user, customer_id, price, success, cancel):
+    lock_org(org.id)  # held until this commits
     plan_name = next(name for name, plan_price in configured_plans().items() if plan_price == price)
     quantity = member_count(org.id) if plan_name in current_app.config["STRIPE_SEAT_PLANS"] else 1
-    try:
-        for session in gateway.open_checkout_sessions(customer_id):
-            same = (session.get("metadata") or {}).get("price_id") == price
-            if same and (session.get("success_url"), session.get("cancel_url")) == (success, cancel):
-                return {"checkout_url": session["url"], "session_id": session["id"]}
-            gateway.expire_checkout_session(session["id"])
-        session = gateway.create_checkout_session(
-            customer_id=customer_id, price_id=price, success_url=success, cancel_url=cancel, org_id=org.id,
-            user_id=user.id, quantity=quantity,
-        )
-        audit.record(org.id, "billing.checkout_started", target=f"checkout:{session.id}",
-                     details={"plan": plan_name, "quantity": quantity})
-    finally:
-        db.session.commit()  # releases the lock
+    for session in gateway.open_checkout_sessions(customer_id):
+        same = (session.get("metadata") or {}).get("price_id") == price
+        if same and (session.get("success_url"), session.get("cancel_url")) == (success, cancel):
+            return {"checkout_url": session["url"], "session_id": session["id"]}
+        gateway.expire_checkout_session(session["id"])
+    session = gateway.create_checkout_session(
+        customer_id=customer_id, price_id=price, success_url=success, cancel_url=cancel, org_id=org.id,
+        user_id=user.id, quantity=quantity,
+    )
+    audit.record(org.id, "billing.checkout_started", target=f"checkout:{session.id}",
+                 details={"plan": plan_name, "quantity": quantity})
     return {"checkout_url": session.url, "session_id": session.id}
 
 
 def open_portal(org, *, return_url=None):
     target = safe_redirect_url(return_url, field="return_url", default_path="/account")
-    session = gateway.create_portal_session(customer_id=ensure_customer(org), return_url=target)
-    audit.record(org.id, "billing.portal_opened")
-    db.session.commit()
+    customer_id = ensure_customer(org)
+    with transaction():
+        session = gateway.create_portal_session(customer_id=customer_id, return_url=target)
+        audit.record(org.id, "billing.portal_opened")
     return {"portal_url": session.url}

@@ -15,7 +15,7 @@ from flask import current_app
 from saas.billing import gateway
 from saas.billing.entitlements import refresh_plan, seats
 from saas.billing.models import ENDED_STATUSES, Subscription
-from saas.core.database import one_by_one
+from saas.core.database import atomic, one_by_one
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.orgs import audit
@@ -97,7 +97,7 @@ def find_owner_id(*, stripe_subscription_id=None, customer_id=None, org_id_hint=
 
 
 def refresh_subscription(stripe_subscription_id, *, customer_id=None, org_id_hint=None, user_id_hint=None):
-    """Fetch the subscription from Stripe and store it for its organisation; the caller commits.
+    """Fetch the subscription from Stripe and store it for its organisation, in the caller's use case.
 
     Returns the stored row, or None when the subscription belongs to no organisation of ours.
     """
@@ -118,7 +118,7 @@ def refresh_subscription(stripe_subscription_id, *, customer_id=None, org_id_hin
 def store_subscription(org, stripe_subscription):
     """Insert or update the row of ``stripe_subscription`` (a dict as Stripe returns it).
 
-    The caller holds the lock on ``org`` (see ``lock_org``) and commits. A change of plan or
+    The caller's use case holds the lock on ``org`` (see ``lock_org``). A change of plan or
     status goes to the organisation's audit log.
     """
     fields = _fields_from_stripe(stripe_subscription)
@@ -181,12 +181,12 @@ def cancel_customer_subscriptions(customer_id):
         refresh_plan(org)
 
 
+@atomic
 def sync_customer(org):
-    """Make the organisation's stored subscriptions match Stripe's list; commits. Returns how many."""
+    """Make the organisation's stored subscriptions match Stripe's list. Returns how many."""
     org = lock_org(org.id)
     customer_id = org.stripe_customer_id if org is not None else None
     if customer_id is None:
-        db.session.commit()
         return 0
     stripe_subscriptions = gateway.list_subscriptions(customer_id)
     for stripe_subscription in stripe_subscriptions:
@@ -201,7 +201,6 @@ def sync_customer(org):
     ).all()
     for stripe_subscription_id in stale:
         _mark_gone(stripe_subscription_id)
-    db.session.commit()
     return len(stripe_subscriptions)
 
 

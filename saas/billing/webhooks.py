@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from saas.billing import gateway
 from saas.billing.handlers import EVENT_HANDLERS
 from saas.billing.models import StripeEvent
+from saas.core.database import atomic
 from saas.core.errors import DomainError
 from saas.core.queue import HIGH, enqueue, job_app_context
 from saas.core.time import utcnow
@@ -36,6 +37,21 @@ def receive_event(payload, signature_header):
     """
     event = _verified_event(payload, signature_header)
     handled = event["type"] in EVENT_HANDLERS
+    try:
+        _store_event(event, handled)
+    except IntegrityError:
+        stored = db.session.get(StripeEvent, event["id"])
+        if stored is not None and stored.processed_at is None:
+            enqueue(apply_stripe_event, event["id"], queue=HIGH)
+        log.info("stripe event %s delivered again", event["id"])
+        return event["id"], True
+    if handled:
+        enqueue(apply_stripe_event, event["id"], queue=HIGH)
+    return event["id"], False
+
+
+@atomic
+def _store_event(event, handled):
     db.session.add(
         StripeEvent(
             id=event["id"],
@@ -46,18 +62,6 @@ def receive_event(payload, signature_header):
             processed_at=None if handled else utcnow(),
         )
     )
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        stored = db.session.get(StripeEvent, event["id"])
-        if stored is not None and stored.processed_at is None:
-            enqueue(apply_stripe_event, event["id"], queue=HIGH)
-        log.info("stripe event %s delivered again", event["id"])
-        return event["id"], True
-    if handled:
-        enqueue(apply_stripe_event, event["id"], queue=HIGH)
-    return event["id"], False
 
 
 def _timestamp_or_none(value):
@@ -90,6 +94,15 @@ def _verified_event(payload, signature_header):
 @job_app_context
 def apply_stripe_event(event_id):
     """Apply a stored event once. Raises after recording the error, so RQ retries."""
+    try:
+        return _apply(event_id)
+    except Exception as error:
+        _record_failure(event_id, error)
+        raise
+
+
+@atomic
+def _apply(event_id):
     # populate_existing: a copy of the row already in the session must not hide another
     # delivery's processed_at, which is only visible once this lock is granted.
     event_row = db.session.execute(
@@ -99,23 +112,17 @@ def apply_stripe_event(event_id):
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if event_row is None or event_row.processed_at is not None:
-        db.session.rollback()
         return False
     handler = EVENT_HANDLERS.get(event_row.type)
     event_row.attempts += 1
-    try:
-        if handler is not None:
-            handler(event_row.payload["data"]["object"], event_row.payload)
-    except Exception as error:
-        db.session.rollback()
-        _record_failure(event_id, error)
-        raise
+    if handler is not None:
+        handler(event_row.payload["data"]["object"], event_row.payload)
     event_row.processed_at = utcnow()
     event_row.processing_error = None
-    db.session.commit()
     return True
 
 
+@atomic
 def _record_failure(event_id, error):
     log.exception("stripe event %s failed to apply", event_id)
     db.session.execute(
@@ -126,7 +133,6 @@ def _record_failure(event_id, error):
             processing_error=f"{error.__class__.__name__}: {error}"[:2000],
         )
     )
-    db.session.commit()
 
 
 def replay_failed_events(received_before=None, limit=None):

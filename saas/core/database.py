@@ -15,9 +15,13 @@ query and rolls it back at the end of the request: two more round trips that a r
 (the gate's) does not need. Such lookups go through ``read_row``, on an engine of its own whose
 connections are always in autocommit (switching a pooled connection back and forth costs as much
 again); ``Prepared`` has PostgreSQL plan them once per connection.
+
+**SQLite** (the embedded default) enforces foreign keys only on connections that ask:
+``enforce_sqlite_foreign_keys`` makes every one ask.
 """
 import contextlib
 import functools
+import sqlite3
 
 import sqlalchemy as sa
 from flask import current_app
@@ -79,12 +83,35 @@ def after_commit(work):
         work()
 
 
+def discard():
+    """Roll back whatever the session holds after a failure outside any use case (a job's or a
+    sweep's read that failed), so the next use case starts clean. Never inside one."""
+    if in_transaction():
+        raise RuntimeError("discard() inside a use case: raise instead, and it rolls back")
+    db.session.rollback()
+
+
 @contextlib.contextmanager
 def savepoint():
     """A part of a use case that may fail on its own (a unique value taken meanwhile): its writes
     are undone if it raises, and the use case goes on."""
     with db.session.begin_nested():
         yield
+
+
+def enforce_sqlite_foreign_keys():
+    """Have every SQLite connection, of any engine in the process, enforce foreign keys: SQLite
+    ignores them (``ON DELETE CASCADE`` included) unless each connection asks. Migrations turn
+    them off while they rebuild tables (migrations/env.py)."""
+    if not sa.event.contains(sa.engine.Engine, "connect", _foreign_keys_on):
+        sa.event.listen(sa.engine.Engine, "connect", _foreign_keys_on)
+
+
+def _foreign_keys_on(dbapi_connection, connection_record):
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
 
 
 def _autocommit_engine():
@@ -237,15 +264,15 @@ def page_of(query, pagination):
 
 
 def one_by_one(keys, work):
-    """``work(key)`` for each key, in its own transaction: a failure is rolled back and
+    """``work(key)`` for each key, each a use case of its own: a failure is rolled back and
     collected, and the rest still run (repairs, sweeps, operator commands). Returns (how many
     succeeded, [(key, error), ...])."""
     done, failures = 0, []
     for key in keys:
         try:
-            work(key)
+            with transaction():
+                work(key)
             done += 1
         except Exception as error:
-            db.session.rollback()
             failures.append((key, error))
     return done, failures

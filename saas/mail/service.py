@@ -6,6 +6,7 @@ message's link (``register_link``), renders the templates and hands the message 
 (``MAIL_BACKEND``); a failure is retried with backoff, and a message whose job Redis lost is
 queued again by the worker's sweep (``resend_unsent``): a message is never lost, only late.
 """
+import functools
 import logging
 from datetime import timedelta
 from email.message import EmailMessage
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from flask import current_app
 from redis.exceptions import RedisError
 
+from saas.core.database import after_commit, atomic, transaction
 from saas.core.ids import new_uuid
 from saas.core.queue import HIGH, enqueue, job_app_context, job_id, job_is_lost
 from saas.core.time import utcnow
@@ -39,19 +41,19 @@ def register_link(kind, build):
 
 
 def queue_mail(template, to, *, user_id=None, context=None, link=None):
-    """Store the message and queue its sending; returns the stored message.
-
-    Commits the session. If Redis cannot be reached the message waits in the database for the
-    worker's next sweep: the caller's work never fails because mail could not be queued.
+    """Store the message in the caller's use case (its own when there is none) and queue its
+    sending once that commits; returns the stored message. A change that rolls back sends
+    nothing. If Redis cannot be reached the message waits in the database for the worker's next
+    sweep: the caller's work never fails because mail could not be queued.
     """
     if link is not None and link not in _LINKS:
         raise ValueError(f"unknown link kind {link!r}")
     message = MailMessage(
         id=new_uuid(), template=template, to_address=to, user_id=user_id, context=context or {}, link=link
     )
-    db.session.add(message)
-    db.session.commit()
-    _queue_delivery(message.id)
+    with transaction():
+        db.session.add(message)
+        after_commit(functools.partial(_queue_delivery, message.id))
     return message
 
 
@@ -64,16 +66,27 @@ def _queue_delivery(message_id):
 
 @job_app_context
 def deliver(message_id):
-    """Send one stored message, unless it was sent or cancelled already."""
+    """Send one stored message, unless it was sent or cancelled already. A failure is recorded
+    on the message and raised, so RQ retries it."""
+    failure = _deliver(message_id)
+    if failure is not None:  # recorded, and committed: now RQ retries it
+        log.warning("mail not sent; retried later: %s", failure, extra={"mail_id": message_id})
+        raise failure
+
+
+@atomic
+def _deliver(message_id):
+    """One attempt; the MailNotSent it met, once recorded on the message, or None."""
     message = db.session.get(MailMessage, message_id)
     if message is None or message.status != PENDING:
         return
     values = dict(message.context)
     if message.link is not None:
+        # Minting a link may write (an invitation stores its new token's hash): it commits with
+        # the message's new state, or, if sending fails, with its failure only.
         link = _LINKS[message.link](message)
         if link is None:
             message.status = CANCELLED
-            db.session.commit()
             log.info("mail cancelled", extra={"mail_id": message.id, "template": message.template})
             return
         values.update(link)
@@ -82,12 +95,10 @@ def deliver(message_id):
         send_now(message.to_address, message.template, values)
     except MailNotSent as error:
         message.last_error = str(error)[:255]
-        db.session.commit()
-        log.warning("mail not sent; retried later: %s", error, extra={"mail_id": message.id})
-        raise
+        return error
     message.status, message.sent_at, message.last_error = SENT, utcnow(), None
-    db.session.commit()
     log.info("mail sent", extra={"mail_id": message.id, "template": message.template})
+    return None
 
 
 def send_now(to, template, values):

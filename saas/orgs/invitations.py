@@ -4,8 +4,14 @@ address (verified) accepts or declines with the mailed token.
 The token is random and minted when the message is sent; only its SHA-256 is stored. It works
 once, for INVITATION_TTL_DAYS, and only for the account whose verified address is the invited
 one: an invitation never adds anyone without their consent, nor anyone else.
+
+Each invitation mails someone the sender chose: besides the senders' rate limits
+(``saas.orgs.limits``), one organisation mails one address at most
+INVITATIONS_TO_ONE_ADDRESS_PER_DAY times in 24 hours, counted from the invitations themselves
+(revoked and expired ones stay), so revoking and inviting again does not reset it.
 """
 import hashlib
+import math
 import secrets
 from datetime import timedelta
 
@@ -13,17 +19,19 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from saas.core.errors import Conflict, DomainError, Forbidden, NotFound
+from saas.core.errors import Conflict, DomainError, Forbidden, NotFound, TooManyRequests
+from saas.core.permissions import Permission
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.mail import queue_mail, register_link
 from saas.orgs import audit, events
 from saas.orgs.models import ACCEPTED, DECLINED, EXPIRED, OWNER, PENDING, REVOKED, Invitation, Membership
 from saas.orgs.roles import can
-from saas.orgs.service import OwnersOnly, PersonalOrganization
+from saas.orgs.service import OwnersOnly, PersonalOrganization, locked_role
 from saas.users.models import User
 
 LINK_INVITATION = "invitation"
+INVITATIONS_TO_ONE_ADDRESS_PER_DAY = 3
 
 
 class AlreadyMember(Conflict):
@@ -54,23 +62,38 @@ class AddressNotVerified(Forbidden):
     message = "Verify your email address before answering an invitation."
 
 
+class AddressInvitedTooOften(TooManyRequests):
+    message = (
+        f"This organization has invited this address {INVITATIONS_TO_ONE_ADDRESS_PER_DAY} times in "
+        "the last 24 hours, the most it may; try again later."
+    )
+
+    def __init__(self, retry_after):
+        super().__init__(errors={"reason": ["address_invited_too_often"]}, headers={"Retry-After": str(retry_after)})
+
+
 def _hash(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def invite(org, inviter, inviter_role, *, email, role):
-    """Invite ``email`` with ``role`` and mail them the link; returns the invitation."""
+def invite(org, inviter, *, email, role):
+    """Invite ``email`` with ``role`` and mail them the link; returns the invitation. Decided
+    under the organisation's lock, with the inviter's role read again there."""
     if org.personal:
         raise PersonalOrganization()
+    inviter_role = locked_role(org.id, inviter.id, Permission.MEMBERS_INVITE)
     if role == OWNER and inviter_role != OWNER:
+        db.session.rollback()
         raise OwnersOnly()
     member = db.session.scalar(
         sa.select(Membership.id).join(User, User.id == Membership.user_id)
         .where(Membership.org_id == org.id, User.email == email)
     )
     if member is not None:
+        db.session.rollback()
         raise AlreadyMember()
     now = utcnow()
+    _refuse_a_fourth_mail_to(org, email, now)
     db.session.execute(  # an expired invitation no longer blocks a new one
         sa.update(Invitation)
         .where(Invitation.org_id == org.id, Invitation.email == email, Invitation.status == PENDING,
@@ -100,6 +123,21 @@ def invite(org, inviter, inviter_role, *, email, role):
         },
     )
     return invitation
+
+
+def _refuse_a_fourth_mail_to(org, email, now):
+    """429 once the organisation invited ``email`` INVITATIONS_TO_ONE_ADDRESS_PER_DAY times in
+    the last 24 hours; Retry-After: until the oldest of those is a day old."""
+    day = timedelta(days=1)
+    recent = db.session.scalars(
+        sa.select(Invitation.created_at)
+        .where(Invitation.org_id == org.id, Invitation.email == email, Invitation.created_at > now - day)
+        .order_by(Invitation.created_at.desc())
+    ).all()
+    if len(recent) >= INVITATIONS_TO_ONE_ADDRESS_PER_DAY:
+        db.session.rollback()
+        free_again = recent[INVITATIONS_TO_ONE_ADDRESS_PER_DAY - 1] + day
+        raise AddressInvitedTooOften(max(1, math.ceil((free_again - now).total_seconds())))
 
 
 def pending(org):
@@ -155,7 +193,7 @@ def _inviter_may_still_invite(invitation):
         sa.select(Membership.role)
         .where(Membership.org_id == invitation.org_id, Membership.user_id == invitation.invited_by_id)
     )
-    return can(role, "members.invite") and (invitation.role != OWNER or role == OWNER)
+    return can(role, Permission.MEMBERS_INVITE) and (invitation.role != OWNER or role == OWNER)
 
 
 def accept(user, token):

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
-from saas.core.columns import UTCDateTime
+from saas.core.columns import IDS_NEVER_REUSED, UTCDateTime
 from saas.core.time import utcnow
 from saas.extensions import db
 
@@ -20,6 +20,7 @@ class Organization(db.Model):
     belong here. Every user has one personal organisation, of which they are the only owner."""
 
     __tablename__ = "organizations"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(255), nullable=False)
@@ -61,7 +62,7 @@ class Organization(db.Model):
 
 class Membership(db.Model):
     __tablename__ = "memberships"
-    __table_args__ = (sa.UniqueConstraint("org_id", "user_id", name="uq_memberships_org_id_user_id"),)
+    __table_args__ = (sa.UniqueConstraint("org_id", "user_id", name="uq_memberships_org_id_user_id"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     org_id: Mapped[int] = mapped_column(sa.ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False)
@@ -84,6 +85,7 @@ class Invitation(db.Model):
             "uq_invitations_pending", "org_id", "email", unique=True,
             postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"),
         ),
+        IDS_NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
@@ -114,7 +116,7 @@ class AuditEvent(db.Model):
     organisation's trail still names it; a deleted actor's id becomes null."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (sa.Index("ix_audit_events_org_id_created_at", "org_id", "created_at"),)
+    __table_args__ = (sa.Index("ix_audit_events_org_id_created_at", "org_id", "created_at"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     org_id: Mapped[int | None] = mapped_column(sa.Integer)

@@ -1,5 +1,7 @@
 """Organisations, their members, invitations and audit log; answering an invitation."""
+from saas.core.permissions import Permission
 from saas.orgs import audit, invitations, service
+from saas.orgs.limits import invitation_org_limit, invitation_sender_limit
 from saas.orgs.schemas import (
     AuditEventSchema,
     InvitationCreateSchema,
@@ -45,7 +47,7 @@ def list_orgs():
 
 
 @blp.route("/<int:org_id>", methods=["GET"])
-@blp.auth(SESSION, org="path", permission="org.read")
+@blp.auth(SESSION, org="path", permission=Permission.ORG_READ)
 @blp.response(200, OrgSchema)
 def get_org(org_id):
     """One of the caller's organizations. Anyone else's, existing or not, is a 404."""
@@ -54,7 +56,7 @@ def get_org(org_id):
 
 
 @blp.route("/<int:org_id>", methods=["PATCH"])
-@blp.auth(SESSION, org="path", permission="org.update")
+@blp.auth(SESSION, org="path", permission=Permission.ORG_UPDATE)
 @blp.arguments(OrgUpdateSchema)
 @blp.response(200, OrgSchema)
 @blp.alt_response(409, response="CONFLICT")
@@ -69,7 +71,7 @@ def rename_org(fields, org_id):
 
 
 @blp.route("/<int:org_id>", methods=["DELETE"])
-@blp.auth(SESSION, org="path", permission="org.delete")
+@blp.auth(SESSION, org="path", permission=Permission.ORG_DELETE)
 @blp.response(204)
 @blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
@@ -82,7 +84,7 @@ def delete_org(org_id):
 
 
 @blp.route("/<int:org_id>/members", methods=["GET"])
-@blp.auth(SESSION, org="path", permission="members.read")
+@blp.auth(SESSION, org="path", permission=Permission.MEMBERS_READ)
 @blp.response(200, MemberSchema(many=True))
 def list_members(org_id):
     """The members, in the order they joined."""
@@ -90,7 +92,7 @@ def list_members(org_id):
 
 
 @blp.route("/<int:org_id>/members/<int:user_id>", methods=["PATCH"])
-@blp.auth(SESSION, org="path", permission="members.role")
+@blp.auth(SESSION, org="path", permission=Permission.MEMBERS_ROLE)
 @blp.arguments(RoleChangeSchema)
 @blp.response(200, MemberSchema)
 @blp.alt_response(409, response="CONFLICT")
@@ -102,7 +104,7 @@ def change_member_role(fields, org_id, user_id):
 
 
 @blp.route("/<int:org_id>/members/<int:user_id>", methods=["DELETE"])
-@blp.auth(SESSION, org="path", permission="org.read", policy_exempt=service.leaving)
+@blp.auth(SESSION, org="path", permission=Permission.ORG_READ, policy_exempt=service.leaving)
 @blp.arguments(RemoveMemberQuerySchema, location="query")
 @blp.response(204)
 @blp.alt_response(409, response="CONFLICT")
@@ -119,20 +121,27 @@ def remove_member(query, org_id, user_id):
 
 
 @blp.route("/<int:org_id>/invitations", methods=["POST"])
-@blp.auth(SESSION, org="path", permission="members.invite")
+@blp.auth(SESSION, org="path", permission=Permission.MEMBERS_INVITE, verified_email=True,
+          limits=[invitation_sender_limit, invitation_org_limit])
 @blp.arguments(InvitationCreateSchema)
 @blp.response(201, InvitationSchema)
 @blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def invite(fields, org_id):
     """Invite an address with a role (admins; `owner` only by an owner); the invitation is
     mailed with a link to `FRONTEND_URL/invitations?token=...`, valid `INVITATION_TTL_DAYS`.
-    409 when the address is a member's or has a pending invitation."""
+    409 when the address is a member's or has a pending invitation.
+
+    The sender's address must be verified (403, `errors.reason: ["email_not_verified"]`), even
+    with `REQUIRE_VERIFIED_EMAIL` off. 429 with `Retry-After` past `INVITATION_SEND_LIMIT` (per
+    sender, and per organization), or past 3 invitations to one address from one organization
+    in 24 hours (revoked ones included); nothing is stored or mailed then."""
     principal = current_principal()
-    return invitations.invite(principal.org, principal.user, principal.role, **fields)
+    return invitations.invite(principal.org, principal.user, **fields)
 
 
 @blp.route("/<int:org_id>/invitations", methods=["GET"])
-@blp.auth(SESSION, org="path", permission="members.invite")
+@blp.auth(SESSION, org="path", permission=Permission.MEMBERS_INVITE)
 @blp.response(200, InvitationSchema(many=True))
 def list_invitations(org_id):
     """Pending invitations, newest first."""
@@ -140,7 +149,7 @@ def list_invitations(org_id):
 
 
 @blp.route("/<int:org_id>/invitations/<int:invitation_id>", methods=["DELETE"])
-@blp.auth(SESSION, org="path", permission="members.invite")
+@blp.auth(SESSION, org="path", permission=Permission.MEMBERS_INVITE)
 @blp.response(204)
 def revoke_invitation(org_id, invitation_id):
     """Revoke a pending invitation: its link stops working."""
@@ -148,7 +157,7 @@ def revoke_invitation(org_id, invitation_id):
 
 
 @blp.route("/<int:org_id>/audit-log", methods=["GET"])
-@blp.auth(SESSION, org="path", permission="audit.read")
+@blp.auth(SESSION, org="path", permission=Permission.AUDIT_READ)
 @blp.response(200, AuditEventSchema(many=True))
 @blp.paginate()
 def audit_log(org_id, pagination_parameters):

@@ -15,7 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from saas.core.database import atomic, loaded
-from saas.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from saas.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from saas.core.ids import MAX_ID, parse_id
+from saas.core.permissions import Permission
 from saas.extensions import db
 from saas.orgs import audit, events
 from saas.orgs.models import MEMBER, OWNER, Membership, Organization
@@ -57,6 +59,10 @@ class RoleNotPermitted(Forbidden):
 
 class ApiKeyOfAnotherOrganization(Forbidden):
     message = "This API key belongs to another organization than the one X-Org-Id names."
+
+
+class KeysOrganizationDeleted(Unauthenticated):
+    message = "The organization this API key belonged to was deleted."
 
 
 PERSONAL_SLUG_PREFIX = "personal-"
@@ -174,8 +180,8 @@ def membership(user_id, org_id):
 
 def member_access(principal, org_id):
     """For the gate: the organisation of the path and the caller's role in it; 404 for anyone
-    who is not a member, whether or not it exists."""
-    found = membership(principal.user.id, org_id)
+    who is not a member, whether or not it exists (or could: an id past every id)."""
+    found = membership(principal.user.id, org_id) if org_id <= MAX_ID else None
     if found is None:
         raise NoSuchOrganization()
     return found.Organization, found.role
@@ -190,7 +196,10 @@ def acting_access(principal, requested_org_id):
         key_org_id = principal.api_key_org_id or principal.user.personal_org.id
         if org_id is not None and org_id != key_org_id:
             raise ApiKeyOfAnotherOrganization()
-        return db.session.get(Organization, key_org_id), MEMBER  # a key acts with a member's permissions
+        org = db.session.get(Organization, key_org_id)
+        if org is None:  # deleted since the gate found the key
+            raise KeysOrganizationDeleted()
+        return org, MEMBER  # a key acts with a member's permissions
     if org_id is None:
         org = principal.user.personal_org
         return org, OWNER
@@ -200,12 +209,15 @@ def acting_access(principal, requested_org_id):
 def _org_id(raw):
     if raw is None:
         return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+    if not raw.isascii() or not raw.isdigit():
         raise InvalidInput(
             "X-Org-Id must be the id of an organization.",
             errors={"headers": {"X-Org-Id": ["Not a valid organization id."]}},
         )
-    return int(raw)
+    org_id = parse_id(raw)
+    if org_id is None:  # a number, but past every id: no such organisation, as for a non-member
+        raise NoSuchOrganization()
+    return org_id
 
 
 def check_permission(role, permission):
@@ -256,7 +268,7 @@ def leaving(principal, view_args):
 def update_org(org, actor, actor_role, changes):
     """Rename the organization, and (owners) require two-factor of its members or stop."""
     if "require_mfa" in changes and changes["require_mfa"] != org.require_mfa:
-        if actor_role != OWNER:
+        if not can(actor_role, Permission.ORG_SECURITY):
             raise OwnersOnly("Only an owner can require two-factor authentication, or stop requiring it.")
         if changes["require_mfa"] and not actor.mfa_enabled:
             raise OwnerWithoutTwoFactor()
@@ -274,7 +286,7 @@ def delete_org(org, actor_user_id):
     deletion if Stripe cannot be reached). The audit log keeps its events."""
     if org.personal:
         raise PersonalOrganization()
-    locked_role(org.id, actor_user_id, "org.delete")
+    locked_role(org.id, actor_user_id, Permission.ORG_DELETE)
     events.org_deleting.send(org)
     audit.record(org.id, "org.deleted", target=f"org:{org.id}", details={"name": org.name, "slug": org.slug})
     db.session.flush()
@@ -340,7 +352,7 @@ def locked_role(org_id, user_id, permission):
 def change_role(org, actor_user_id, user_id, new_role):
     """Give a member another role. Owners only grant, change or remove ``owner``; the last
     owner keeps it."""
-    actor_role = locked_role(org.id, actor_user_id, "members.role")
+    actor_role = locked_role(org.id, actor_user_id, Permission.MEMBERS_ROLE)
     target = _target(org.id, user_id)
     if OWNER in (target.role, new_role) and actor_role != OWNER:
         _refuse(OwnersOnly())
@@ -363,7 +375,7 @@ def remove_member(org, actor_user_id, user_id, *, keep_api_keys=False):
         raise PersonalOrganization()
     leaving = user_id == actor_user_id
     keep_api_keys = keep_api_keys and not leaving
-    actor_role = locked_role(org.id, actor_user_id, "org.read" if leaving else "members.remove")
+    actor_role = locked_role(org.id, actor_user_id, Permission.ORG_READ if leaving else Permission.MEMBERS_REMOVE)
     target = _target(org.id, user_id)
     if target.role == OWNER and not leaving and actor_role != OWNER:
         _refuse(OwnersOnly())

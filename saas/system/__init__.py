@@ -1,4 +1,4 @@
 """Service information and health checks: /, /health, /health/live, /health/ready."""
-from saas.system.routes import blp, fixed_answers
+from saas.system.routes import blp
 
-__all__ = ["blp", "fixed_answers"]
+__all__ = ["blp"]

@@ -3,6 +3,7 @@ import logging
 
 import sqlalchemy as sa
 
+from saas.core.database import discard
 from saas.extensions import db
 from saas.core.redis import get_redis
 from saas.system.migrations import migration_state
@@ -32,7 +33,7 @@ def _check_database():
         return "ok"
     except Exception as error:
         log.warning("health: database check failed: %s", error.__class__.__name__)
-        db.session.rollback()
+        discard()
         return "unavailable"
 
 

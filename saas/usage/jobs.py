@@ -8,7 +8,7 @@ from redis.exceptions import RedisError
 
 from saas.billing import gateway
 from saas.billing.service import ensure_customer
-from saas.core.database import one_by_one
+from saas.core.database import one_by_one, transaction
 from saas.core.queue import HIGH, enqueue, job_app_context
 from saas.core.time import utcnow
 from saas.extensions import db
@@ -45,8 +45,8 @@ def report_usage_to_stripe(record_id):
     )
     if not sent:
         log.info("usage record %s was already reported to Stripe", record_id)
-    record.reported_at = utcnow()
-    db.session.commit()
+    with transaction():
+        record.reported_at = utcnow()
     return sent
 
 

@@ -4,7 +4,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from saas.core.columns import UTCDateTime
+from saas.core.columns import IDS_NEVER_REUSED, UTCDateTime
 from saas.core.time import utcnow
 from saas.extensions import db
 
@@ -17,6 +17,7 @@ class UsageRecord(db.Model):
     __table_args__ = (
         sa.Index("ix_usage_records_user_id_created_at", "user_id", "created_at"),
         sa.Index("ix_usage_records_org_id_created_at", "org_id", "created_at"),
+        IDS_NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)

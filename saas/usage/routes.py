@@ -1,5 +1,6 @@
 """Token usage against the plan's monthly quota: of the organisation a call acts for, and of
 an organisation by member."""
+from saas.core.permissions import Permission
 from saas.orgs.roles import can
 from saas.usage.schemas import OrgUsageSchema, UsageSchema
 from saas.usage.service import quota_status, usage_by_member
@@ -13,7 +14,7 @@ org_usage_blp = Blueprint(
 
 
 @blp.route("", methods=["GET"])
-@blp.auth(SESSION, API_KEY, org="acting", permission="usage.read")
+@blp.auth(SESSION, API_KEY, org="acting", permission=Permission.USAGE_READ)
 @blp.doc(operationId="usage_get")
 @blp.response(200, UsageSchema)
 def get_usage():
@@ -27,7 +28,7 @@ def get_usage():
 
 
 @org_usage_blp.route("/<int:org_id>/usage", methods=["GET"])
-@org_usage_blp.auth(SESSION, org="path", permission="usage.read")
+@org_usage_blp.auth(SESSION, org="path", permission=Permission.USAGE_READ)
 @org_usage_blp.response(200, OrgUsageSchema)
 def get_org_usage(org_id):
     """The organization's usage this month (as `GET /api/v1/usage`), and each member's share.
@@ -38,6 +39,6 @@ def get_org_usage(org_id):
     principal = current_principal()
     status = quota_status(principal.org)
     members = usage_by_member(
-        principal.org, viewer_id=principal.user_id, with_addresses=can(principal.role, "usage.read_members"),
+        principal.org, viewer_id=principal.user_id, with_addresses=can(principal.role, Permission.USAGE_READ_MEMBERS),
     )
     return {**{name: getattr(status, name) for name in UsageSchema().fields}, "members": members}

@@ -3,8 +3,8 @@ is left.
 
 A call counts against the quota of the organisation it acts for (its plan's PLAN_QUOTAS). It
 first reserves the most it may use (its prompt estimate plus max_tokens) and is refused if that
-would pass the quota; reservations of one organisation are taken one at a time, so concurrent
-calls of its members cannot all see the same remaining tokens. Settling replaces the
+would pass the quota; reservations of one organisation, and those of one user, are taken one at
+a time, so concurrent calls cannot all see the same remaining tokens or calls in progress. Settling replaces the
 reservation by the tokens the provider reports, so an organisation ends at most one call's
 estimate error past the quota.
 
@@ -14,6 +14,7 @@ so one account cannot take every request thread or fill the queue. A reservation
 settled (its process died) stops counting at its ``expires_at``.
 """
 import contextlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -31,15 +32,20 @@ from saas.users import events as user_events
 from saas.users.models import User
 from saas.webhooks import events as webhook_events
 
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Reservation:
-    """A held share of the quota, as plain values: no database connection is kept during the call."""
+    """A held share of the quota, as plain values: no database connection is kept during the
+    call. Whose it is travels with it, so the usage can be recorded even if the row is gone."""
 
     record_id: int
     tokens: int
     model: str
+    user_id: int
+    org_id: int | None
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,9 +156,14 @@ def reserve(org, user, *, model, tokens, hold_for, request_id=None):
     """Hold ``tokens`` of the organisation's quota for a call of ``user`` for at most
     ``hold_for`` (a timedelta), or refuse with 429: QuotaExceeded, or TooManyCallsInProgress
     past AI_MAX_CONCURRENT calls of that user."""
-    # Serialise the organisation's reservations on its row: the second of two concurrent calls
-    # counts only after the first one's reservation is committed.
+    # The second of two concurrent calls counts only after the first one's reservation is
+    # committed: serialised on the organisation's row (its quota), then on the user's
+    # (AI_MAX_CONCURRENT counts their calls for every organisation). Always in this order, the
+    # one billing takes them in too (an organisation, then its owner's row), so that two
+    # transactions never wait for each other. NO KEY: rows referring to the user (sessions,
+    # mail) can still be written meanwhile.
     db.session.execute(sa.select(Organization.id).where(Organization.id == org.id).with_for_update())
+    db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update(key_share=True))
     now = utcnow()
     limit = current_app.config["AI_MAX_CONCURRENT"]
     in_progress = db.session.scalar(
@@ -172,7 +183,7 @@ def reserve(org, user, *, model, tokens, hold_for, request_id=None):
     )
     db.session.add(record)
     db.session.flush()
-    reservation = Reservation(record.id, tokens, model)
+    reservation = Reservation(record.id, tokens, model, user.id, org.id, request_id)
     db.session.commit()
     return reservation
 
@@ -201,40 +212,63 @@ def extend(reservation, hold_for):
 
 
 def settle(reservation, *, input_tokens, output_tokens, model=None):
-    """Replace the reservation by what the call used, and have it billed."""
-    db.session.execute(
-        sa.update(UsageRecord)
-        .where(UsageRecord.id == reservation.record_id)
-        .values(
-            status=SETTLED,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            model=(model or reservation.model)[:255],
-            settled_at=utcnow(),
+    """Replace the reservation by what the call used, and have it billed. What the provider used
+    is always recorded: should the reservation be gone (the call outlived it, or it was given
+    back as lost while the call still ran), a settled record of its own takes its place."""
+    used = {
+        "input_tokens": input_tokens, "output_tokens": output_tokens, "model": (model or reservation.model)[:255],
+        "settled_at": utcnow(),
+    }
+    record_id = reservation.record_id
+    settled = db.session.execute(
+        sa.update(UsageRecord).where(UsageRecord.id == record_id, UsageRecord.status == RESERVED)
+        .values(status=SETTLED, **used)
+    ).rowcount
+    if not settled:
+        if db.session.scalar(sa.select(UsageRecord.id).where(UsageRecord.id == record_id)) is not None:
+            db.session.rollback()
+            return  # settled already
+        record = UsageRecord(
+            user_id=reservation.user_id, org_id=reservation.org_id, status=SETTLED,
+            reserved_tokens=reservation.tokens, request_id=reservation.request_id, **used,
         )
-    )
+        db.session.add(record)
+        db.session.flush()
+        log.warning("reservation %s was gone when its call ended; its usage is record %s", record_id, record.id)
+        record_id = record.id
     db.session.commit()
     if input_tokens + output_tokens > 0:
-        report_usage_later(reservation.record_id)
+        report_usage_later(record_id)
 
 
 def forget_expired_reservations(limit=None):
-    """Delete reservations past their ``expires_at`` (their call's process died): they count no
-    more already; this keeps them out of the table. Returns how many."""
+    """Delete reservations past their ``expires_at``: they count no more already; this keeps them
+    out of the table. Work still running keeps its reservation from expiring (a stream renews
+    it, a job's lasts its longest run); one that ends after all is recorded by ``settle``.
+    Returns how many."""
     expired = db.session.scalars(
-        sa.select(UsageRecord.id)
-        .where(UsageRecord.status == RESERVED, UsageRecord.expires_at <= utcnow())
-        .limit(limit)
+        sa.select(UsageRecord.id).where(_expired_reservation(utcnow())).limit(limit)
     ).all()
+    forgotten = 0
     if expired:
-        db.session.execute(sa.delete(UsageRecord).where(UsageRecord.id.in_(expired)))
+        # Checked again as each row is deleted: one settled or renewed since is left alone.
+        forgotten = db.session.execute(
+            sa.delete(UsageRecord).where(UsageRecord.id.in_(expired), _expired_reservation(utcnow()))
+        ).rowcount
     db.session.commit()
-    return len(expired)
+    return forgotten
+
+
+def _expired_reservation(now):
+    return sa.and_(UsageRecord.status == RESERVED, UsageRecord.expires_at <= now)
 
 
 def release(reservation):
-    """Give the reservation back: the call failed before the provider used anything."""
-    db.session.execute(sa.delete(UsageRecord).where(UsageRecord.id == reservation.record_id))
+    """Give the reservation back: the call failed before the provider used anything. A record
+    already settled stays (usage is never given back)."""
+    db.session.execute(
+        sa.delete(UsageRecord).where(UsageRecord.id == reservation.record_id, UsageRecord.status == RESERVED)
+    )
     db.session.commit()
 
 

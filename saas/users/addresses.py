@@ -11,6 +11,7 @@ and any security change of the account voids every pending link. No token carrie
 import sqlalchemy as sa
 from flask import current_app
 
+from saas.core.database import atomic
 from saas.core.errors import InvalidInput
 from saas.extensions import db
 from saas.mail import queue_mail, register_link
@@ -19,7 +20,7 @@ from saas.users import events
 from saas.users.models import User
 from saas.users import mfa
 from saas.users.passwords import check_current_password
-from saas.users.service import EmailTaken, commit_unless_email_taken
+from saas.users.service import EmailTaken, flush_unless_email_taken
 from saas.users.tokens import (
     EMAIL_VERIFY, InvalidToken, StaleLink, address_fingerprint, issued_stamp, may_still_mint, mint_link, read_link,
 )
@@ -45,6 +46,7 @@ def send_verification(user):
     )
 
 
+@atomic
 def request_email_change(user, new_email, current_password, code=None):
     """Send a confirmation link to ``new_email`` and a notice to the current address; the
     address changes when the link is used. Needs the current password, and a second-factor code
@@ -62,6 +64,7 @@ def request_email_change(user, new_email, current_password, code=None):
     queue_mail("email_change_notice", user.email, user_id=user.id, context={"new_email": new_email})
 
 
+@atomic
 def verify_email(token):
     """Verify the address, or make the change, that ``token`` was minted for."""
     user, claims = read_link(EMAIL_VERIFY, token, _hours() * 3600)
@@ -69,9 +72,7 @@ def verify_email(token):
         return _change_address(user, claims["change"])
     if claims.get("address") != address_fingerprint(user.email):
         raise InvalidToken("The link is for an address this account no longer has; ask for a new one.")
-    if not user.email_verified:
-        user.email_verified = True
-        db.session.commit()
+    user.email_verified = True
     return user
 
 
@@ -88,7 +89,7 @@ def _change_address(user, message_id):
         raise EmailTaken()
     user.email, user.email_verified = new_email, True
     user.rotate_security_stamp()  # this link, and every other one mailed before, is used up
-    commit_unless_email_taken()
+    flush_unless_email_taken()
     events.email_changed.send(user)
     return user
 

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from saas.core import secrets as secret_box
-from saas.core.database import after_commit, atomic
+from saas.core.database import atomic
 from saas.core.errors import Conflict, DomainError, Unauthenticated
 from saas.core.time import utcnow
 from saas.extensions import db
@@ -275,7 +275,7 @@ def _record(user, action, details=None):
 
 
 def _notify(user, template):
-    after_commit(lambda: queue_mail(template, user.email, user_id=user.id))
+    queue_mail(template, user.email, user_id=user.id)
 
 
 def export(user):

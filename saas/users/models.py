@@ -5,7 +5,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from saas.core.columns import UTCDateTime
+from saas.core.columns import IDS_NEVER_REUSED, UTCDateTime
 from saas.core.time import utcnow
 from saas.extensions import db
 
@@ -23,6 +23,7 @@ def deleted_address(user_id):
 
 class User(db.Model):
     __tablename__ = "users"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     email: Mapped[str] = mapped_column(sa.String, unique=True, index=True, nullable=False)
@@ -96,6 +97,7 @@ class RecoveryCode(db.Model):
     """One of a user's single-use recovery codes, stored as a salted SHA-256 only."""
 
     __tablename__ = "mfa_recovery_codes"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(

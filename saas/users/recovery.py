@@ -9,6 +9,7 @@ voids it.
 from flask import current_app
 from redis.exceptions import RedisError
 
+from saas.core.database import atomic
 from saas.core.errors import ServiceUnavailable
 from saas.core.queue import HIGH, enqueue, job_app_context
 from saas.extensions import db
@@ -48,6 +49,7 @@ def request_password_reset(email):
         )
 
 
+@atomic
 def reset_password(token, password):
     """Set a new password with a reset link: every session and API key ends, the address counts
     as verified (the link proved the mailbox), and a notice goes to it."""
@@ -56,7 +58,6 @@ def reset_password(token, password):
     user.hashed_password = hash_password(password)
     user.email_verified = True
     user.rotate_security_stamp()  # this link, and every other one mailed before, is used up
-    db.session.commit()
     events.password_changed.send(user, keep_session_id=None)
     queue_mail("password_changed", user.email, user_id=user.id)
     return user

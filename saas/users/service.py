@@ -6,6 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from saas.core.database import atomic
 from saas.core.emails import lenient_email
 from saas.core.errors import Conflict, NotFound
 from saas.core.time import utcnow
@@ -33,33 +34,29 @@ class NotPromotable(Conflict):
         super().__init__(f"The account is not made a superuser: {reason}.")
 
 
+@atomic
 def create_user(email, password, full_name=None, *, superuser=False, verified=False):
-    """Insert the user (with their personal organisation, ``user_creating``); ``user_registered``
-    then has billing create the Stripe customer and a verification message go out (unless the
-    address counts as ``verified`` already: an operator's, made from the command line)."""
+    """Insert the user, with their personal organisation (``user_creating``); ``user_registered``
+    has billing create the Stripe customer and a verification message go out once this commits
+    (unless the address counts as ``verified`` already: an operator's, made from the command line)."""
     check_password(password, email=email, full_name=full_name)
     user = User(
         email=email, hashed_password=hash_password(password), full_name=full_name, is_superuser=superuser,
         email_verified=verified,
     )
     db.session.add(user)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        raise EmailTaken() from None
+    flush_unless_email_taken()
     events.user_creating.send(user)
-    commit_unless_email_taken()
     events.user_registered.send(user)
     return user
 
 
-def commit_unless_email_taken():
-    """Commit; a unique-email violation (another account took the address first) is a 409."""
+def flush_unless_email_taken():
+    """Write the session's changes now; a unique-email violation (another account took the
+    address first) is a 409, and the use case rolls back."""
     try:
-        db.session.commit()
+        db.session.flush()
     except IntegrityError:
-        db.session.rollback()
         raise EmailTaken() from None
 
 
@@ -70,6 +67,7 @@ def user_by_email(email):
     return user
 
 
+@atomic
 def update_profile(user, changes, *, keep_session_id=None):
     """Apply a profile change. A new password needs the current one, and then ends every other
     session of the user and revokes their API keys (``password_changed``): whoever stole the old
@@ -80,45 +78,39 @@ def update_profile(user, changes, *, keep_session_id=None):
         check_password(changes["password"], email=user.email, full_name=changes.get("full_name", user.full_name))
         user.hashed_password = hash_password(changes["password"])
         user.rotate_security_stamp()  # voids every link mailed for the account until now
+        events.password_changed.send(user, keep_session_id=keep_session_id)
     if "full_name" in changes:
         user.full_name = changes["full_name"]
-    db.session.commit()
-    if "password" in changes:
-        events.password_changed.send(user, keep_session_id=keep_session_id)
     return user
 
 
+@atomic
 def set_user_active(user, active):
     """Activate or deactivate an account; deactivation ends every session and key at once, and
     voids every link mailed for it."""
     user.is_active = active
     if not active:
         user.rotate_security_stamp()
-    db.session.commit()
-    if not active:
         events.account_deactivated.send(user)
     return user
 
 
+@atomic
 def make_superuser(user):
     user.is_superuser = True
-    db.session.commit()
     return user
 
 
+@atomic
 def delete_account(user, current_password, code=None):
     """Delete the account (the current password, and a second-factor code when two-factor is
-    on, needed): every package removes what it holds about the user (``account_deleting``, one
-    transaction; a package may refuse with its error), then the row is anonymised, not deleted,
-    so the usage and billing records kept for accounting still point at it. Billing cancels the
-    subscriptions in Stripe afterwards (``account_deleted``)."""
+    on, needed): every package removes what it holds about the user (``account_deleting``; a
+    package may refuse with its error, and nothing happens), then the row is anonymised, not
+    deleted, so the usage and billing records kept for accounting still point at it. Billing
+    cancels the subscriptions in Stripe once this commits (``account_deleted``)."""
     check_current_password(user, current_password)
     mfa.check_second_factor(user, code)
-    try:
-        events.account_deleting.send(user)
-    except Exception:
-        db.session.rollback()
-        raise
+    events.account_deleting.send(user)
     forget_mail_of(user.id, user.email)
     user.email = deleted_address(user.id)
     user.full_name = None
@@ -126,7 +118,6 @@ def delete_account(user, current_password, code=None):
     user.is_active = user.is_superuser = user.email_verified = False
     user.rotate_security_stamp()
     user.deleted_at = utcnow()
-    db.session.commit()
     events.account_deleted.send(user)
 
 
@@ -155,6 +146,7 @@ def _jsonable(value):
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+@atomic
 def create_superuser(email, password):
     """``(user, created)``: a new active superuser with a verified address and this password
     (registration's rules); or the existing account of ``email`` made superuser, its password

@@ -5,9 +5,12 @@ The ``Blueprint`` that features use, with its auth gate, is in ``saas.web.bluepr
 from dataclasses import dataclass, field
 
 import flask_smorest
+from apispec import BasePlugin
 from flask_smorest.pagination import PaginationMetadataSchema
+from werkzeug.routing import IntegerConverter
 
 from saas.core.errors import envelope
+from saas.core.ids import MAX_ID, parse_id
 
 # Headers of an HTTP error that a client needs to act on it.
 FORWARDED_ERROR_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
@@ -52,8 +55,45 @@ API_KEY = SecurityScheme("ApiKeyAuth", {"type": "apiKey", "in": "header", "name"
 SCHEMES = (SESSION, API_KEY)
 
 
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route: werkzeug's, except that a number too long for ``int()``
+    still matches, as one past every id (``MAX_ID + 1``). Routing must not answer for an id:
+    its 404 would come before the gate's 401. The gate refuses ids past ``MAX_ID`` with a 404
+    once it knows the caller (``saas.web.blueprint``)."""
+
+    def to_python(self, value):
+        number = parse_id(value)
+        return MAX_ID + 1 if number is None else number
+
+
+class OperationIds(BasePlugin):
+    """An apispec plugin giving every operation an ``operationId`` without being asked:
+    ``<blueprint name>_<endpoint>``, the endpoint being Flask's (the view function's name unless
+    ``endpoint=`` is given), so ``get_me`` in the ``users`` blueprint is ``users_get_me``. When
+    one endpoint serves several methods (a ``MethodView``, or ``methods=["GET", "POST"]``) each
+    operation gets ``_<method>`` appended: ``items_item_get``. An ``operationId`` given with
+    ``@blp.doc(operationId="...")`` is kept. The typed client (``make client``) names operations
+    by it, so renaming a view renames its operation (and breaks front ends): override then.
+    flask-smorest hands apispec the Flask rule of each path, which is where the endpoint comes from."""
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        rule = kwargs.get("rule")
+        if rule is None or not operations:
+            return
+        base = rule.endpoint.replace(".", "_", 1)
+        for method, operation in operations.items():
+            derived = base + (f"_{method}" if len(operations) > 1 else "")
+            operation.setdefault("operationId", derived)
+
+
 class Api(flask_smorest.Api):
+    def __init__(self, app=None, *, spec_kwargs=None, **kwargs):
+        spec_kwargs = dict(spec_kwargs or {})
+        spec_kwargs["extra_plugins"] = [OperationIds(), *spec_kwargs.get("extra_plugins", ())]
+        super().__init__(app, spec_kwargs=spec_kwargs, **kwargs)
+
     def init_app(self, app, *args, **kwargs):
+        app.url_map.converters["int"] = IdConverter  # before any route is added
         super().init_app(app, *args, **kwargs)
         for scheme in SCHEMES:
             for name, definition in scheme.declarations.items():

@@ -14,7 +14,7 @@ then applies the rate limits keyed on that caller, and documents the OpenAPI ``s
 the 401 response. Which schemes exist and how each is verified is wired in ``create_app``
 (``register_authenticators``): the auth package verifies sessions, apikeys verifies API keys.
 
-Every operation gets an OpenAPI ``operationId`` without being asked (see ``Blueprint``):
+Every operation gets an OpenAPI ``operationId`` without being asked (``saas.web.api.OperationIds``):
 ``<blueprint name>_<endpoint>``, so ``get_me`` in the ``users`` blueprint is ``users_get_me``.
 The typed TypeScript client (``make client``) names operations by it, so it must not change.
 """
@@ -26,7 +26,9 @@ import flask_smorest
 from flask import current_app, g, request
 
 from saas.core.actor import Actor, current_actor
-from saas.core.errors import Forbidden, Unauthenticated
+from saas.core.errors import DomainError, Forbidden, NotFound, Unauthenticated
+from saas.core.ids import MAX_ID
+from saas.core.permissions import Permission
 from saas.extensions import limiter
 from saas.web.api import SESSION, SecurityScheme
 from saas.web.edge import USER_ID_KEY
@@ -61,7 +63,14 @@ class Principal:
 
     @property
     def rate_limit_key(self):
-        return f"api-key:{self.api_key_id}" if self.api_key_id is not None else f"user:{self.user.id}"
+        """Whose budget the call spends: an organisation's key, the organisation's (shared by all
+        its keys); a login session or a personal key, the user's (shared by all their sessions
+        and personal keys). More keys never buy more requests."""
+        if self.api_key_org_id is not None:
+            personal = self.user.personal_org
+            if personal is None or self.api_key_org_id != personal.id:
+                return f"org:{self.api_key_org_id}"
+        return f"user:{self.user.id}"
 
 
 @dataclass(frozen=True)
@@ -161,14 +170,8 @@ class SecondFactorSessionRequired(Forbidden):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint with the auth gate and a derived ``operationId``.
-
-    The rule: an operation's ``operationId`` is ``<blueprint name>_<endpoint>``, the endpoint
-    being Flask's (the view function's name unless ``endpoint=`` is given); when one endpoint
-    serves several methods (a ``MethodView``, or ``methods=["GET", "POST"]``) each operation
-    gets ``_<method>`` appended: ``items_item_get``. A derived name that reads badly is
-    overridden with ``@blp.doc(operationId="...")`` on the view. ``Api`` refuses two operations
-    with one id. Renaming a view renames its operation (and breaks front ends): override then.
+    """flask-smorest's Blueprint with the auth gate (``auth``). Its operations get their
+    ``operationId`` from ``saas.web.api.OperationIds``.
 
     ``requires_verified_email``: with REQUIRE_VERIFIED_EMAIL on, the gated views of this
     blueprint refuse callers whose address is not verified (403, naming the reason).
@@ -180,20 +183,14 @@ class Blueprint(flask_smorest.Blueprint):
         super().__init__(*args, **kwargs)
         self.requires_verified_email = requires_verified_email
 
-    def add_url_rule(self, rule, endpoint=None, view_func=None, provide_automatic_options=None, **options):
-        super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
-        endpoint = self._endpoints[-1]  # as flask-smorest made it unique
-        operations = {method: doc for method, doc in self._docs[endpoint].items() if method != "parameters"}
-        for method, doc in operations.items():
-            derived = f"{self.name}_{endpoint}" + (f"_{method}" if len(operations) > 1 else "")
-            # The manual doc (@blp.doc) is applied last; an operationId given there wins.
-            doc.setdefault("manual_doc", {}).setdefault("operationId", derived)
-
-    def auth(self, *schemes, limits=(), org=None, permission=None, superuser=False, policy_exempt=None):
+    def auth(self, *schemes, limits=(), org=None, permission=None, superuser=False, verified_email=False,
+             policy_exempt=None):
         """Gate the view: the caller must present credentials of one of ``schemes``.
 
-        ``limits`` are flask-limiter limits for this view that key on the caller; they are
-        checked together with the default limit once the caller is known. ``org`` scopes the
+        ``limits`` are flask-limiter limits for this view that key on the caller (or on the
+        organisation the gate admitted them to: ``current_principal().org``, set only for callers
+        it lets in); they are checked together with the default limit once the caller is known,
+        before any refusal is answered, so refused attempts count. ``org`` scopes the
         view to an organisation: ``"path"`` (the ``org_id`` of the URL; non-members get a 404)
         or ``"acting"`` (see ``OrgAccess``); ``permission`` is what the caller's role there must
         allow (403 otherwise). The organisation and role are then on ``current_principal()``.
@@ -201,13 +198,19 @@ class Blueprint(flask_smorest.Blueprint):
         takes ``SESSION`` alone, never an API key (a key is refused with 401 like anywhere a
         session is needed), so an operator's powers never sit in a script's credentials; with
         ADMIN_REQUIRE_MFA on, the session must have passed two-factor (403 otherwise).
+        ``verified_email``: the caller's address must be verified (403, ``EmailNotVerified``),
+        whatever REQUIRE_VERIFIED_EMAIL says: for what sends mail to others.
         ``policy_exempt(principal, view_args)``: true when the organization's own rules (two-factor
         required) do not apply to this call (a member leaving it).
+        An integer id in the path that no row can have (past ``MAX_ID``) is a 404 once the
+        caller is admitted, never a question to the database.
         """
         if not schemes:
             raise ValueError("auth() needs at least one scheme")
         if org not in (None, *ORG_SCOPES) or (permission is not None and org is None):
             raise ValueError("auth(): org is 'path' or 'acting', and a permission needs one")
+        if permission is not None and not isinstance(permission, Permission):
+            raise TypeError(f"auth(permission=...) takes a Permission (saas.core.permissions), not {permission!r}")
         if superuser and schemes != (SESSION,):
             raise ValueError("auth(superuser=True) admits a login session only: auth(SESSION, superuser=True)")
 
@@ -221,11 +224,13 @@ class Blueprint(flask_smorest.Blueprint):
                     raise SuperuserRequired()
                 if superuser and current_app.config["ADMIN_REQUIRE_MFA"] and MFA_METHOD not in g.principal.auth_methods:
                     raise SecondFactorSessionRequired()
-                if self.requires_verified_email and current_app.config["REQUIRE_VERIFIED_EMAIL"]:
+                if verified_email or (self.requires_verified_email and current_app.config["REQUIRE_VERIFIED_EMAIL"]):
                     if not g.principal.user.email_verified:
                         raise EmailNotVerified()
-                if org is not None:
-                    g.principal = _with_org(g.principal, org, permission, policy_exempt)
+                refusal = g.pop("organization_refusal", None)
+                if refusal is not None:
+                    raise refusal
+                _refuse_ids_past_every_id(request.view_args)
                 return view(*args, **kwargs)
 
             # Stacked flask-limiter decorators check every limit of the view in the innermost.
@@ -235,6 +240,10 @@ class Blueprint(flask_smorest.Blueprint):
 
             @functools.wraps(view)
             def gated(*args, **kwargs):
+                # ``g`` outlives the request where an app context was pushed around it (scripts,
+                # tests): nothing an earlier request found may speak for this one.
+                for name in ("principal", "authentication_failure", "organization_refusal"):
+                    g.pop(name, None)
                 try:
                     g.principal = authenticate(schemes)
                     request.environ[USER_ID_KEY] = str(g.principal.user_id)
@@ -242,23 +251,42 @@ class Blueprint(flask_smorest.Blueprint):
                 except Unauthenticated as failure:
                     # Counted against the address's limit before it is answered.
                     g.authentication_failure = failure
+                else:
+                    if org is not None:
+                        # Found before the limits count, for limits kept per organisation;
+                        # answered after, in turn.
+                        try:
+                            g.principal = _with_org(g.principal, org, permission, policy_exempt)
+                        except DomainError as refusal:
+                            g.organization_refusal = refusal
                 if not current_app.config["RATELIMIT_ENABLED"]:
                     return admitted(*args, **kwargs)
                 return limited(*args, **kwargs)
 
             gated.auth_schemes = schemes
             gated.requires_superuser = superuser
+            gated.permission = permission
+            if permission is not None:
+                gated.__doc__ = f"{(view.__doc__ or '').rstrip()}\n\n{permission_note(permission)}"
             security = [requirement for scheme in schemes for requirement in scheme.requirements]
             documented = self.alt_response(401, response="UNAUTHORIZED")(self.doc(security=security)(gated))
-            if superuser or self.requires_verified_email or org is not None:
+            if superuser or verified_email or self.requires_verified_email or org is not None:
                 documented = self.alt_response(403, response="FORBIDDEN")(documented)
             if org is not None:
                 documented = self.alt_response(404, response="NOT_FOUND")(documented)
             if org == "acting":
                 documented = self.doc(parameters=[ORG_PARAMETER])(documented)
+            if permission is not None:
+                documented = self.doc(**{"x-permission": permission.value})(documented)
             return documented
 
         return decorator
+
+
+def permission_note(permission):
+    """The line an operation's description gets for the permission it needs."""
+    return (f"**Permission:** `{permission.value}`: {permission.description} "
+            "The roles that hold it: see the role table in the docs (Organizations and roles).")
 
 
 ORG_PARAMETER = {
@@ -269,6 +297,14 @@ ORG_PARAMETER = {
     "description": "The organization to act for (its quota and plan), if the caller is a member; "
     "the caller's personal organization when absent. An organization's API key acts for it only.",
 }
+
+
+def _refuse_ids_past_every_id(view_args):
+    """404 for an id in the path that no row can have (the organisation's is refused by
+    ``OrgAccess.member`` as a non-member's): never a database error."""
+    for name, value in (view_args or {}).items():
+        if type(value) is int and value > MAX_ID:
+            raise NotFound(f"No such {name.removesuffix('_id').replace('_', ' ')}.")
 
 
 def _with_org(principal, scope, permission, policy_exempt):

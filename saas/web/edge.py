@@ -116,26 +116,13 @@ class NoCookieSessions(SessionInterface):
 
 
 class Edge:
-    def __init__(self, app, *, metrics, production, page_policies, fixed_answers=None):
+    def __init__(self, app, *, metrics, production, page_policies):
         """``page_policies``: ``{path: Content-Security-Policy}`` for the pages (the docs) that
-        need another policy than the API's deny-all one.
-
-        ``fixed_answers``: ``{path: (endpoint, JSON body)}`` for the answers that never change
-        (the liveness probe): a GET for one of them without an ``Origin`` header is answered
-        here, with the same body, security headers, request id, log line and metrics, without
-        going through Flask. A probe hits a server every few seconds for as long as it runs, and
-        Flask's dispatch cost twice what the edge does around it. CORS headers are left out
-        (``Vary: Origin`` says so to caches): only a browser's cross-origin request needs them,
-        and it carries ``Origin``, so Flask and flask-cors answer it as before.
-        """
+        need another policy than the API's deny-all one."""
         self.app = app
         self.metrics = metrics
         self.production = production
         self.page_policies = {path: ("Content-Security-Policy", policy) for path, policy in page_policies.items()}
-        self.fixed_answers = {
-            path: (endpoint, [body], [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Vary", "Origin")])
-            for path, (endpoint, body) in (fixed_answers or {}).items()
-        }
 
     def __call__(self, environ, start_response):
         started = time.perf_counter()
@@ -159,12 +146,6 @@ class Edge:
                 headers.append(HSTS)
             return start_response(status, headers, exc_info)
 
-        fixed = self.fixed_answers.get(path)
-        if fixed is not None and environ.get("REQUEST_METHOD") == "GET" and "HTTP_ORIGIN" not in environ:
-            environ[ENDPOINT_KEY], body, headers = fixed
-            start_with_headers("200 OK", list(headers))
-            self._finish(environ, answer, started, token)
-            return body
         try:
             body = self.app(environ, start_with_headers)
         except BaseException:
@@ -178,9 +159,8 @@ class Edge:
     def _finish(self, environ, answer, started, token):
         seconds = time.perf_counter() - started
         status = answer.get("status", "500")[:3]
-        endpoint = environ.get(ENDPOINT_KEY, "unmatched")
         method = environ.get("REQUEST_METHOD", "")
-        self.metrics.observe(endpoint, method, status, seconds)
+        self.metrics.observe(environ.get(ENDPOINT_KEY), method, status, seconds)
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "request",

@@ -20,6 +20,18 @@ from saas.web.requests import bearer_token
 
 log = logging.getLogger(__name__)
 
+# Each label value makes a series, kept for the life of the process (of the multiprocess
+# directory under gunicorn): a value the client chooses must come from a fixed set.
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
+OTHER_METHOD = "other"
+UNMATCHED_ENDPOINT = "unmatched"  # the endpoint of a request no route matched, whatever its path
+
+
+def method_label(method):
+    """The request method as a label: one of the standard methods, else ``other``."""
+    method = method.upper()
+    return method if method in STANDARD_METHODS else OTHER_METHOD
+
 
 class RequestMetrics:
     """What the edge records per request. In multiprocess mode the samples go to the shared
@@ -37,6 +49,8 @@ class RequestMetrics:
         )
 
     def observe(self, endpoint, method, status, seconds):
+        """``endpoint``: the matched route's (or None); ``method`` as the client sent it."""
+        endpoint, method = endpoint or UNMATCHED_ENDPOINT, method_label(method)
         self.duration.labels(endpoint, method, status).observe(seconds)
         self.total.labels(method, status).inc()
 

@@ -211,7 +211,7 @@ def _disable_after():
 
 def disable(endpoint, reason, last_error):
     """Stop sending to the endpoint (the caller's transaction): audited, and its organisation's
-    owners are mailed once it commits."""
+    owners mailed."""
     endpoint.enabled, endpoint.disabled_reason = False, reason
     audit.record(endpoint.org_id, "webhook.disabled", target=f"webhook:{endpoint.id}",
                  details={"url": endpoint.url, "reason": reason, "last_error": last_error})
@@ -219,8 +219,7 @@ def disable(endpoint, reason, last_error):
         "url": endpoint.url, "reason": reason, "last_error": last_error or "",
         "hours": current_app.config["WEBHOOK_DISABLE_AFTER_HOURS"],
     }
-    org_id = endpoint.org_id
-    after_commit(lambda: _mail_owners(org_id, context))
+    _mail_owners(endpoint.org_id, context)  # in this transaction: sent only if the disabling commits
     log.warning("webhook endpoint disabled", extra={"webhook_endpoint_id": endpoint.id, "reason": reason})
 
 

@@ -5,7 +5,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from saas.core.columns import UTCDateTime
+from saas.core.columns import IDS_NEVER_REUSED, UTCDateTime
 from saas.core.time import utcnow
 from saas.extensions import db
 
@@ -22,6 +22,7 @@ class WebhookEndpoint(db.Model):
     be read back to sign). After a rotation the previous secret signs too, until it expires."""
 
     __tablename__ = "webhook_endpoints"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     org_id: Mapped[int] = mapped_column(
@@ -77,6 +78,7 @@ class WebhookDelivery(db.Model):
     __table_args__ = (
         sa.Index("ix_webhook_deliveries_endpoint_id_created_at", "endpoint_id", "created_at"),
         sa.Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        IDS_NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)

@@ -1,5 +1,6 @@
 """An organization's webhook endpoints (admins and owners: ``webhooks.manage``), their
 deliveries, and the event types there are."""
+from saas.core.permissions import Permission
 from saas.webhooks import service
 from saas.webhooks.catalog import EVENT_TYPES
 from saas.webhooks.schemas import (
@@ -37,7 +38,7 @@ def _event_types():
 
 
 @blp.route(ENDPOINTS, methods=["POST"])
-@blp.auth(SESSION, org="path", permission="webhooks.manage")
+@blp.auth(SESSION, org="path", permission=Permission.WEBHOOKS_MANAGE)
 @blp.arguments(WebhookCreateSchema)
 @blp.response(201, NewWebhookSchema)
 @blp.alt_response(409, response="CONFLICT")
@@ -51,7 +52,7 @@ def create_webhook(fields, org_id):
 
 
 @blp.route(ENDPOINTS, methods=["GET"])
-@blp.auth(SESSION, org="path", permission="webhooks.manage")
+@blp.auth(SESSION, org="path", permission=Permission.WEBHOOKS_MANAGE)
 @blp.response(200, WebhookSchema(many=True))
 def list_webhooks(org_id):
     """The organization's endpoints, newest first (never their secrets)."""
@@ -59,7 +60,7 @@ def list_webhooks(org_id):
 
 
 @blp.route(ENDPOINT, methods=["GET"])
-@blp.auth(SESSION, org="path", permission="webhooks.manage")
+@blp.auth(SESSION, org="path", permission=Permission.WEBHOOKS_MANAGE)
 @blp.response(200, WebhookSchema)
 def get_webhook(org_id, webhook_id):
     """One endpoint; another organization's is a 404."""
@@ -67,7 +68,7 @@ def get_webhook(org_id, webhook_id):
 
 
 @blp.route(ENDPOINT, methods=["PATCH"])
-@blp.auth(SESSION, org="path", permission="webhooks.manage")
+@blp.auth(SESSION, org="path", permission=Permission.WEBHOOKS_MANAGE)
 @blp.arguments(WebhookUpdateSchema)
 @blp.response(200, WebhookSchema)
 def update_webhook(fields, org_id, webhook_id):
@@ -77,7 +78,7 @@ def update_webhook(fields, org_id, webhook_id):
 
 
 @blp.route(ENDPOINT, methods=["DELETE"])
-@blp.auth(SESSION, org="path", permission="webhooks.manage")
+@blp.auth(SESSION, org="path", permission=Permission.WEBHOOKS_MANAGE)
 @blp.response(204)
 def delete_webhook(org_id, webhook_id):
     """Delete the endpoint and its delivery history; nothing more is sent to it."""
@@ -85,7 +86,7 @@ def delete_webhook(org_id, webhook_id):
 
 
 @blp.route(ENDPOINT + "/rotate-secret", methods=["POST"])
-@blp.auth(SESSION, org="path", permission="webhooks.manage")
+@blp.auth(SESSION, org="path", permission=Permission.WEBHOOKS_MANAGE)
 @blp.response(200, WebhookSecretSchema)
 def rotate_webhook_secret(org_id, webhook_id):
     """A new signing secret, shown this once. For `WEBHOOK_SECRET_OVERLAP_HOURS` (24) every
@@ -95,7 +96,7 @@ def rotate_webhook_secret(org_id, webhook_id):
 
 
 @blp.route(ENDPOINT + "/test", methods=["POST"])
-@blp.auth(SESSION, org="path", permission="webhooks.manage")
+@blp.auth(SESSION, org="path", permission=Permission.WEBHOOKS_MANAGE)
 @blp.response(202, WebhookDeliverySchema)
 @blp.alt_response(409, response="CONFLICT")
 def test_webhook(org_id, webhook_id):
@@ -105,7 +106,7 @@ def test_webhook(org_id, webhook_id):
 
 
 @blp.route(ENDPOINT + "/deliveries", methods=["GET"])
-@blp.auth(SESSION, org="path", permission="webhooks.manage")
+@blp.auth(SESSION, org="path", permission=Permission.WEBHOOKS_MANAGE)
 @blp.response(200, WebhookDeliverySchema(many=True))
 @blp.paginate()
 def list_webhook_deliveries(org_id, webhook_id, pagination_parameters):
@@ -117,7 +118,7 @@ def list_webhook_deliveries(org_id, webhook_id, pagination_parameters):
 
 
 @blp.route(ENDPOINT + "/deliveries/<int:delivery_id>/retry", methods=["POST"])
-@blp.auth(SESSION, org="path", permission="webhooks.manage")
+@blp.auth(SESSION, org="path", permission=Permission.WEBHOOKS_MANAGE)
 @blp.response(202, WebhookDeliverySchema)
 @blp.alt_response(409, response="CONFLICT")
 def retry_webhook_delivery(org_id, webhook_id, delivery_id):

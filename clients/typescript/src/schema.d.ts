@@ -541,7 +541,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** One of the caller's organizations. Anyone else's, existing or not, is a 404. */
+        /**
+         * One of the caller's organizations. Anyone else's, existing or not, is a 404.
+         * @description **Permission:** `org.read`: See the organization, and leave it. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         get: operations["orgs_get_org"];
         put?: never;
         post?: never;
@@ -549,6 +552,7 @@ export interface paths {
          * Delete the organization (owners): its Stripe subscriptions are canceled first, its
          *     members, invitations and API keys go with it; its audit log is kept. A personal
          *     organization cannot be deleted (409).
+         * @description **Permission:** `org.delete`: Delete the organization. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         delete: operations["orgs_delete_org"];
         options?: never;
@@ -559,6 +563,7 @@ export interface paths {
          *     two-factor). While it is required, a member without two-factor gets 403 (`errors.reason`
          *     `["mfa_required_by_org"]`) on every call about the organization (its paths, `X-Org-Id`
          *     naming it), except leaving it; they can still turn two-factor on. Its API keys are unaffected.
+         * @description **Permission:** `org.update`: Rename the organization. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         patch: operations["orgs_rename_org"];
         trace?: never;
@@ -572,7 +577,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The members, in the order they joined. */
+        /**
+         * The members, in the order they joined.
+         * @description **Permission:** `members.read`: List the members and their roles. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         get: operations["orgs_list_members"];
         put?: never;
         post?: never;
@@ -598,9 +606,11 @@ export interface paths {
         /**
          * Remove a member (admins; an owner only by an owner), or leave (your own `user_id`).
          * @description Their access ends at once. The organization's API keys they created are revoked, unless
-         *     the admin removing them passes `keep_api_keys=true`: then they stay the organization's and
-         *     keep working (ignored when leaving). The last owner
-         *     cannot leave or be removed (409), nor can anyone leave a personal organization.
+         *         the admin removing them passes `keep_api_keys=true`: then they stay the organization's and
+         *         keep working (ignored when leaving). The last owner
+         *         cannot leave or be removed (409), nor can anyone leave a personal organization.
+         *
+         *     **Permission:** `org.read`: See the organization, and leave it. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         delete: operations["orgs_remove_member"];
         options?: never;
@@ -608,6 +618,7 @@ export interface paths {
         /**
          * Change a member's role. Admins move people between member and admin; only an owner
          *     grants, changes or removes `owner` (403 otherwise), and the last owner stays owner (409).
+         * @description **Permission:** `members.role`: Change members' roles (granting or taking `owner` needs an owner). The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         patch: operations["orgs_change_member_role"];
         trace?: never;
@@ -621,13 +632,22 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Pending invitations, newest first. */
+        /**
+         * Pending invitations, newest first.
+         * @description **Permission:** `members.invite`: Invite people by email; list and revoke pending invitations. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         get: operations["orgs_list_invitations"];
         put?: never;
         /**
          * Invite an address with a role (admins; `owner` only by an owner); the invitation is
          *     mailed with a link to `FRONTEND_URL/invitations?token=...`, valid `INVITATION_TTL_DAYS`.
          *     409 when the address is a member's or has a pending invitation.
+         * @description The sender's address must be verified (403, `errors.reason: ["email_not_verified"]`), even
+         *         with `REQUIRE_VERIFIED_EMAIL` off. 429 with `Retry-After` past `INVITATION_SEND_LIMIT` (per
+         *         sender, and per organization), or past 3 invitations to one address from one organization
+         *         in 24 hours (revoked ones included); nothing is stored or mailed then.
+         *
+         *     **Permission:** `members.invite`: Invite people by email; list and revoke pending invitations. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["orgs_invite"];
         delete?: never;
@@ -649,7 +669,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revoke a pending invitation: its link stops working. */
+        /**
+         * Revoke a pending invitation: its link stops working.
+         * @description **Permission:** `members.invite`: Invite people by email; list and revoke pending invitations. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         delete: operations["orgs_revoke_invitation"];
         options?: never;
         head?: never;
@@ -668,6 +691,7 @@ export interface paths {
         /**
          * Who did what in the organization, newest first (admins and owners). Paginated with
          *     `page` and `page_size` (default 10, at most 100); the `X-Pagination` header has the totals.
+         * @description **Permission:** `audit.read`: Read the organization's audit log. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         get: operations["orgs_audit_log"];
         put?: never;
@@ -690,7 +714,10 @@ export interface paths {
         put?: never;
         /**
          * Create an API key; the response is the only time the key itself is shown.
-         * @description Send it as `Authorization: Bearer <key>` or `X-API-Key: <key>` to the AI, usage and
+         * @description At most `API_KEYS_MAX` (25) keys per owner: 409 past it, or when the caller has made that
+         *     many across their organizations; revoke one first.
+         *
+         *     Send it as `Authorization: Bearer <key>` or `X-API-Key: <key>` to the AI, usage and
          *     read-only account endpoints. Managing keys and changing the account need a login session.
          */
         post: operations["api_keys_create"];
@@ -858,11 +885,13 @@ export interface paths {
         /**
          * Complete a conversation with the configured model (AI_MODEL unless `model` is given).
          * @description The answer carries the token usage, which counts against the monthly quota of the
-         *     organization the call acts for (an organization's API key's, the one `X-Org-Id` names, else
-         *     the caller's personal one). With
-         *     `"stream": true` the answer is Server-Sent Events: `event: delta` with `{"content": ...}`
-         *     as tokens arrive, then `event: usage` with the token counts. A provider failure before the
-         *     first token is a JSON 502/504; after it, an `event: error` precedes the usage event.
+         *         organization the call acts for (an organization's API key's, the one `X-Org-Id` names, else
+         *         the caller's personal one). With
+         *         `"stream": true` the answer is Server-Sent Events: `event: delta` with `{"content": ...}`
+         *         as tokens arrive, then `event: usage` with the token counts. A provider failure before the
+         *         first token is a JSON 502/504; after it, an `event: error` precedes the usage event.
+         *
+         *     **Permission:** `ai.use`: Call the AI endpoints against the organization's quota. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["ai_chat"];
         delete?: never;
@@ -883,6 +912,8 @@ export interface paths {
         /**
          * Queue a completion to run in the background; poll `GET /api/v1/ai/jobs/{id}` for it.
          * @description The job is kept in the database and runs in `rq worker`; its usage counts like a chat's.
+         *
+         *     **Permission:** `ai.use`: Call the AI endpoints against the organization's quota. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["ai_submit_job"];
         delete?: never;
@@ -925,8 +956,10 @@ export interface paths {
         /**
          * Tokens used, held and left this month, the plan's quota and when it resets.
          * @description For the organization the call acts for: an organization's API key's, the one `X-Org-Id`
-         *     names, else the caller's personal organization. Quotas come from PLAN_QUOTAS; the period is
-         *     the calendar month in UTC.
+         *         names, else the caller's personal organization. Quotas come from PLAN_QUOTAS; the period is
+         *         the calendar month in UTC.
+         *
+         *     **Permission:** `usage.read`: Read the organization's token usage (each member's with their own address only). The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         get: operations["usage_get"];
         put?: never;
@@ -1135,13 +1168,18 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The organization's API keys, newest first. */
+        /**
+         * The organization's API keys, newest first.
+         * @description **Permission:** `api_keys.manage`: Create, list and revoke the organization's API keys. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         get: operations["org_api_keys_list_org_api_keys"];
         put?: never;
         /**
          * Create an API key of the organization (admins); shown this once. It acts for the
          *     organization: its quota, its plan. It keeps working when its creator leaves only if the
-         *     admin removing them keeps it (`keep_api_keys=true`).
+         *     admin removing them keeps it (`keep_api_keys=true`). At most `API_KEYS_MAX` (25) keys per
+         *     organization, and per person across their organizations: 409 past either.
+         * @description **Permission:** `api_keys.manage`: Create, list and revoke the organization's API keys. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["org_api_keys_create_org_api_key"];
         delete?: never;
@@ -1163,7 +1201,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revoke one of the organization's keys: it stops working at once. */
+        /**
+         * Revoke one of the organization's keys: it stops working at once.
+         * @description **Permission:** `api_keys.manage`: Create, list and revoke the organization's API keys. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         delete: operations["org_api_keys_revoke_org_api_key"];
         options?: never;
         head?: never;
@@ -1179,7 +1220,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The organization's current subscription (any member); `seats` for a per-seat plan. */
+        /**
+         * The organization's current subscription (any member); `seats` for a per-seat plan.
+         * @description **Permission:** `subscription.read`: Read the organization's subscription. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         get: operations["org_billing_get_org_subscription"];
         put?: never;
         post?: never;
@@ -1203,7 +1247,9 @@ export interface paths {
         /**
          * Open a Stripe Checkout session for the organization (owners only).
          * @description As `POST /api/v1/billing/create-checkout-session`. A per-seat plan (STRIPE_SEAT_PLANS) is
-         *     bought for as many seats as the organization has members, and follows them after.
+         *         bought for as many seats as the organization has members, and follows them after.
+         *
+         *     **Permission:** `billing.manage`: Check out, open the billing portal and change the plan. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["org_billing_create_org_checkout"];
         delete?: never;
@@ -1221,7 +1267,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** A Stripe customer portal link for the organization (owners only). */
+        /**
+         * A Stripe customer portal link for the organization (owners only).
+         * @description **Permission:** `billing.manage`: Check out, open the billing portal and change the plan. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         get: operations["org_billing_org_customer_portal"];
         put?: never;
         post?: never;
@@ -1243,7 +1292,9 @@ export interface paths {
         /**
          * The organization's usage this month (as `GET /api/v1/usage`), and each member's share.
          * @description Admins and owners see who each member is; other members see their own address and name,
-         *     and the others' user ids only (`email` and `full_name` null).
+         *         and the others' user ids only (`email` and `full_name` null).
+         *
+         *     **Permission:** `usage.read`: Read the organization's token usage (each member's with their own address only). The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         get: operations["org_usage_get_org_usage"];
         put?: never;
@@ -1263,7 +1314,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The organization's endpoints, newest first (never their secrets). */
+        /**
+         * The organization's endpoints, newest first (never their secrets).
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         get: operations["webhooks_list_webhooks"];
         put?: never;
         /**
@@ -1271,6 +1325,7 @@ export interface paths {
          *     is shown (and the rotation's). The URL must be `https://` and must not point at a private,
          *     loopback, link-local or metadata address (422); the host is resolved and checked again at
          *     every delivery. At most 20 endpoints (409).
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["webhooks_create_webhook"];
         delete?: never;
@@ -1289,17 +1344,24 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** One endpoint; another organization's is a 404. */
+        /**
+         * One endpoint; another organization's is a 404.
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         get: operations["webhooks_get_webhook"];
         put?: never;
         post?: never;
-        /** Delete the endpoint and its delivery history; nothing more is sent to it. */
+        /**
+         * Delete the endpoint and its delivery history; nothing more is sent to it.
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
         delete: operations["webhooks_delete_webhook"];
         options?: never;
         head?: never;
         /**
          * Change the URL (checked as at creation), the events, the description, or enable it again
          *     after it was disabled (by an admin, a 410, or failing too long) or disable it.
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         patch: operations["webhooks_update_webhook"];
         trace?: never;
@@ -1320,6 +1382,7 @@ export interface paths {
          * A new signing secret, shown this once. For `WEBHOOK_SECRET_OVERLAP_HOURS` (24) every
          *     delivery carries two signatures, the new secret's and the old one's (space-separated in
          *     `webhook-signature`), so the receiver can switch at its own pace.
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["webhooks_rotate_webhook_secret"];
         delete?: never;
@@ -1343,6 +1406,7 @@ export interface paths {
         /**
          * Send a `webhook.test` event to this endpoint only (409 while it is disabled); the answer
          *     is its delivery, whose outcome the delivery list shows.
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["webhooks_test_webhook"];
         delete?: never;
@@ -1366,6 +1430,7 @@ export interface paths {
          *     (failed, the next attempt at `next_attempt_at`), `succeeded` or `failed` (retries used up, or
          *     the endpoint disabled). Paginated with `page` and `page_size` (default 10, at most 100); the
          *     `X-Pagination` header has the totals. Finished deliveries are kept 30 days.
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         get: operations["webhooks_list_webhook_deliveries"];
         put?: never;
@@ -1392,6 +1457,7 @@ export interface paths {
         /**
          * Attempt a delivery again now, with its `webhook-id` (409 while the endpoint is disabled or
          *     an attempt is in flight).
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
          */
         post: operations["webhooks_retry_webhook_delivery"];
         delete?: never;
@@ -3236,6 +3302,7 @@ export interface operations {
             404: components["responses"]["NOT_FOUND"];
             409: components["responses"]["CONFLICT"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            429: components["responses"]["TOO_MANY_REQUESTS"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };
@@ -3342,6 +3409,7 @@ export interface operations {
             };
             401: components["responses"]["UNAUTHORIZED"];
             403: components["responses"]["FORBIDDEN"];
+            409: components["responses"]["CONFLICT"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
@@ -3988,6 +4056,7 @@ export interface operations {
             401: components["responses"]["UNAUTHORIZED"];
             403: components["responses"]["FORBIDDEN"];
             404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
             default: components["responses"]["DEFAULT_ERROR"];
         };

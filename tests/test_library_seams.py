@@ -1,0 +1,40 @@
+"""Issue 27, item 5: the two places where the app relies on a library's internals, each held by a
+test that fails loudly when an upgrade changes them (everything else uses public extension points:
+the operationIds come from an apispec plugin, the worker overrides RQ's ``main_work_horse``).
+
+- ``saas.web.api.Api._register_pagination_header`` (flask-smorest): documents ``X-Pagination`` as
+  JSON ``content``; flask-smorest documents it with ``schema``, which means the "simple" style.
+- ``saas.extensions.Limiter`` resets flask-limiter's ``_storage_dead`` for each app it is bound
+  to, so an app never inherits another app's "storage is down" verdict in one process.
+- ``saas.worker`` replaces RQ's module-level ``rq.scheduler.run`` so the scheduler process exits
+  quietly when Redis goes away: held by tests/test_self_repair.py, which requires every line the
+  worker writes about Redis to be JSON.
+"""
+import redis
+
+from saas.extensions import limiter
+from tests.conftest import make_app
+from tests.helpers import sign_up
+
+CLOSED_REDIS = "redis://127.0.0.1:1/0"
+
+
+def test_x_pagination_is_documented_as_json_content():
+    spec = make_app(DATABASE_URL="sqlite://", REDIS_URL="").test_client().get("/openapi.json").get_json()
+    header = spec["components"]["headers"]["PAGINATION"]
+    assert "schema" not in header, "flask-smorest no longer calls Api._register_pagination_header: update it"
+    assert header["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/PaginationMetadata"}
+
+
+def test_an_app_does_not_inherit_another_apps_dead_rate_limit_storage(database, redis_url):
+    down = make_app(RATELIMIT_ENABLED="true", RATELIMIT_STORAGE_URI=CLOSED_REDIS, REDIS_URL="")
+    with down.app_context():
+        sign_up(down.test_client(), "down@example.com")  # counted in memory: the storage is down
+    assert getattr(limiter, "_storage_dead", None) is True, (
+        "flask-limiter no longer marks its storage dead in `_storage_dead`: update saas.extensions.Limiter"
+    )
+
+    up = make_app(RATELIMIT_ENABLED="true", RATELIMIT_STORAGE_URI=redis_url)
+    with up.app_context():
+        sign_up(up.test_client(), "up@example.com")
+    assert redis.Redis.from_url(redis_url).keys("LIMITS*"), "the second app counted in memory, not in Redis"
