@@ -850,7 +850,7 @@ class Config:
             "EMAIL_VERIFY_TOKEN_HOURS": self.mail.email_verify_token_hours,
             "PASSWORD_RESET_TOKEN_MINUTES": self.mail.password_reset_token_minutes,
             "REQUIRE_VERIFIED_EMAIL": self.mail.require_verified_email,
-            # Organisations
+            # Organizations
             "INVITATION_TTL_DAYS": self.orgs.invitation_ttl_days,
             "INVITATION_PATH": self.orgs.invitation_path,
             "INVITATION_SEND_LIMIT": limits.invitation_send,

@@ -34,7 +34,7 @@ from saas.web.docs import blp as docs_assets_blp, docs_page_policies
 from saas.web.errors import register_error_handlers
 from saas.web.json import JSONProvider
 from saas.web.logging import init_logging
-from saas.web.edge import Edge, NoCookieSessions, Request, run_after_response
+from saas.web.edge import ApiRequest, Edge, NoCookieSessions, run_after_response
 from saas.web.metrics import init_metrics
 
 API_PREFIX = "/api/v1"
@@ -51,7 +51,7 @@ def create_app(config=None):
 
     # Templates: Swagger UI's page, in place of flask-smorest's (see saas/web/docs.py).
     app = Flask(__name__, template_folder="web/templates")
-    app.request_class = Request
+    app.request_class = ApiRequest
     app.session_interface = NoCookieSessions()
     app.config.update(config.flask_config())
     app.json = JSONProvider(app)

@@ -7,7 +7,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-from saas.web.api import Api
+from saas.web.api import EnvelopeApi
 from saas.web.requests import principal_or_ip_key
 
 # Named constraints make migrations reproducible and droppable on every database.
@@ -24,7 +24,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class Limiter(flask_limiter.Limiter):
+class PerAppLimiter(flask_limiter.Limiter):
     """flask-limiter keeps its switch and storage on the instance, which every app shares.
 
     So that one process can hold several apps (tests, scripts): an app with RATELIMIT_ENABLED
@@ -46,5 +46,5 @@ class Limiter(flask_limiter.Limiter):
 db = SQLAlchemy(model_class=Base)
 jwt = JWTManager()
 cors = CORS()
-api = Api()
-limiter = Limiter(key_func=principal_or_ip_key)
+api = EnvelopeApi()
+limiter = PerAppLimiter(key_func=principal_or_ip_key)

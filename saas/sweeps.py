@@ -15,9 +15,9 @@ a killed worker or an outside outage left undone:
   lost it) are queued again; finished deliveries older than 30 days are forgotten;
 - per-seat subscriptions whose quantity is not the member count are brought to it;
 - subscriptions of deleted accounts still live in Stripe are canceled;
-- what the previous release wrote during a rollout without organisations (users without a
-  personal organisation, subscriptions, usage, AI jobs and keys without ``org_id``) is
-  given to the user's personal organisation.
+- what the previous release wrote during a rollout without organizations (users without a
+  personal organization, subscriptions, usage, AI jobs and keys without ``org_id``) is
+  given to the user's personal organization.
 
 Redis holds only work that PostgreSQL can rebuild: whatever it loses, the next sweep finds in
 the database. The `flask billing` commands do the same on demand.
@@ -99,7 +99,7 @@ def _deleted_accounts_subscriptions():
 @atomic
 def rows_without_org(limit=BATCH):
     """Expand/contract: give what the previous release wrote during a rollout to the personal
-    organisation of its user. Returns how many rows of each kind were adopted."""
+    organization of its user. Returns how many rows of each kind were adopted."""
     users = db.session.scalars(
         sa.select(User).outerjoin(Organization, Organization.personal_owner_id == User.id)
         .where(Organization.id.is_(None)).order_by(User.id).limit(limit)

@@ -64,7 +64,7 @@ def at_once(app, count, request):
 
 
 def personal_org_id(user):
-    """The id of the personal organisation of ``user`` (as the API shows it), from the database."""
+    """The id of the personal organization of ``user`` (as the API shows it), from the database."""
     from saas.extensions import db
     from saas.users.models import User
 

@@ -1,5 +1,5 @@
-"""Arrangements of the organisation and account tests: people with verified addresses who
-join teams through mailed invitations, and organisations that pay."""
+"""Arrangements of the organization and account tests: people with verified addresses who
+join teams through mailed invitations, and organizations that pay."""
 import time
 
 from tests.billing_support import deliver_ok
@@ -59,7 +59,7 @@ class Team:
 
 
 def subscribe_org(team, owner_token, org_id, fake_stripe, price_id="price_team"):
-    """Checkout for the organisation, then the subscription Stripe creates, delivered."""
+    """Checkout for the organization, then the subscription Stripe creates, delivered."""
     response = team.client.post(f"{ORGS}/{org_id}/billing/checkout", json={"price_id": price_id}, headers=bearer(owner_token))
     assert response.status_code == 200, response.get_json()
     session = fake_stripe.checkout_sessions[response.get_json()["session_id"]]

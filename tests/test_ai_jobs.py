@@ -196,8 +196,8 @@ def test_queued_and_running_ai_work_is_capped_per_user(app_with, fake_openai):
 
 
 def test_the_cap_holds_for_a_users_jobs_for_several_organizations_at_once(app_with, fake_openai):
-    """AI_MAX_CONCURRENT counts a user's work for every organisation: jobs submitted at the same
-    moment for a team (X-Org-Id) and for the personal organisation cannot race past it."""
+    """AI_MAX_CONCURRENT counts a user's work for every organization: jobs submitted at the same
+    moment for a team (X-Org-Id) and for the personal organization cannot race past it."""
     client = app_with(AI_MAX_CONCURRENT="2")
     token = sign_up(client)
     team = client.post("/api/v1/orgs", json={"name": "Acme"}, headers=bearer(token)).get_json()["id"]

@@ -189,3 +189,39 @@ def test_the_oauth2_password_flow_logs_in_at_the_login_operation(spec_and_app):
     properties = [set(spec["components"]["schemas"][answer["$ref"].rsplit("/", 1)[-1]]["properties"]) for answer in answers]
     assert any({"access_token", "token_type"} <= names for names in properties)
     assert any({"mfa_required", "mfa_token"} <= names for names in properties)
+
+
+# Issue 27 item 1: one transaction per use case, declared once. Only saas/core/database.py opens,
+# commits and rolls back transactions (``transaction()``, ``@atomic``, ``discard()``...).
+TRANSACTION_OWNER = "core/database.py"
+
+
+def test_only_the_declared_boundary_commits_or_rolls_back():
+    offenders = []
+    for path, tree in _modules():
+        where = str(path.relative_to(SAAS))
+        if where == TRANSACTION_OWNER:
+            continue
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("commit", "rollback", "begin", "begin_nested")):
+                offenders.append(f"{where}:{node.lineno} {node.func.attr}()")
+    assert offenders == [], "declare the use case with @atomic / transaction() instead: " + ", ".join(offenders)
+
+
+def test_no_two_classes_share_a_name_nor_shadow_a_librarys():
+    """Issue 27 item 4: a name means one thing (two PaymentRequired were one too many), and a
+    subclass of a library's class says how it differs (ApiBlueprint, ApiRequest)."""
+    defined = {}
+    shadowing = []
+    for path, tree in _modules():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                defined.setdefault(node.name, []).append(str(path.relative_to(SAAS)))
+                bases = {base.attr for base in node.bases if isinstance(base, ast.Attribute)}
+                if node.name in bases:
+                    shadowing.append(f"{path.relative_to(SAAS)}: {node.name}")
+    assert {name: where for name, where in defined.items() if len(where) > 1} == {}
+    # saas.worker.Worker keeps RQ's name: `rq worker --worker-class saas.worker.Worker` is the
+    # documented command that operators' scripts run.
+    assert shadowing == ["worker.py: Worker"]

@@ -59,7 +59,7 @@ def test_checkout_by_plan_creates_the_missing_customer_with_the_users_idempotenc
     [request] = fake_stripe.requests_to("POST", "/v1/checkout/sessions")
     assert request.params["mode"] == "subscription"
     assert request.params["line_items"] == [{"price": "price_pro", "quantity": "1"}]
-    assert request.params["client_reference_id"] == f"org-{org['id']}"  # the personal organisation pays
+    assert request.params["client_reference_id"] == f"org-{org['id']}"  # the personal organization pays
     assert request.params["subscription_data"] == {"metadata": {"org_id": str(org["id"]), "user_id": str(user["id"])}}
     assert request.params["success_url"] == "http://localhost:3000/billing/success?session_id={CHECKOUT_SESSION_ID}"
     assert request.params["cancel_url"] == "http://localhost:3000/billing/cancel"

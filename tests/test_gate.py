@@ -206,7 +206,7 @@ def test_an_id_past_every_id_is_a_404_after_the_401_on_both_databases(client_on_
     root, user = login(client, "root@example.com")["access_token"], sign_up(client)
     me = client.get("/api/v1/users/me", headers=bearer(user)).get_json()["id"]
     verified = client.patch(f"/api/v1/admin/users/{me}", json={"email_verified": True}, headers=bearer(root))
-    assert verified.status_code == 200  # inviting needs a verified address, checked before the organisation
+    assert verified.status_code == 200  # inviting needs a verified address, checked before the organization
     team = client.post("/api/v1/orgs", json={"name": "Acme"}, headers=bearer(user)).get_json()["id"]
     for huge in IDS_PAST_EVERY_ID:
         for method, path, body in _requests_with_ids(app, default=huge):

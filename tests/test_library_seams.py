@@ -2,9 +2,9 @@
 test that fails loudly when an upgrade changes them (everything else uses public extension points:
 the operationIds come from an apispec plugin, the worker overrides RQ's ``main_work_horse``).
 
-- ``saas.web.api.Api._register_pagination_header`` (flask-smorest): documents ``X-Pagination`` as
+- ``saas.web.api.EnvelopeApi._register_pagination_header`` (flask-smorest): documents ``X-Pagination`` as
   JSON ``content``; flask-smorest documents it with ``schema``, which means the "simple" style.
-- ``saas.extensions.Limiter`` resets flask-limiter's ``_storage_dead`` for each app it is bound
+- ``saas.extensions.PerAppLimiter`` resets flask-limiter's ``_storage_dead`` for each app it is bound
   to, so an app never inherits another app's "storage is down" verdict in one process.
 - ``saas.worker`` replaces RQ's module-level ``rq.scheduler.run`` so the scheduler process exits
   quietly when Redis goes away: held by tests/test_self_repair.py, which requires every line the
@@ -22,7 +22,7 @@ CLOSED_REDIS = "redis://127.0.0.1:1/0"
 def test_x_pagination_is_documented_as_json_content():
     spec = make_app(DATABASE_URL="sqlite://", REDIS_URL="").test_client().get("/openapi.json").get_json()
     header = spec["components"]["headers"]["PAGINATION"]
-    assert "schema" not in header, "flask-smorest no longer calls Api._register_pagination_header: update it"
+    assert "schema" not in header, "flask-smorest no longer calls EnvelopeApi._register_pagination_header: update it"
     assert header["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/PaginationMetadata"}
 
 
@@ -31,7 +31,7 @@ def test_an_app_does_not_inherit_another_apps_dead_rate_limit_storage(database, 
     with down.app_context():
         sign_up(down.test_client(), "down@example.com")  # counted in memory: the storage is down
     assert getattr(limiter, "_storage_dead", None) is True, (
-        "flask-limiter no longer marks its storage dead in `_storage_dead`: update saas.extensions.Limiter"
+        "flask-limiter no longer marks its storage dead in `_storage_dead`: update saas.extensions.PerAppLimiter"
     )
 
     up = make_app(RATELIMIT_ENABLED="true", RATELIMIT_STORAGE_URI=redis_url)

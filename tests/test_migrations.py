@@ -101,9 +101,9 @@ BEFORE_IDS_NEVER_REUSED = "d9f1b3c5e7a2"
 
 def test_upgrading_an_embedded_database_drops_what_deleted_organizations_left_and_keeps_the_rest(tmp_path):
     """A database the previous release wrote on SQLite, with foreign keys ignored: Acme (3) was
-    deleted, its members, key and invitation stayed, and the newcomer's personal organisation
+    deleted, its members, key and invitation stayed, and the newcomer's personal organization
     took its id; Gone (4) left a member, and its audit trail names it. After the upgrade the
-    leftovers are gone, everything else is kept, and no new organisation takes an old id."""
+    leftovers are gone, everything else is kept, and no new organization takes an old id."""
     from saas.users.passwords import hash_password
 
     path = tmp_path / "saas.db"
@@ -159,7 +159,7 @@ def test_upgrading_an_embedded_database_drops_what_deleted_organizations_left_an
         assert [org["id"] for org in client.get("/api/v1/orgs", headers=bearer(token)).get_json()] == [2]
         assert client.get("/api/v1/orgs/3", headers=bearer(token)).status_code == 404
         created = client.post("/api/v1/orgs", json={"name": "Next"}, headers=bearer(token)).get_json()
-        assert created["id"] == 6  # past every organisation the audit log still names
+        assert created["id"] == 6  # past every organization the audit log still names
         db.session.remove()
         db.engine.dispose()
 
@@ -253,8 +253,8 @@ BEFORE_ORGANIZATIONS = "f7a9b1c3d5e8"  # the revision the organizations migratio
 
 def test_the_organizations_migration_gives_every_user_a_personal_organization_losing_nothing(empty_postgres_database):
     """Upgrade a database that has customers, subscriptions, usage, jobs and keys on users: each
-    user's personal organisation gets their Stripe customer and plan, and every row its
-    organisation; nothing is deleted; the app then serves those users from the organisations."""
+    user's personal organization gets their Stripe customer and plan, and every row its
+    organization; nothing is deleted; the app then serves those users from the organizations."""
     from saas.users.passwords import hash_password
 
     assert flask_db("upgrade", BEFORE_ORGANIZATIONS, database_url=empty_postgres_database).returncode == 0
@@ -315,8 +315,8 @@ def test_the_organizations_migration_gives_every_user_a_personal_organization_lo
 
 
 def test_what_the_previous_release_writes_during_a_rollout_finds_its_organization(database, app):
-    """The previous release registers users without organisations and writes rows without
-    org_id while the new one serves: the gate gives such a user their personal organisation at
+    """The previous release registers users without organizations and writes rows without
+    org_id while the new one serves: the gate gives such a user their personal organization at
     their first request, and the sweep gives the rows theirs."""
     from saas.sweeps import rows_without_org
     from saas.users.passwords import hash_password

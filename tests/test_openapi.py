@@ -10,8 +10,8 @@ import pytest
 from flask.views import MethodView
 from openapi_spec_validator import OpenAPIV30SpecValidator
 
-from saas.web.api import Api
-from saas.web.blueprint import Blueprint
+from saas.web.api import EnvelopeApi
+from saas.web.blueprint import ApiBlueprint
 from tests.conftest import ROOT, make_app
 
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
@@ -66,7 +66,7 @@ def spec_of(*blueprints):
     """The document of a bare app with the project's Api and these blueprints."""
     app = flask.Flask(__name__)
     app.config.update(API_TITLE="t", API_VERSION="1", OPENAPI_VERSION="3.0.3")
-    api = Api(app)
+    api = EnvelopeApi(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     return api.spec.to_dict()
@@ -110,7 +110,7 @@ def test_the_operation_ids_front_ends_use_do_not_change(spec):
 
 
 def test_an_operation_id_is_the_blueprint_and_endpoint_unless_overridden():
-    items = Blueprint("items", __name__, url_prefix="/items")
+    items = ApiBlueprint("items", __name__, url_prefix="/items")
 
     @items.route("/<int:item_id>", methods=["GET"])
     def get_item(item_id):
@@ -150,7 +150,7 @@ def test_an_operation_id_is_the_blueprint_and_endpoint_unless_overridden():
 
 
 def test_two_operations_with_one_id_stop_the_app_from_starting():
-    first, second = Blueprint("a", __name__, url_prefix="/a"), Blueprint("a_b", __name__, url_prefix="/ab")
+    first, second = ApiBlueprint("a", __name__, url_prefix="/a"), ApiBlueprint("a_b", __name__, url_prefix="/ab")
 
     @first.route("/x", methods=["GET"])
     def b_c():

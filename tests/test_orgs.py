@@ -1,5 +1,5 @@
-"""Teams: organisations, roles, invitations, and the billing, keys, quotas and audit log that
-belong to an organisation. Every rule is tried from the side that should be refused."""
+"""Teams: organizations, roles, invitations, and the billing, keys, quotas and audit log that
+belong to an organization. Every rule is tried from the side that should be refused."""
 import hashlib
 import json
 from datetime import timedelta
@@ -51,7 +51,7 @@ def audit_actions(org_id):
     )]
 
 
-# --- organisations --------------------------------------------------------------------------
+# --- organizations --------------------------------------------------------------------------
 
 
 def test_registration_gives_every_user_a_personal_organization_they_cannot_delete_leave_or_share(team):
@@ -96,7 +96,7 @@ def test_a_non_member_gets_404_for_every_path_of_an_organization(team, acme):
     for method, path, body in requests:
         response = getattr(team.client, method)(path, json=body, headers=bearer(outsider))
         assert response.status_code == 404, (method, path, response.status_code)
-        # The same answer as for an organisation that does not exist: nothing is learnt.
+        # The same answer as for an organization that does not exist: nothing is learnt.
         missing = getattr(team.client, method)(path.replace(base, f"{ORGS}/999999"), json=body, headers=bearer(outsider))
         assert missing.status_code == 404 and missing.get_json()["message"] == response.get_json()["message"]
     assert team.get(base, team.person("another@example.com")).status_code == 404
@@ -220,7 +220,7 @@ def test_the_owner_deletes_an_organization_and_its_subscription_is_canceled(team
     assert fake_stripe.subscriptions[subscription["id"]]["status"] == "canceled"
     assert team.get(f"{ORGS}/{org['id']}", tokens["owner"]).status_code == 404
     assert db.session.get(Organization, org["id"]) is None
-    assert "org.deleted" in audit_actions(org["id"])  # the audit log outlives the organisation
+    assert "org.deleted" in audit_actions(org["id"])  # the audit log outlives the organization
 
 
 def test_an_organization_is_not_deleted_while_stripe_cannot_cancel_its_subscription(team, acme, fake_stripe):
@@ -242,12 +242,12 @@ def team_on_each_database(request, smtp):
 
 
 def test_a_deleted_organization_leaves_no_member_no_key_and_no_id_to_inherit(team_on_each_database):
-    """On SQLite the memberships and keys of a deleted organisation used to stay (foreign keys
-    were off), and the next organisation took its id: a former admin then read and ran the
+    """On SQLite the memberships and keys of a deleted organization used to stay (foreign keys
+    were off), and the next organization took its id: a former admin then read and ran the
     newcomer's, and the old key acted for it."""
     team = team_on_each_database
     owner, admin = team.person("owner@example.com"), team.person("admin@example.com")
-    org = team.org(owner)  # the newest organisation, so the highest id
+    org = team.org(owner)  # the newest organization, so the highest id
     assert team.invite(owner, org["id"], "admin@example.com", "admin").status_code == 201
     accepted = team.client.post(ACCEPT, json={"token": team.invitation_token("admin@example.com")}, headers=bearer(admin))
     assert accepted.status_code == 200
@@ -271,7 +271,7 @@ def test_a_deleted_organization_leaves_no_member_no_key_and_no_id_to_inherit(tea
 
 
 def _delete_behind_the_foreign_keys(org_id):
-    """Delete the organisation's row alone, its members and keys left behind: as the previous
+    """Delete the organization's row alone, its members and keys left behind: as the previous
     release did on SQLite, or a tool that skips the foreign keys (a partial restore) would."""
     db.session.remove()
     with db.engine.connect() as connection:
@@ -545,7 +545,7 @@ def test_org_keys_are_listed_and_revoked_by_admins_and_audited(team, acme):
     assert [(key["id"], key["created_by"]) for key in listed] == [(created["id"], user_id(team, tokens["owner"]))]
     assert "key" not in listed[0]
     assert team.get("/api/v1/api-keys", tokens["owner"]).get_json() == []  # not a personal key
-    # Another organisation's key id is a 404, not someone else's revocation.
+    # Another organization's key id is a 404, not someone else's revocation.
     other = team.org(tokens["member"], "Member's own")
     assert team.client.delete(f"{ORGS}/{other['id']}/api-keys/{created['id']}", headers=bearer(tokens["member"])).status_code == 404
     assert team.client.delete(f"{ORGS}/{org['id']}/api-keys/{created['id']}", headers=bearer(tokens["admin"])).status_code == 204
@@ -579,8 +579,8 @@ def test_x_org_id_spends_the_named_organizations_quota_for_members_only(app_with
     assert team.client.post(CHAT, json={"messages": messages()}, headers=as_org).status_code == 200
     usage = team.client.get(USAGE, headers=as_org).get_json()
     assert usage["used"] > 0
-    assert team.get(USAGE, member).get_json()["used"] == 0  # the personal organisation's quota
-    # A second call would pass the organisation's quota (one call reserves 107): for the owner too.
+    assert team.get(USAGE, member).get_json()["used"] == 0  # the personal organization's quota
+    # A second call would pass the organization's quota (one call reserves 107): for the owner too.
     assert team.client.post(CHAT, json={"messages": messages()}, headers={**bearer(owner), "X-Org-Id": str(org["id"])}).status_code == 429
     assert team.client.post(CHAT, json={"messages": messages()}, headers=bearer(owner)).status_code == 200
     members = team.get(f"{ORGS}/{org['id']}/usage", owner).get_json()["members"]
@@ -590,14 +590,14 @@ def test_x_org_id_spends_the_named_organizations_quota_for_members_only(app_with
     assert team.client.post(CHAT, json={"messages": messages()}, headers={**bearer(outsider), "X-Org-Id": str(org["id"])}).status_code == 404
     for bad in ("", "abc", "1e3", "٣"):
         assert team.client.get(USAGE, headers={**bearer(member), "X-Org-Id": bad}).status_code == 422, bad
-    # Past the range of ids: no organisation, like any other the caller is not a member of (a
+    # Past the range of ids: no organization, like any other the caller is not a member of (a
     # driver that binds ids as integers, as psycopg 3 does, made these 500s).
     for beyond in ("2147483648", "549755813889", "999999999999999999"):
         assert team.client.get(USAGE, headers={**bearer(member), "X-Org-Id": beyond}).status_code == 404, beyond
         assert team.client.get(f"{ORGS}/{beyond}", headers=bearer(member)).status_code == 404, beyond
 
 
-# --- billing on the organisation ------------------------------------------------------------
+# --- billing on the organization ------------------------------------------------------------
 
 
 def test_the_organization_pays_and_its_members_get_the_plan(team, acme, fake_stripe):
@@ -607,7 +607,7 @@ def test_the_organization_pays_and_its_members_get_the_plan(team, acme, fake_str
         body = team.get(f"{ORGS}/{org['id']}/billing/subscription", token).get_json()
         assert (body["plan"], body["status"], body["seats"]) == ("team", "active", None), role
         assert team.get(USAGE, token, headers={"X-Org-Id": str(org["id"])}).get_json()["plan"] == "team"
-        # ...but not their personal organisation.
+        # ...but not their personal organization.
         assert team.get("/api/v1/billing/subscription", token).get_json()["plan"] == "free"
     portal = team.get(f"{ORGS}/{org['id']}/billing/portal", tokens["owner"])
     assert portal.status_code == 200
@@ -752,7 +752,7 @@ def test_a_browser_front_end_may_send_x_org_id_and_read_x_pagination(team, acme)
 
 
 def test_a_role_taken_away_after_the_gate_let_the_caller_in_counts(team, acme):
-    """The gate reads the caller's role before the organisation's lock; the service reads it
+    """The gate reads the caller's role before the organization's lock; the service reads it
     again under the lock, so a request queued behind the change that demoted its caller is
     refused (here: the service called as such a request would call it)."""
     from saas.orgs import service
@@ -821,7 +821,7 @@ def test_an_org_key_sees_only_the_jobs_of_its_organization(team, acme, fake_open
 
 
 def test_a_fresh_server_process_serves_the_gate_first(database, app):
-    """The gate builds the caller's user and personal organisation without the ORM constructor;
+    """The gate builds the caller's user and personal organization without the ORM constructor;
     a gunicorn worker whose first requests are authenticated ones must answer them (the mappers
     are configured when the app is built, not by the first constructor call)."""
     from concurrent.futures import ThreadPoolExecutor

@@ -4,12 +4,12 @@ import pytest
 from saas.core.permissions import Permission
 from saas.orgs import roles
 from saas.web.api import SESSION
-from saas.web.blueprint import Blueprint
+from saas.web.blueprint import ApiBlueprint
 from tests.conftest import make_app
 
 
 def test_the_gate_refuses_a_permission_that_is_not_a_constant_when_the_view_is_decorated():
-    blp = Blueprint("scratch", __name__)
+    blp = ApiBlueprint("scratch", __name__)
     with pytest.raises(TypeError, match="takes a Permission"):
         blp.auth(SESSION, org="path", permission="members.invte")
     with pytest.raises(TypeError, match="takes a Permission"):

@@ -7,15 +7,15 @@ Create Date: 2026-12-02 10:00:00
 Nothing changes on PostgreSQL, whose sequences never go back and whose foreign keys always held.
 
 On SQLite (the embedded default) the app did not turn foreign keys on, so deleting an
-organisation left its memberships, invitations and API keys behind, and SQLite gave the next
-row the id of the newest deleted one: a new organisation could inherit a deleted one's members
+organization left its memberships, invitations and API keys behind, and SQLite gave the next
+row the id of the newest deleted one: a new organization could inherit a deleted one's members
 and keys. Now the app turns them on for every connection; this migration:
 
 - does what the foreign keys would have done: rows referring to a row that no longer exists are
   deleted (ON DELETE CASCADE) or let go (SET NULL);
-- removes the memberships, invitations and keys older than their organisation: they belonged to
+- removes the memberships, invitations and keys older than their organization: they belonged to
   a deleted one whose id it took;
-- rebuilds every table with an integer id as AUTOINCREMENT, and starts the organisations' ids
+- rebuilds every table with an integer id as AUTOINCREMENT, and starts the organizations' ids
   past every id that the audit log, usage and jobs kept of a deleted one.
 """
 import sqlalchemy as sa
@@ -30,9 +30,9 @@ TABLES = (
     'users', 'organizations', 'memberships', 'invitations', 'audit_events', 'api_keys', 'subscriptions',
     'usage_records', 'mfa_recovery_codes',
 )
-# Rows that name an organisation without a foreign key: kept for accounting after it is deleted.
+# Rows that name an organization without a foreign key: kept for accounting after it is deleted.
 ORG_IDS_KEPT = (('audit_events', 'org_id'), ('usage_records', 'org_id'), ('ai_jobs', 'org_id'))
-# Rows made after their organisation; one older than it was made for a deleted one of that id.
+# Rows made after their organization; one older than it was made for a deleted one of that id.
 ORG_ROWS_AND_THEIR_TIME = (('memberships', 'joined_at'), ('invitations', 'created_at'), ('api_keys', 'created_at'))
 
 

@@ -11,9 +11,9 @@ from saas.admin.schemas import (
 from saas.orgs.schemas import AuditEventSchema
 from saas.users.schemas import UserSchema
 from saas.web.api import SESSION
-from saas.web.blueprint import Blueprint, current_principal
+from saas.web.blueprint import ApiBlueprint, current_principal
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "admin", __name__, url_prefix="/admin",
     description="For operators: users, organizations, figures and the admin audit log. Superusers only, with a "
     "login session (API keys get 401, other users 403).",

@@ -1,4 +1,4 @@
-"""What operators (superusers) can see and do: find users and organisations, look at one, disable
+"""What operators (superusers) can see and do: find users and organizations, look at one, disable
 or promote an account, end its sessions; figures; the admin audit log.
 
 Every change writes an audit event (``admin.*``, ``org_id`` null) in the transaction of the
@@ -89,8 +89,8 @@ def open_sessions(user_id):
 
 
 def user_details(user_id):
-    """The user with their organisations, open sessions, API keys, and their personal
-    organisation's subscription and usage this month."""
+    """The user with their organizations, open sessions, API keys, and their personal
+    organization's subscription and usage this month."""
     user = get_user(user_id)
     personal = ensure_personal_org(user)  # adopts an account the previous release registered
     user.organizations = [
@@ -150,17 +150,17 @@ def log_out_everywhere(user_id):
     auth_service.log_out_everywhere(user, reason="admin-logout-all")
 
 
-# --- organisations ----------------------------------------------------------------------------
+# --- organizations ----------------------------------------------------------------------------
 
 
 def orgs_page(text, pagination):
-    """Organisations whose name or slug contains ``text`` (all without), newest first."""
+    """Organizations whose name or slug contains ``text`` (all without), newest first."""
     query = _matching(sa.select(Organization), text, Organization.name, Organization.slug)
     return page_of(query.order_by(Organization.created_at.desc(), Organization.id.desc()), pagination)
 
 
 def org_details(org_id):
-    """The organisation with its members, subscription and usage this month."""
+    """The organization with its members, subscription and usage this month."""
     org = db.session.get(Organization, org_id)
     if org is None:
         raise NoSuchOrganization()
@@ -204,7 +204,7 @@ def stats():
 
 
 def audit_page(pagination):
-    """The operators' actions (``admin.*``; they belong to no organisation), newest first."""
+    """The operators' actions (``admin.*``; they belong to no organization), newest first."""
     query = sa.select(AuditEvent).where(
         AuditEvent.org_id.is_(None), AuditEvent.action.startswith(ADMIN_ACTION_PREFIX, autoescape=True)
     )

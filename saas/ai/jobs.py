@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 QUEUE_WAIT = timedelta(hours=1)
 
 
-class AccountDisabled(Forbidden):
+class JobOwnerDisabled(Forbidden):
     message = "This account is disabled."
 
 
@@ -98,7 +98,7 @@ def run_chat_job(stored_id):
         if not user.is_active:
             if reservation is not None:
                 release(reservation)
-            raise AccountDisabled()
+            raise JobOwnerDisabled()
         if reservation is not None and extend(reservation, longest_run()):
             result = complete_reserved(reservation, job.messages, max_tokens=job.max_tokens)
         else:  # waited past QUEUE_WAIT (its reservation was given back), or older than reservations

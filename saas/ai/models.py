@@ -24,7 +24,7 @@ class AiJob(db.Model):
     user_id: Mapped[int] = mapped_column(
         sa.ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
     )
-    # Whose quota the job uses. No foreign key: a deleted organisation's jobs keep its id, so
+    # Whose quota the job uses. No foreign key: a deleted organization's jobs keep its id, so
     # they are never taken for rows the previous release wrote without one (saas/sweeps.py).
     org_id: Mapped[int | None] = mapped_column(sa.Integer, index=True)
     status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default=QUEUED)

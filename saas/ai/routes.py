@@ -7,10 +7,10 @@ from saas.ai import jobs, service
 from saas.ai.schemas import AiJobSchema, ChatRequestSchema, CompletionRequestSchema, CompletionSchema
 from saas.core.permissions import Permission
 from saas.web.api import API_KEY, SESSION
-from saas.web.blueprint import Blueprint, current_principal
+from saas.web.blueprint import ApiBlueprint, current_principal
 from saas.web.edge import current_request_id
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "ai", __name__, url_prefix="/ai", description="Model calls, metered against the plan's quota.",
     requires_verified_email=True,
 )

@@ -1,4 +1,4 @@
-"""Chat completions metered against an organisation's quota: at once, streamed, or in the
+"""Chat completions metered against an organization's quota: at once, streamed, or in the
 background. ``org`` is whose quota a call uses, ``user`` who makes it."""
 import logging
 import time
@@ -9,7 +9,7 @@ from flask import current_app
 
 from saas.ai import provider
 from saas.ai.models import FAILED, QUEUED, RUNNING, AiJob
-from saas.core.database import fields_of
+from saas.core.database import fields_of, transaction
 from saas.core.errors import DomainError, InvalidInput, NotFound, envelope, envelope_of
 from saas.core.queue import job_id, job_is_lost
 from saas.core.time import utcnow
@@ -164,9 +164,8 @@ def _renewal(reservation):
             return
         renew_at = time.monotonic() + every
         try:
-            extend(reservation, hold)
+            extend(reservation, hold)  # a use case of its own: rolled back if it fails
         except sa.exc.SQLAlchemyError:  # the answer goes on; settling records it anyway
-            db.session.rollback()
             log.warning("could not renew reservation %s", reservation.record_id, exc_info=True)
 
     return renew
@@ -179,8 +178,8 @@ def _settle_stream(stream, reservation, prompt_tokens, pieces):
 
 
 def get_job(user, stored_id, *, org_id=None):
-    """The user's job; another user's job is answered as missing (404). An organisation's API
-    key (``org_id``) sees only the jobs run for that organisation."""
+    """The user's job; another user's job is answered as missing (404). An organization's API
+    key (``org_id``) sees only the jobs run for that organization."""
     job = db.session.get(AiJob, stored_id)
     if job is None or job.user_id != user.id or (org_id is not None and job.org_id != org_id):
         raise NoSuchJob()
@@ -229,14 +228,14 @@ def longest_run():
 def _mark_failed(job, expected_status, message):
     # A worker killed mid-job (OOM, deploy without graceful stop) or a queue entry that is gone
     # never records an outcome; say so instead of leaving the client polling forever.
-    failed = db.session.execute(
-        sa.update(AiJob)
-        .where(AiJob.id == job.id, AiJob.status == expected_status)
-        .values(status=FAILED, finished_at=utcnow(), error=envelope(504, message))
-    ).rowcount
-    if failed:
-        webhook_events.ai_job_finished(job, status=FAILED, error=envelope(504, message))
-    db.session.commit()
+    with transaction():
+        failed = db.session.execute(
+            sa.update(AiJob)
+            .where(AiJob.id == job.id, AiJob.status == expected_status)
+            .values(status=FAILED, finished_at=utcnow(), error=envelope(504, message))
+        ).rowcount
+        if failed:
+            webhook_events.ai_job_finished(job, status=FAILED, error=envelope(504, message))
     db.session.refresh(job)
     reservation = job_reservation(job)
     # What a job lost before it ran held goes back to the quota. One that started may still be

@@ -1,7 +1,7 @@
 """How an API key is found in a request and verified, for the gate (``API_KEY`` scheme)."""
 from flask import request
 
-from saas.apikeys.service import authenticate, looks_like_api_key
+from saas.apikeys.service import looks_like_api_key, user_of_api_key
 from saas.web.api import API_KEY
 from saas.web.blueprint import Authenticator, Principal
 from saas.web.requests import bearer_token
@@ -19,7 +19,7 @@ def presented_api_key():
 
 
 def principal_for_api_key(raw_key):
-    user, key_id, org_id = authenticate(raw_key)
+    user, key_id, org_id = user_of_api_key(raw_key)
     return Principal(user=user, scheme=API_KEY, api_key_id=key_id, api_key_org_id=org_id)
 
 

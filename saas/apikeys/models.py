@@ -14,12 +14,12 @@ class ApiKey(db.Model):
     __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
-    # Who created it; the key acts for the organisation, with that user as the caller.
+    # Who created it; the key acts for the organization, with that user as the caller.
     user_id: Mapped[int] = mapped_column(
         sa.ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
     )
     # Always set by this release; nullable while the previous one may still insert keys (expand,
-    # then contract): such a key acts for its creator's personal organisation.
+    # then contract): such a key acts for its creator's personal organization.
     org_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )

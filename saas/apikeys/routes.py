@@ -1,16 +1,16 @@
 """Creating, listing and revoking API keys (a login session is required): the personal
-organisation's at ``/api/v1/api-keys``, an organisation's at ``/api/v1/orgs/{id}/api-keys``."""
+organization's at ``/api/v1/api-keys``, an organization's at ``/api/v1/orgs/{id}/api-keys``."""
 from saas.apikeys import service
 from saas.apikeys.schemas import ApiKeyCreateSchema, ApiKeySchema, NewApiKeySchema
 from saas.core.permissions import Permission
 from saas.web.api import SESSION
-from saas.web.blueprint import Blueprint, current_principal
+from saas.web.blueprint import ApiBlueprint, current_principal
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "api_keys", __name__, url_prefix="/api-keys", description="API keys for scripts and servers.",
     requires_verified_email=True,
 )
-org_keys_blp = Blueprint(
+org_keys_blp = ApiBlueprint(
     "org_api_keys", __name__, url_prefix="/orgs", requires_verified_email=True,
     description="An organization's API keys: they act for the organization (admins manage them).",
 )

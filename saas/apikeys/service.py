@@ -3,11 +3,11 @@
 A key reads ``sk_<12 hex>_<43 url-safe chars>``: the first part (the prefix) is stored in clear
 to find the row, the whole key only as its SHA-256 hash, compared in constant time.
 
-A key belongs to an organisation and acts only for it (its quota, its plan), with its creator
-as the caller. ``/api/v1/api-keys`` are the personal organisation's keys.
+A key belongs to an organization and acts only for it (its quota, its plan), with its creator
+as the caller. ``/api/v1/api-keys`` are the personal organization's keys.
 
-Keys are capped (API_KEYS_MAX) twice over: per organisation, so one team cannot mint keys
-without end however many admins it has, and per creator across the organisations they belong
+Keys are capped (API_KEYS_MAX) twice over: per organization, so one team cannot mint keys
+without end however many admins it has, and per creator across the organizations they belong
 to, so one account cannot either by making more teams.
 """
 import hashlib
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from saas.apikeys.models import ApiKey
-from saas.core.database import Prepared, fields_of, loaded, read_row, write
+from saas.core.database import Prepared, atomic, fields_of, loaded, read_row, write
 from saas.core.errors import Conflict, NotFound, Unauthenticated
 from saas.core.time import utcnow
 from saas.extensions import db
@@ -32,6 +32,7 @@ from saas.orgs.service import (
 )
 from saas.users import events
 from saas.users.models import User
+from saas.users.service import AccountDisabled
 
 KEY_PREFIX = "sk_"
 PREFIX_LENGTH = len(KEY_PREFIX) + 12
@@ -43,10 +44,6 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 class InvalidApiKey(Unauthenticated):
     message = "The API key is invalid, expired or revoked."
-
-
-class AccountDisabled(Unauthenticated):
-    message = "This account is disabled."
 
 
 class NoSuchApiKey(NotFound):
@@ -67,6 +64,7 @@ def _hash(raw_key):
     return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
 
 
+@atomic
 def create_key(org, user, *, name, expires_at=None):
     """Store a new key of ``org``, made by ``user``, unless either has API_KEYS_MAX keys
     already (409). Only the returned instance carries the key (``secret``)."""
@@ -79,30 +77,27 @@ def create_key(org, user, *, name, expires_at=None):
     db.session.add(key)
     db.session.flush()
     audit.record(org.id, "api_key.created", target=f"api_key:{key.id}", details={"name": name, "prefix": prefix})
-    db.session.commit()
     key.secret = raw_key  # not a column: gone once this response is sent
     return key
 
 
 def _refuse_past_the_cap(org, user):
-    """Counted under the locks of the organisation and of the user's personal one (in id order,
-    like every lock of several organisations), so concurrent creations stop at the cap."""
+    """Counted under the locks of the organization and of the user's personal one (in id order,
+    like every lock of several organizations), so concurrent creations stop at the cap."""
     for org_id in sorted({org.id, user.personal_org.id}):
         lock_org(org_id)
     limit = current_app.config["API_KEYS_MAX"]
     in_org = db.session.scalar(sa.select(sa.func.count()).select_from(ApiKey).where(ApiKey.org_id == org.id))
     if in_org >= limit:
-        db.session.rollback()
         whose = "You have" if org.personal else "This organization has"
         raise TooManyApiKeys(f"{whose} {limit} API keys, the most allowed: revoke one first.")
-    # Keys of organisations the user has left (kept by an admin) are that organisation's now.
+    # Keys of organizations the user has left (kept by an admin) are that organization's now.
     their_orgs = sa.select(Membership.org_id).where(Membership.user_id == user.id)
     made = db.session.scalar(
         sa.select(sa.func.count()).select_from(ApiKey)
         .where(ApiKey.user_id == user.id, sa.or_(ApiKey.org_id.is_(None), ApiKey.org_id.in_(their_orgs)))
     )
     if made >= limit:
-        db.session.rollback()
         raise TooManyApiKeys(
             f"You have made {limit} API keys across your organizations, the most one person may: revoke one first."
         )
@@ -114,24 +109,24 @@ def list_keys(org):
     ).all()
 
 
+@atomic
 def revoke_key(org, key_id):
-    """Delete the key at once; another organisation's key is answered as missing (404)."""
+    """Delete the key at once; another organization's key is answered as missing (404)."""
     key = db.session.scalar(sa.select(ApiKey).where(ApiKey.id == key_id, ApiKey.org_id == org.id))
     if key is None:
         raise NoSuchApiKey()
     audit.record(org.id, "api_key.revoked", target=f"api_key:{key.id}", details={"name": key.name, "prefix": key.prefix})
     db.session.delete(key)
-    db.session.commit()
 
 
 def revoke_all_keys(user_id):
-    """Delete every API key the user created, in every organisation (in the caller's use case)."""
+    """Delete every API key the user created, in every organization (in the caller's use case)."""
     db.session.execute(sa.delete(ApiKey).where(ApiKey.user_id == user_id))
 
 
 _KEY_ORG = Organization.__table__.alias("key_org")
-# A key, whether its organisation still exists, its creator and the creator's personal
-# organisation, in one query (the gate's, in autocommit: see saas/core/database.py).
+# A key, whether its organization still exists, its creator and the creator's personal
+# organization, in one query (the gate's, in autocommit: see saas/core/database.py).
 _KEY_AND_OWNER = Prepared("saas_key_and_owner", (
     sa.select(
         ApiKey.id.label("key_id"), ApiKey.key_hash, ApiKey.expires_at.label("key_expires_at"),
@@ -145,8 +140,8 @@ _KEY_AND_OWNER = Prepared("saas_key_and_owner", (
 ))
 
 
-def authenticate(raw_key):
-    """``(user, key id, key's organisation id)`` for ``raw_key``: its active creator; any
+def user_of_api_key(raw_key):
+    """``(user, key id, key's organization id)`` for ``raw_key``: its active creator; any
     unknown, expired or revoked key raises ``InvalidApiKey``. One round trip, no transaction
     (and a write once a minute)."""
     row = None
@@ -170,7 +165,7 @@ def authenticate(raw_key):
 
 def connect_signals():
     """A new password or a deactivated account revokes every key the user created; leaving or
-    being removed from an organisation, the keys they created for it (unless kept)."""
+    being removed from an organization, the keys they created for it (unless kept)."""
     events.password_changed.connect(_revoke_on_account_event, weak=False)
     events.account_deactivated.connect(_revoke_on_account_event, weak=False)
     org_events.member_removed.connect(_revoke_on_removal, weak=False)

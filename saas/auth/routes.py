@@ -38,10 +38,10 @@ from saas.users.recovery import ask_for_password_reset, reset_password
 from saas.users.schemas import AcceptedSchema, UserSchema
 from saas.users.service import create_user
 from saas.web.api import SESSION
-from saas.web.blueprint import PASSWORD_METHOD, Blueprint, current_principal
+from saas.web.blueprint import PASSWORD_METHOD, ApiBlueprint, current_principal
 from saas.web.requests import bearer_token, client_ip
 
-blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and tokens.")
+blp = ApiBlueprint("auth", __name__, url_prefix="/auth", description="Accounts and tokens.")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -92,7 +92,7 @@ def login():
     code to `POST /api/v1/auth/mfa/verify`.
     """
     credentials = _login_credentials()
-    user = service.authenticate(credentials["email"], credentials["password"])
+    user = service.check_credentials(credentials["email"], credentials["password"])
     return service.complete_login(user, PASSWORD_METHOD, **_client()), 200, NO_STORE
 
 

@@ -32,6 +32,7 @@ from saas.users import events
 from saas.users.mfa import METHODS as MFA_METHODS, accept_code
 from saas.users.models import User
 from saas.users.passwords import burn_verification_time, verify_password
+from saas.users.service import AccountDisabled
 from saas.users.tokens import issued_stamp, stamp_unchanged
 from saas.web.blueprint import MFA_METHOD
 
@@ -40,10 +41,6 @@ log = logging.getLogger(__name__)
 
 class InvalidCredentials(Unauthenticated):
     message = "Incorrect email or password."
-
-
-class AccountDisabled(Unauthenticated):
-    message = "This account is disabled."
 
 
 class TokenRejected(Unauthenticated):
@@ -89,7 +86,7 @@ class SecondFactorNeeded:
     mfa_required: bool = True
 
 
-def authenticate(email, password):
+def check_credentials(email, password):
     """The active user with these credentials; the same 401 for any unknown or wrong part."""
     user = db.session.scalar(sa.select(User).where(User.email == email))
     if user is None:
@@ -218,7 +215,7 @@ def end_own_session(user_id, session_id):
         raise NoSuchSession()
 
 
-# The active user of an open, unexpired session, and their personal organisation: everything an
+# The active user of an open, unexpired session, and their personal organization: everything an
 # access token needs, in one query.
 _USER_OF_OPEN_SESSION = Prepared("saas_user_of_open_session", (
     sa.select(*User.__table__.columns, AuthSession.methods.label("session_methods"), *personal_org_columns())

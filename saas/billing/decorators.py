@@ -6,7 +6,7 @@ from saas.web.blueprint import current_principal
 
 
 def plan_required(*plans):
-    """Let a gated view run only when the caller's organisation's plan is one of ``plans`` (any
+    """Let a gated view run only when the caller's organization's plan is one of ``plans`` (any
     configured plan when none is named); others get a 402 naming the plans needed. Place it under
     ``@blp.auth(..., org="acting")`` (or ``org="path"``). A past_due subscription keeps its plan
     for BILLING_PAST_DUE_GRACE_DAYS."""

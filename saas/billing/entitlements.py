@@ -1,6 +1,6 @@
-"""Who may use what: an organisation's current subscription and the plan it grants.
+"""Who may use what: an organization's current subscription and the plan it grants.
 
-The plan is kept on the organisation's row (``plan``, ``plan_past_due_since``) by
+The plan is kept on the organization's row (``plan``, ``plan_past_due_since``) by
 ``refresh_plan``, called wherever a subscription is written, so reading it
 (``Organization.effective_plan``) costs no query.
 """
@@ -43,7 +43,7 @@ def grants_access(subscription):
 
 
 def current_subscription(org):
-    """The subscription that speaks for the organisation: one that grants access if any, the
+    """The subscription that speaks for the organization: one that grants access if any, the
     newest first; ended (canceled, expired) subscriptions never. None when there is none."""
     subscriptions = db.session.scalars(
         sa.select(Subscription).where(Subscription.org_id == org.id, Subscription.status.not_in(ENDED_STATUSES))
@@ -54,7 +54,7 @@ def current_subscription(org):
 
 
 def refresh_plan(org):
-    """Copy the plan of the organisation's current subscription onto its row; the caller commits.
+    """Copy the plan of the organization's current subscription onto its row; the caller commits.
 
     A past_due subscription's plan is copied with the time it went past_due, so the grace
     period is counted when the plan is read.
@@ -72,7 +72,7 @@ def refresh_plan(org):
 
 
 def mirror_to_owner(org):
-    """Expand/contract: the previous release reads a personal organisation's billing columns on
+    """Expand/contract: the previous release reads a personal organization's billing columns on
     its owner's users row; they are kept in step until a later release drops them."""
     if org.personal and org.personal_owner is not None:
         owner = org.personal_owner
@@ -82,7 +82,7 @@ def mirror_to_owner(org):
 
 
 def require_plan(org, plans):
-    """Refuse with 402 unless the organisation's plan is one of ``plans`` (any configured plan
+    """Refuse with 402 unless the organization's plan is one of ``plans`` (any configured plan
     if empty)."""
     required = list(plans or current_app.config["STRIPE_PLANS"])
     plan = org.effective_plan

@@ -87,9 +87,9 @@ def _translated_stripe_errors():
 
 
 def customer_idempotency_key(org, owner):
-    """Derived from the organisation, so the signup job and an on-demand call create one
+    """Derived from the organization, so the signup job and an on-demand call create one
     customer; a new one after each deleted customer, or Stripe would answer with the deleted one
-    for 24 hours. A personal organisation keeps the key its user had before organisations."""
+    for 24 hours. A personal organization keeps the key its user had before organizations."""
     replaced = f"-{org.stripe_customers_deleted}" if org.stripe_customers_deleted else ""
     if org.personal:
         return f"saas-customer-create-user-{owner.id}-{int(owner.created_at.timestamp())}{replaced}"
@@ -97,7 +97,7 @@ def customer_idempotency_key(org, owner):
 
 
 def create_customer(org, owner):
-    """The organisation's Stripe customer; ``owner`` gives it its email (receipts go there)."""
+    """The organization's Stripe customer; ``owner`` gives it its email (receipts go there)."""
     metadata = {"org_id": str(org.id)}
     if org.personal:
         metadata["user_id"] = str(owner.id)
@@ -117,7 +117,7 @@ def update_customer_email(customer_id, email):
 
 
 def create_checkout_session(*, customer_id, price_id, success_url, cancel_url, org_id, user_id, quantity=1):
-    """A subscription checkout for the organisation; ``user_id`` is who started it."""
+    """A subscription checkout for the organization; ``user_id`` is who started it."""
     metadata = {"org_id": str(org_id), "user_id": str(user_id)}
     with stripe_call():
         return stripe_client().v1.checkout.sessions.create(
@@ -144,7 +144,7 @@ def set_item_quantity(subscription_id, item_id, quantity):
 
 
 def cancel_subscription(subscription_id):
-    """Cancel at once (an organisation is being deleted); False if it was over already."""
+    """Cancel at once (an organization is being deleted); False if it was over already."""
     try:
         with stripe_call():
             stripe_client().v1.subscriptions.cancel(subscription_id)

@@ -25,7 +25,7 @@ def handles(*event_types):
 
 
 def _hints(metadata):
-    """Our own metadata on a Stripe object: which organisation (or, before organisations, which
+    """Our own metadata on a Stripe object: which organization (or, before organizations, which
     user) it was made for."""
     metadata = metadata if isinstance(metadata, dict) else {}
     return {"org_id_hint": metadata.get("org_id"), "user_id_hint": metadata.get("user_id")}
@@ -41,7 +41,7 @@ def checkout_completed(session, event):
     if hints["org_id_hint"] is None and reference.startswith("org-"):
         hints["org_id_hint"] = reference[len("org-"):]
     elif hints["user_id_hint"] is None and reference.isdigit():
-        hints["user_id_hint"] = reference  # a checkout opened before organisations
+        hints["user_id_hint"] = reference  # a checkout opened before organizations
     return refresh_subscription(
         stripe_id(session["subscription"]), customer_id=stripe_id(session.get("customer")), **hints
     )

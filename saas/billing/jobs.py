@@ -1,5 +1,5 @@
 """Billing work that runs in the worker, on the ``high`` queue, and billing's reactions to
-account and organisation events."""
+account and organization events."""
 import functools
 import logging
 
@@ -30,7 +30,7 @@ def _billing_on():
 
 @job_app_context
 def create_stripe_customer(user_id):
-    """Create the Stripe customer of a new user's personal organisation. Raises on failure so
+    """Create the Stripe customer of a new user's personal organization. Raises on failure so
     RQ retries it."""
     user = db.session.get(User, user_id)
     if user is None or user.personal_org is None:
@@ -50,9 +50,9 @@ def sync_customer_email(user_id):
 
 @job_app_context
 def sync_seats(org_id):
-    """Bring a per-seat subscription's quantity to the organisation's member count.
+    """Bring a per-seat subscription's quantity to the organization's member count.
 
-    Counted under the organisation's lock, held until Stripe has the new quantity: every change
+    Counted under the organization's lock, held until Stripe has the new quantity: every change
     of members queues this job after it commits, so the last job to run sees the last count,
     whatever order they ran in. Never takes a number from a client. Raises so RQ retries it.
     """
@@ -74,7 +74,7 @@ def sync_seats(org_id):
 
 def connect_signals():
     """Every new account gets its Stripe customer in the background, and keeps its address;
-    organisations get their seats counted and their subscriptions canceled when deleted."""
+    organizations get their seats counted and their subscriptions canceled when deleted."""
     events.user_registered.connect(_queue_customer_for_new_user, weak=False)
     events.email_changed.connect(_queue_customer_email_sync, weak=False)
     org_events.members_changed.connect(_queue_seat_sync, weak=False)
@@ -123,8 +123,8 @@ def _queue_or_log(job, key, *, warning):
 
 
 def _cancel_subscriptions_of_deleted_org(org, **_):
-    """Cancel in Stripe, at once, every live subscription of an organisation being deleted; an
-    error (Stripe down) stops the deletion, so nobody is billed for an organisation that is gone."""
+    """Cancel in Stripe, at once, every live subscription of an organization being deleted; an
+    error (Stripe down) stops the deletion, so nobody is billed for an organization that is gone."""
     _cancel_now(db.session.scalars(
         sa.select(Subscription.stripe_subscription_id)
         .where(Subscription.org_id == org.id, Subscription.status.not_in(ENDED_STATUSES))
@@ -144,7 +144,7 @@ def _cancel_now(stripe_subscription_ids):
 
 
 def sync_all_seats():
-    """``sync_seats`` for every organisation on a per-seat plan; returns (synced, failures)."""
+    """``sync_seats`` for every organization on a per-seat plan; returns (synced, failures)."""
     plans = current_app.config["STRIPE_SEAT_PLANS"]
     org_ids = db.session.scalars(
         sa.select(Organization.id).where(Organization.plan.in_(plans)).order_by(Organization.id)
@@ -173,7 +173,7 @@ def sync_mismatched_seats(limit):
 
 
 def _live_subscriptions_of_deleted_accounts(limit=None, *, user_id=None):
-    """Stripe ids of live subscriptions paid by the personal organisation of a deleted account
+    """Stripe ids of live subscriptions paid by the personal organization of a deleted account
     (of ``user_id``'s only, when given)."""
     query = (
         sa.select(Subscription.stripe_subscription_id)
@@ -215,7 +215,7 @@ SUBSCRIPTION_EXPORT = ("stripe_subscription_id", "stripe_customer_id", "status",
 
 
 def _export_subscriptions(user, **_):
-    """The subscriptions the user's personal organisation pays (a team's belong to the team)."""
+    """The subscriptions the user's personal organization pays (a team's belong to the team)."""
     org = user.personal_org
     rows = [] if org is None else db.session.scalars(
         sa.select(Subscription).where(Subscription.org_id == org.id).order_by(Subscription.id)

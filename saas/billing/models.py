@@ -37,10 +37,10 @@ class Subscription(db.Model):
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     stripe_subscription_id: Mapped[str] = mapped_column(sa.String(255), unique=True, nullable=False)
-    # The organisation it bills; kept (null) if the organisation is deleted.
+    # The organization it bills; kept (null) if the organization is deleted.
     org_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organizations.id", ondelete="SET NULL"), index=True)
-    # Before organisations, subscriptions belonged to users: still written for a personal
-    # organisation's owner while the previous release may run (expand/contract); unused here.
+    # Before organizations, subscriptions belonged to users: still written for a personal
+    # organization's owner while the previous release may run (expand/contract); unused here.
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
     stripe_customer_id: Mapped[str] = mapped_column(sa.String(255), index=True, nullable=False)
     status: Mapped[str] = mapped_column(sa.String(32), nullable=False)

@@ -18,13 +18,13 @@ from saas.billing.webhooks import receive_event
 from saas.core.permissions import Permission
 from saas.extensions import limiter
 from saas.web.api import SESSION
-from saas.web.blueprint import Blueprint, current_principal
+from saas.web.blueprint import ApiBlueprint, current_principal
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "billing", __name__, url_prefix="/billing", requires_verified_email=True,
     description="Stripe billing of the caller's personal organization.",
 )
-org_billing_blp = Blueprint(
+org_billing_blp = ApiBlueprint(
     "org_billing", __name__, url_prefix="/orgs", requires_verified_email=True,
     description="Stripe billing of an organization: its owners buy and manage the subscription.",
 )

@@ -32,7 +32,7 @@ class AlreadySubscribed(Conflict):
 
 
 def billing_owner(org):
-    """Whose email the organisation's Stripe customer carries: the personal organisation's user,
+    """Whose email the organization's Stripe customer carries: the personal organization's user,
     else its first owner."""
     if org.personal:
         return org.personal_owner
@@ -44,7 +44,7 @@ def billing_owner(org):
 
 
 def ensure_customer(org):
-    """The organisation's Stripe customer id, creating the customer if the signup job has not
+    """The organization's Stripe customer id, creating the customer if the signup job has not
     yet. The idempotency key is the signup job's, so a race between the two yields one
     customer; the conditional UPDATE keeps whichever id was stored first.
     """
@@ -67,10 +67,10 @@ def _store_customer(org, customer_id):
 
 
 def create_missing_customers(registered_before=None, limit=None):
-    """The Stripe customer of every personal organisation of an active user that has none
+    """The Stripe customer of every personal organization of an active user that has none
     (their signup job was lost, Redis or Stripe was down); created before ``registered_before``
-    when given: a younger one's job may still be queued. Team organisations get theirs at their
-    first checkout. Returns (how many were created, [(organisation id, error), ...])."""
+    when given: a younger one's job may still be queued. Team organizations get theirs at their
+    first checkout. Returns (how many were created, [(organization id, error), ...])."""
     query = (
         sa.select(Organization.id)
         .join(User, User.id == Organization.personal_owner_id)
@@ -138,9 +138,9 @@ def _origin(url):
 
 
 def start_checkout(org, user, *, price_id=None, plan=None, success_url=None, cancel_url=None):
-    """A checkout session for ``price``: the organisation's open one for the same price and
+    """A checkout session for ``price``: the organization's open one for the same price and
     redirects if there is one, else a new one, after expiring any other open session, so an
-    organisation can never pay for two subscriptions. Checkouts of one organisation are
+    organization can never pay for two subscriptions. Checkouts of one organization are
     serialised on its row. A per-seat plan (STRIPE_SEAT_PLANS) is bought for every member."""
     price = resolve_price(price_id=price_id, plan=plan)
     existing = current_subscription(org)

@@ -2,7 +2,7 @@
 
 Webhook events arrive late, twice and out of order, so no event payload is ever trusted for
 state: whatever the event, the subscription is fetched again from Stripe and stored as it is at
-that moment. Writers first lock the owning organisation's row, and fetch after taking the
+that moment. Writers first lock the owning organization's row, and fetch after taking the
 lock, so of two writers the later one always stores the later state, and two events about a
 brand-new subscription cannot both insert it.
 """
@@ -72,10 +72,10 @@ def _local(stripe_subscription_id):
 
 
 def find_owner_id(*, stripe_subscription_id=None, customer_id=None, org_id_hint=None, user_id_hint=None):
-    """Whose subscription this is: the stored organisation, else the customer's, else the one
-    our own metadata names (``metadata.org_id``, or from before organisations ``user_id``: that
-    user's personal organisation) when it has no other Stripe customer. None when it belongs to
-    no organisation of ours."""
+    """Whose subscription this is: the stored organization, else the customer's, else the one
+    our own metadata names (``metadata.org_id``, or from before organizations ``user_id``: that
+    user's personal organization) when it has no other Stripe customer. None when it belongs to
+    no organization of ours."""
     if stripe_subscription_id:
         owner = db.session.scalar(
             sa.select(Subscription.org_id).where(Subscription.stripe_subscription_id == stripe_subscription_id)
@@ -97,9 +97,9 @@ def find_owner_id(*, stripe_subscription_id=None, customer_id=None, org_id_hint=
 
 
 def refresh_subscription(stripe_subscription_id, *, customer_id=None, org_id_hint=None, user_id_hint=None):
-    """Fetch the subscription from Stripe and store it for its organisation, in the caller's use case.
+    """Fetch the subscription from Stripe and store it for its organization, in the caller's use case.
 
-    Returns the stored row, or None when the subscription belongs to no organisation of ours.
+    Returns the stored row, or None when the subscription belongs to no organization of ours.
     """
     owner_id = find_owner_id(
         stripe_subscription_id=stripe_subscription_id, customer_id=customer_id, org_id_hint=org_id_hint,
@@ -119,7 +119,7 @@ def store_subscription(org, stripe_subscription):
     """Insert or update the row of ``stripe_subscription`` (a dict as Stripe returns it).
 
     The caller's use case holds the lock on ``org`` (see ``lock_org``). A change of plan or
-    status goes to the organisation's audit log.
+    status goes to the organization's audit log.
     """
     fields = _fields_from_stripe(stripe_subscription)
     if fields["price_id"] and fields["plan"] is None:
@@ -183,7 +183,7 @@ def cancel_customer_subscriptions(customer_id):
 
 @atomic
 def sync_customer(org):
-    """Make the organisation's stored subscriptions match Stripe's list. Returns how many."""
+    """Make the organization's stored subscriptions match Stripe's list. Returns how many."""
     org = lock_org(org.id)
     customer_id = org.stripe_customer_id if org is not None else None
     if customer_id is None:
@@ -205,7 +205,7 @@ def sync_customer(org):
 
 
 def sync_all_customers():
-    """``sync_customer`` for every organisation with a Stripe customer; returns (synced, failures)."""
+    """``sync_customer`` for every organization with a Stripe customer; returns (synced, failures)."""
     org_ids = db.session.scalars(
         sa.select(Organization.id).where(Organization.stripe_customer_id.is_not(None)).order_by(Organization.id)
     ).all()

@@ -22,7 +22,7 @@ class UTCDateTime(sa.TypeDecorator):
 
 # Table options of every table with an integer id: SQLite gives the next row the id of the
 # newest deleted one unless the table says AUTOINCREMENT, and an id that names something else
-# tomorrow (an organisation, a user, a key) hands its access, quota and history to a stranger.
+# tomorrow (an organization, a user, a key) hands its access, quota and history to a stranger.
 # (PostgreSQL's sequences never go back.) A migration that rebuilds such a table on SQLite
 # passes them again (``table_kwargs``): the rebuilt table does not keep them by itself.
 IDS_NEVER_REUSED = {"sqlite_autoincrement": True}

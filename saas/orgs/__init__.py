@@ -1,6 +1,6 @@
-"""Organisations (teams): members with roles, invitations by email, the audit log.
+"""Organizations (teams): members with roles, invitations by email, the audit log.
 
-Above users, below everything that belongs to an organisation (API keys, billing, usage, AI):
+Above users, below everything that belongs to an organization (API keys, billing, usage, AI):
 those packages scope their endpoints with ``@blp.auth(..., org=..., permission=...)`` and react
 to ``saas.orgs.events``.
 """

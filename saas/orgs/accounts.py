@@ -1,4 +1,4 @@
-"""What organisations do when an account is deleted or exported (``saas.users.events``)."""
+"""What organizations do when an account is deleted or exported (``saas.users.events``)."""
 import sqlalchemy as sa
 
 from saas.core.database import fields_of
@@ -47,10 +47,10 @@ def _team_memberships(user_id):
 def _leave_every_team(user, **_):
     """In the deletion's transaction: refuse while the user is a team's last owner; else leave
     every team (their keys for it are revoked), give up pending invitations to their address,
-    and take the name off the personal organisation, which stays for its billing records."""
+    and take the name off the personal organization, which stays for its billing records."""
     memberships = _team_memberships(user.id)
     for membership, org in memberships:
-        lock_org(org.id)  # in id order, like every lock of several organisations
+        lock_org(org.id)  # in id order, like every lock of several organizations
     sole = [org for membership, org in memberships if membership.role == OWNER and owner_count(org.id) <= 1]
     if sole:
         raise LastOwnerOfTeams(sole)

@@ -1,4 +1,4 @@
-"""The audit log of an organisation: one event per membership, role, invitation, key and
+"""The audit log of an organization: one event per membership, role, invitation, key and
 billing action, added to the session of the change so both commit together."""
 import sqlalchemy as sa
 
@@ -25,7 +25,7 @@ def record(org_id, action, *, target=None, details=None):
 
 
 def events_page(org_id, pagination):
-    """One page of the organisation's events, newest first (see ``page_of``)."""
+    """One page of the organization's events, newest first (see ``page_of``)."""
     return page_of(newest_first(sa.select(AuditEvent).where(AuditEvent.org_id == org_id)), pagination)
 
 

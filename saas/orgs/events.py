@@ -1,13 +1,13 @@
-"""What happens to an organisation, for the packages above orgs to react to (blinker signals).
+"""What happens to an organization, for the packages above orgs to react to (blinker signals).
 
-- ``members_changed`` (sender: the organisation id): someone joined or left; billing brings a
+- ``members_changed`` (sender: the organization id): someone joined or left; billing brings a
   per-seat subscription's quantity to the member count.
-- ``org_deleting`` (sender: the organisation): sent before it is deleted, in the request;
+- ``org_deleting`` (sender: the organization): sent before it is deleted, in the request;
   billing cancels its Stripe subscriptions, and an error it raises stops the deletion.
-- ``member_removed`` (sender: the organisation id, ``user_id``, ``keep_api_keys``, ``role``,
-  ``left``): apikeys revokes the organisation's keys the member created, unless told to keep
+- ``member_removed`` (sender: the organization id, ``user_id``, ``keep_api_keys``, ``role``,
+  ``left``): apikeys revokes the organization's keys the member created, unless told to keep
   them; webhooks records ``member.removed``.
-- ``member_joined`` (sender: the organisation id, ``user_id``, ``email``, ``role``,
+- ``member_joined`` (sender: the organization id, ``user_id``, ``email``, ``role``,
   ``invitation_id``) and ``member_role_changed`` (``user_id``, ``previous_role``, ``role``): webhooks
   records their events.
 

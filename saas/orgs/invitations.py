@@ -6,7 +6,7 @@ once, for INVITATION_TTL_DAYS, and only for the account whose verified address i
 one: an invitation never adds anyone without their consent, nor anyone else.
 
 Each invitation mails someone the sender chose: besides the senders' rate limits
-(``saas.orgs.limits``), one organisation mails one address at most
+(``saas.orgs.limits``), one organization mails one address at most
 INVITATIONS_TO_ONE_ADDRESS_PER_DAY times in 24 hours, counted from the invitations themselves
 (revoked and expired ones stay), so revoking and inviting again does not reset it.
 """
@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from saas.core.database import atomic
 from saas.core.errors import Conflict, DomainError, Forbidden, NotFound, TooManyRequests
 from saas.core.permissions import Permission
 from saas.core.time import utcnow
@@ -27,7 +28,7 @@ from saas.mail import queue_mail, register_link
 from saas.orgs import audit, events
 from saas.orgs.models import ACCEPTED, DECLINED, EXPIRED, OWNER, PENDING, REVOKED, Invitation, Membership
 from saas.orgs.roles import can
-from saas.orgs.service import OwnersOnly, PersonalOrganization, locked_role
+from saas.orgs.service import OwnersOnly, PersonalOrganization, lock_org, locked_role, role_of
 from saas.users.models import User
 
 LINK_INVITATION = "invitation"
@@ -76,21 +77,20 @@ def _hash(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@atomic
 def invite(org, inviter, *, email, role):
     """Invite ``email`` with ``role`` and mail them the link; returns the invitation. Decided
-    under the organisation's lock, with the inviter's role read again there."""
+    under the organization's lock, with the inviter's role read again there."""
     if org.personal:
         raise PersonalOrganization()
     inviter_role = locked_role(org.id, inviter.id, Permission.MEMBERS_INVITE)
     if role == OWNER and inviter_role != OWNER:
-        db.session.rollback()
         raise OwnersOnly()
     member = db.session.scalar(
         sa.select(Membership.id).join(User, User.id == Membership.user_id)
         .where(Membership.org_id == org.id, User.email == email)
     )
     if member is not None:
-        db.session.rollback()
         raise AlreadyMember()
     now = utcnow()
     _refuse_a_fourth_mail_to(org, email, now)
@@ -108,11 +108,9 @@ def invite(org, inviter, *, email, role):
     try:
         db.session.flush()
     except IntegrityError:
-        db.session.rollback()
         raise AlreadyInvited() from None
     audit.record(org.id, "invitation.created", target=f"invitation:{invitation.id}",
                  details={"email": email, "role": role})
-    db.session.commit()
     # The message is the invitee's (their export lists it) when the address has an account now.
     invitee_id = db.session.scalar(sa.select(User.id).where(User.email == email))
     queue_mail(
@@ -126,7 +124,7 @@ def invite(org, inviter, *, email, role):
 
 
 def _refuse_a_fourth_mail_to(org, email, now):
-    """429 once the organisation invited ``email`` INVITATIONS_TO_ONE_ADDRESS_PER_DAY times in
+    """429 once the organization invited ``email`` INVITATIONS_TO_ONE_ADDRESS_PER_DAY times in
     the last 24 hours; Retry-After: until the oldest of those is a day old."""
     day = timedelta(days=1)
     recent = db.session.scalars(
@@ -135,7 +133,6 @@ def _refuse_a_fourth_mail_to(org, email, now):
         .order_by(Invitation.created_at.desc())
     ).all()
     if len(recent) >= INVITATIONS_TO_ONE_ADDRESS_PER_DAY:
-        db.session.rollback()
         free_again = recent[INVITATIONS_TO_ONE_ADDRESS_PER_DAY - 1] + day
         raise AddressInvitedTooOften(max(1, math.ceil((free_again - now).total_seconds())))
 
@@ -148,6 +145,7 @@ def pending(org):
     ).all()
 
 
+@atomic
 def revoke(org, invitation_id):
     revoked = db.session.execute(
         sa.update(Invitation)
@@ -155,10 +153,8 @@ def revoke(org, invitation_id):
         .values(status=REVOKED, responded_at=utcnow())
     ).rowcount
     if not revoked:
-        db.session.rollback()
         raise NoSuchInvitation()
     audit.record(org.id, "invitation.revoked", target=f"invitation:{invitation_id}")
-    db.session.commit()
 
 
 def _open_invitation_for(user, token):
@@ -182,22 +178,21 @@ def _answer(invitation, status, user):
         .values(status=status, responded_at=utcnow(), accepted_by_id=user.id if status == ACCEPTED else None)
     ).rowcount
     if not answered:
-        db.session.rollback()
         raise InvalidInvitation()
 
 
 def _inviter_may_still_invite(invitation):
     """An invitation speaks for whoever sent it: it lapses once they could no longer send it
-    (removed, demoted, account deleted)."""
-    role = db.session.scalar(
-        sa.select(Membership.role)
-        .where(Membership.org_id == invitation.org_id, Membership.user_id == invitation.invited_by_id)
-    )
+    (removed, demoted, account deleted). Read under the organization's lock, like any change of
+    members, so a demotion queued before the acceptance counts."""
+    lock_org(invitation.org_id)
+    role = role_of(invitation.invited_by_id, invitation.org_id)
     return can(role, Permission.MEMBERS_INVITE) and (invitation.role != OWNER or role == OWNER)
 
 
+@atomic
 def accept(user, token):
-    """Join the organisation with the invited role; returns the membership."""
+    """Join the organization with the invited role; returns the membership."""
     invitation = _open_invitation_for(user, token)
     if not _inviter_may_still_invite(invitation):
         raise InvalidInvitation("The invitation lapsed: whoever sent it can no longer invite.")
@@ -208,21 +203,19 @@ def accept(user, token):
     try:
         db.session.flush()
     except IntegrityError:
-        db.session.rollback()
         raise AlreadyMember() from None
     audit.record(org_id, "member.joined", target=f"user:{user.id}",
                  details={"role": invitation.role, "invitation_id": invitation.id})
     events.member_joined.send(org_id, user_id=user.id, email=user.email, role=invitation.role, invitation_id=invitation.id)
-    db.session.commit()
     events.members_changed.send(org_id)
     return membership
 
 
+@atomic
 def decline(user, token):
     invitation = _open_invitation_for(user, token)
     _answer(invitation, DECLINED, user)
     audit.record(invitation.org_id, "invitation.declined", target=f"invitation:{invitation.id}")
-    db.session.commit()
 
 
 def _invitation_link(message):
@@ -231,8 +224,7 @@ def _invitation_link(message):
     if invitation is None or not invitation.is_open:
         return None
     token = secrets.token_urlsafe(32)
-    invitation.token_hash = _hash(token)
-    db.session.commit()
+    invitation.token_hash = _hash(token)  # in the use case that sends the message
     config = current_app.config
     return {"link": f"{config['FRONTEND_URL'].rstrip('/')}{config['INVITATION_PATH']}?token={token}"}
 

@@ -1,10 +1,10 @@
-"""Rate limits of the organisation endpoints (INVITATION_SEND_LIMIT), in flask-limiter's storage
+"""Rate limits of the organization endpoints (INVITATION_SEND_LIMIT), in flask-limiter's storage
 (Redis) like every limit.
 
 Invitations send mail to addresses the sender chooses, so they are counted per sender (across
-their organisations) and per organisation (whoever of its admins sends). The organisation's
+their organizations) and per organization (whoever of its admins sends). The organization's
 counter is the one the gate admitted the caller to: anyone else's attempts count against their
-own, never against an organisation they are not an admin of.
+own, never against an organization they are not an admin of.
 """
 from flask import current_app, g
 

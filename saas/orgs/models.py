@@ -1,4 +1,4 @@
-"""Organisations, who belongs to them with which role, invitations, and the audit log."""
+"""Organizations, who belongs to them with which role, invitations, and the audit log."""
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -17,7 +17,7 @@ PENDING, ACCEPTED, DECLINED, REVOKED, EXPIRED = "pending", "accepted", "declined
 
 class Organization(db.Model):
     """Who pays and whose quota is used: the Stripe customer, the subscriptions and the plan
-    belong here. Every user has one personal organisation, of which they are the only owner."""
+    belong here. Every user has one personal organization, of which they are the only owner."""
 
     __tablename__ = "organizations"
     __table_args__ = IDS_NEVER_REUSED
@@ -26,12 +26,12 @@ class Organization(db.Model):
     name: Mapped[str] = mapped_column(sa.String(255), nullable=False)
     slug: Mapped[str] = mapped_column(sa.String(80), unique=True, nullable=False)
     personal: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False, server_default=sa.false())
-    # The user a personal organisation belongs to (one each); None for a team.
+    # The user a personal organization belongs to (one each); None for a team.
     personal_owner_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="CASCADE"), unique=True
     )
     stripe_customer_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True, index=True)
-    # How many of the organisation's Stripe customers were deleted: the next needs a new idempotency key.
+    # How many of the organization's Stripe customers were deleted: the next needs a new idempotency key.
     stripe_customers_deleted: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0, server_default="0")
     # Written by billing whenever a subscription changes, so reading the plan costs no query.
     plan: Mapped[str] = mapped_column(sa.String(64), nullable=False, default=FREE_PLAN, server_default=FREE_PLAN)
@@ -48,7 +48,7 @@ class Organization(db.Model):
 
     @property
     def effective_plan(self):
-        """The plan whose features the organisation has now: "free" unless a subscription grants
+        """The plan whose features the organization has now: "free" unless a subscription grants
         one. A past_due subscription keeps its plan for BILLING_PAST_DUE_GRACE_DAYS."""
         if self.plan_past_due_since is not None:
             grace = timedelta(days=current_app.config["BILLING_PAST_DUE_GRACE_DAYS"])
@@ -80,7 +80,7 @@ class Invitation(db.Model):
 
     __tablename__ = "invitations"
     __table_args__ = (
-        # At most one pending invitation per organisation and address.
+        # At most one pending invitation per organization and address.
         sa.Index(
             "uq_invitations_pending", "org_id", "email", unique=True,
             postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"),
@@ -111,9 +111,9 @@ class Invitation(db.Model):
 
 
 class AuditEvent(db.Model):
-    """Who did what in an organisation, written in the same transaction as the change. Kept when
-    the organisation or the actor is deleted: ``org_id`` has no foreign key, so a deleted
-    organisation's trail still names it; a deleted actor's id becomes null."""
+    """Who did what in an organization, written in the same transaction as the change. Kept when
+    the organization or the actor is deleted: ``org_id`` has no foreign key, so a deleted
+    organization's trail still names it; a deleted actor's id becomes null."""
 
     __tablename__ = "audit_events"
     __table_args__ = (sa.Index("ix_audit_events_org_id_created_at", "org_id", "created_at"), IDS_NEVER_REUSED)

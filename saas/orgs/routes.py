@@ -1,4 +1,4 @@
-"""Organisations, their members, invitations and audit log; answering an invitation."""
+"""Organizations, their members, invitations and audit log; answering an invitation."""
 from saas.core.permissions import Permission
 from saas.orgs import audit, invitations, service
 from saas.orgs.limits import invitation_org_limit, invitation_sender_limit
@@ -16,10 +16,10 @@ from saas.orgs.schemas import (
     RoleChangeSchema,
 )
 from saas.web.api import SESSION
-from saas.web.blueprint import Blueprint, current_principal
+from saas.web.blueprint import ApiBlueprint, current_principal
 
-blp = Blueprint("orgs", __name__, url_prefix="/orgs", description="Organizations (teams), members, invitations.")
-invitations_blp = Blueprint(
+blp = ApiBlueprint("orgs", __name__, url_prefix="/orgs", description="Organizations (teams), members, invitations.")
+invitations_blp = ApiBlueprint(
     "invitations", __name__, url_prefix="/invitations", description="Answering an invitation to an organization."
 )
 
@@ -67,7 +67,7 @@ def rename_org(fields, org_id):
     `["mfa_required_by_org"]`) on every call about the organization (its paths, `X-Org-Id`
     naming it), except leaving it; they can still turn two-factor on. Its API keys are unaffected."""
     principal = current_principal()
-    return _org_view(service.update_org(principal.org, principal.user, principal.role, fields), principal.role)
+    return _org_view(service.update_org(principal.org, principal.user, fields), principal.role)
 
 
 @blp.route("/<int:org_id>", methods=["DELETE"])

@@ -1,9 +1,9 @@
-"""Organisations and memberships: creating, renaming, deleting, roles, leaving.
+"""Organizations and memberships: creating, renaming, deleting, roles, leaving.
 
-The gate has already checked that the caller belongs to the organisation and that their role
+The gate has already checked that the caller belongs to the organization and that their role
 has the permission the endpoint names; the rules here are the ones that depend on whom an
 action is about: only an owner grants, removes or demotes an owner, and the last owner can
-never be demoted, removed or leave (checked under a lock on the organisation's row, so two
+never be demoted, removed or leave (checked under a lock on the organization's row, so two
 owners demoting each other at once cannot both succeed).
 """
 import re
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from saas.core.database import atomic, loaded
+from saas.core.database import atomic, loaded, savepoint
 from saas.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from saas.core.ids import MAX_ID, parse_id
 from saas.core.permissions import Permission
@@ -75,7 +75,7 @@ def slugify(name):
 
 def _unique_slug(name):
     base = slugify(name)
-    if base.startswith(PERSONAL_SLUG_PREFIX):  # personal organisations' slugs are taken by user id
+    if base.startswith(PERSONAL_SLUG_PREFIX):  # personal organizations' slugs are taken by user id
         base = f"team-{base}"[:SLUG_LENGTH]
     slug = base
     while db.session.scalar(sa.select(Organization.id).where(Organization.slug == slug)) is not None:
@@ -84,7 +84,7 @@ def _unique_slug(name):
 
 
 def add_personal_org(user):
-    """The user's personal organisation, owned by them; added to the session of their creation."""
+    """The user's personal organization, owned by them; added to the session of their creation."""
     org = Organization(
         name=user.full_name or user.email.split("@")[0], slug=f"{PERSONAL_SLUG_PREFIX}{user.id}", personal=True,
         personal_owner_id=user.id,
@@ -95,7 +95,7 @@ def add_personal_org(user):
     return org
 
 
-# The gate loads a caller's personal organisation in the query that finds the caller: the
+# The gate loads a caller's personal organization in the query that finds the caller: the
 # user's row joined with this alias, whose columns come back as ``porg_<column>``.
 _PERSONAL = Organization.__table__.alias("personal_org")
 
@@ -110,7 +110,7 @@ def personal_org_join():
 
 
 def attach_personal_org(user, row):
-    """Give ``user`` (attached to the session) its personal organisation from ``row`` (a query
+    """Give ``user`` (attached to the session) its personal organization from ``row`` (a query
     with ``personal_org_columns``), as if loaded: ``user.personal_org`` then needs no query."""
     if row["porg_id"] is not None:
         org = loaded(Organization, {column.name: row[f"porg_{column.name}"] for column in _PERSONAL.columns})
@@ -120,20 +120,21 @@ def attach_personal_org(user, row):
     return org
 
 
+@atomic
 def ensure_personal_org(user):
-    """The user's personal organisation, created now if they have none: during a rollout the
+    """The user's personal organization, created now if they have none: during a rollout the
     previous release still registers users without one (expand/contract). It takes the billing
     columns the previous release kept on the user's row."""
     org = personal_org_of(user)
     if org is not None:
         return org
     try:
-        org = add_personal_org(user)
-        org.stripe_customer_id, org.stripe_customers_deleted = user.stripe_customer_id, user.stripe_customers_deleted
-        org.plan, org.plan_past_due_since = user.plan, user.plan_past_due_since
-        db.session.commit()
+        with savepoint():
+            org = add_personal_org(user)
+            org.stripe_customer_id, org.stripe_customers_deleted = user.stripe_customer_id, user.stripe_customers_deleted
+            org.plan, org.plan_past_due_since = user.plan, user.plan_past_due_since
+            db.session.flush()
     except IntegrityError:  # a concurrent request of the same user created it
-        db.session.rollback()
         org = personal_org_of(user)
     return org
 
@@ -142,25 +143,25 @@ def personal_org_of(user):
     return db.session.scalar(sa.select(Organization).where(Organization.personal_owner_id == user.id))
 
 
+@atomic
 def create_org(user, name):
-    """A team organisation with ``user`` as its owner; returns (org, role)."""
+    """A team organization with ``user`` as its owner; returns (org, role)."""
     for _ in range(3):
         org = Organization(name=name, slug=_unique_slug(name), personal=False)
-        db.session.add(org)
         try:
-            db.session.flush()
+            with savepoint():
+                db.session.add(org)
+                db.session.flush()
         except IntegrityError:  # another request took the slug meanwhile
-            db.session.rollback()
             continue
         db.session.add(Membership(org_id=org.id, user_id=user.id, role=OWNER))
         audit.record(org.id, "org.created", target=f"org:{org.id}", details={"name": name})
-        db.session.commit()
         return org, OWNER
     raise Conflict("Could not choose a unique slug; try again.")
 
 
 def orgs_of(user):
-    """``[(org, role), ...]`` of the user, the personal organisation first, then by age."""
+    """``[(org, role), ...]`` of the user, the personal organization first, then by age."""
     return db.session.execute(
         sa.select(Organization, Membership.role)
         .join(Membership, Membership.org_id == Organization.id)
@@ -170,7 +171,7 @@ def orgs_of(user):
 
 
 def membership(user_id, org_id):
-    """``(org, role)`` when the user belongs to the organisation, else None."""
+    """``(org, role)`` when the user belongs to the organization, else None."""
     return db.session.execute(
         sa.select(Organization, Membership.role)
         .join(Membership, Membership.org_id == Organization.id)
@@ -179,7 +180,7 @@ def membership(user_id, org_id):
 
 
 def member_access(principal, org_id):
-    """For the gate: the organisation of the path and the caller's role in it; 404 for anyone
+    """For the gate: the organization of the path and the caller's role in it; 404 for anyone
     who is not a member, whether or not it exists (or could: an id past every id)."""
     found = membership(principal.user.id, org_id) if org_id <= MAX_ID else None
     if found is None:
@@ -188,9 +189,9 @@ def member_access(principal, org_id):
 
 
 def acting_access(principal, requested_org_id):
-    """For the gate: the organisation a call acts for (its quota, its plan). An organisation's
-    API key acts for it; a login session for the organisation X-Org-Id names, if the caller is
-    a member, else for the personal organisation."""
+    """For the gate: the organization a call acts for (its quota, its plan). An organization's
+    API key acts for it; a login session for the organization X-Org-Id names, if the caller is
+    a member, else for the personal organization."""
     org_id = _org_id(requested_org_id)
     if principal.api_key_id is not None:
         key_org_id = principal.api_key_org_id or principal.user.personal_org.id
@@ -215,7 +216,7 @@ def _org_id(raw):
             errors={"headers": {"X-Org-Id": ["Not a valid organization id."]}},
         )
     org_id = parse_id(raw)
-    if org_id is None:  # a number, but past every id: no such organisation, as for a non-member
+    if org_id is None:  # a number, but past every id: no such organization, as for a non-member
         raise NoSuchOrganization()
     return org_id
 
@@ -265,11 +266,12 @@ def leaving(principal, view_args):
 
 
 @atomic
-def update_org(org, actor, actor_role, changes):
-    """Rename the organization, and (owners) require two-factor of its members or stop."""
+def update_org(org, actor, changes):
+    """Rename the organization (the gate checked the caller), and (owners) require two-factor
+    of its members or stop: that changes who may act in it, so the owner's role is read again
+    under the organization's lock."""
     if "require_mfa" in changes and changes["require_mfa"] != org.require_mfa:
-        if not can(actor_role, Permission.ORG_SECURITY):
-            raise OwnersOnly("Only an owner can require two-factor authentication, or stop requiring it.")
+        locked_role(org.id, actor.id, Permission.ORG_SECURITY)  # 403 but for an owner, now
         if changes["require_mfa"] and not actor.mfa_enabled:
             raise OwnerWithoutTwoFactor()
         audit.record(org.id, "org.mfa_required" if changes["require_mfa"] else "org.mfa_not_required",
@@ -281,8 +283,9 @@ def update_org(org, actor, actor_role, changes):
     return org
 
 
+@atomic
 def delete_org(org, actor_user_id):
-    """Delete a team organisation: billing cancels its subscriptions first (and stops the
+    """Delete a team organization: billing cancels its subscriptions first (and stops the
     deletion if Stripe cannot be reached). The audit log keeps its events."""
     if org.personal:
         raise PersonalOrganization()
@@ -291,7 +294,6 @@ def delete_org(org, actor_user_id):
     audit.record(org.id, "org.deleted", target=f"org:{org.id}", details={"name": org.name, "slug": org.slug})
     db.session.flush()
     db.session.delete(org)
-    db.session.commit()
 
 
 def members(org):
@@ -301,9 +303,9 @@ def members(org):
 
 
 def lock_org(org_id):
-    """The organisation's row, locked until the transaction ends (None if there is no such
+    """The organization's row, locked until the transaction ends (None if there is no such
     one): role changes, removals, checkouts and subscription writes are serialised per
-    organisation."""
+    organization."""
     return db.session.execute(
         sa.select(Organization).where(Organization.id == org_id).with_for_update()
         .execution_options(populate_existing=True)
@@ -315,7 +317,6 @@ def _target(org_id, user_id):
         sa.select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
     )
     if target is None:
-        db.session.rollback()
         raise NoSuchMember()
     return target
 
@@ -330,46 +331,49 @@ def owner_count(org_id):
     )
 
 
-def _refuse(error):
-    db.session.rollback()  # releases the lock
-    raise error
-
-
 def locked_role(org_id, user_id, permission):
-    """Lock the organisation's row, then read the actor's role again: the gate read it before
-    the lock, and a concurrent change may have taken it away. Refuses as the gate would."""
+    """The one helper of every command that changes members, roles or the organization's
+    security: lock the organization's row (until the use case ends), then read the actor's role
+    again, because the gate read it before the lock and a concurrent change may have taken it
+    away. Refuses as the gate would (the use case rolls back, which releases the lock)."""
     lock_org(org_id)
-    role = db.session.scalar(
-        sa.select(Membership.role).where(Membership.org_id == org_id, Membership.user_id == user_id)
-    )
+    role = role_of(user_id, org_id)
     if role is None:
-        _refuse(NoSuchOrganization())
+        raise NoSuchOrganization()
     if not can(role, permission):
-        _refuse(RoleNotPermitted(role, permission))
+        raise RoleNotPermitted(role, permission)
     return role
 
 
+def role_of(user_id, org_id):
+    """The user's role in the organization, or None."""
+    return db.session.scalar(
+        sa.select(Membership.role).where(Membership.org_id == org_id, Membership.user_id == user_id)
+    )
+
+
+@atomic
 def change_role(org, actor_user_id, user_id, new_role):
     """Give a member another role. Owners only grant, change or remove ``owner``; the last
     owner keeps it."""
     actor_role = locked_role(org.id, actor_user_id, Permission.MEMBERS_ROLE)
     target = _target(org.id, user_id)
     if OWNER in (target.role, new_role) and actor_role != OWNER:
-        _refuse(OwnersOnly())
+        raise OwnersOnly()
     if target.role == OWNER and new_role != OWNER and owner_count(org.id) <= 1:
-        _refuse(LastOwner())
+        raise LastOwner()
     if target.role != new_role:
         audit.record(org.id, "member.role_changed", target=f"user:{user_id}",
                      details={"from": target.role, "to": new_role})
         events.member_role_changed.send(org.id, user_id=user_id, previous_role=target.role, role=new_role)
         target.role = new_role
-    db.session.commit()
     return target
 
 
+@atomic
 def remove_member(org, actor_user_id, user_id, *, keep_api_keys=False):
     """Remove a member, or leave (``user_id`` is the actor's own). Their access ends at once;
-    the keys they created for the organisation are revoked unless the admin removing them
+    the keys they created for the organization are revoked unless the admin removing them
     keeps them (``keep_api_keys``; never for someone leaving, who cannot vouch for their own)."""
     if org.personal:
         raise PersonalOrganization()
@@ -378,19 +382,18 @@ def remove_member(org, actor_user_id, user_id, *, keep_api_keys=False):
     actor_role = locked_role(org.id, actor_user_id, Permission.ORG_READ if leaving else Permission.MEMBERS_REMOVE)
     target = _target(org.id, user_id)
     if target.role == OWNER and not leaving and actor_role != OWNER:
-        _refuse(OwnersOnly())
+        raise OwnersOnly()
     if target.role == OWNER and owner_count(org.id) <= 1:
-        _refuse(LastOwner())
+        raise LastOwner()
     db.session.delete(target)
     audit.record(org.id, "member.left" if leaving else "member.removed", target=f"user:{user_id}",
                  details={"role": target.role, "api_keys_kept": bool(keep_api_keys)})
     events.member_removed.send(org.id, user_id=user_id, keep_api_keys=keep_api_keys, role=target.role, left=leaving)
-    db.session.commit()
     events.members_changed.send(org.id)
 
 
 def connect_signals():
-    """Every new user gets their personal organisation in the transaction that creates them;
+    """Every new user gets their personal organization in the transaction that creates them;
     two-factor cannot be turned off while an organization of theirs requires it."""
     user_events.user_creating.connect(_add_personal_org, weak=False)
     user_events.mfa_disabling.connect(_refuse_if_an_org_requires_two_factor, weak=False)

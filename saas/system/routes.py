@@ -4,9 +4,9 @@ from flask import current_app
 from saas.extensions import limiter
 from saas.system.health import check_dependencies
 from saas.system.schemas import HealthSchema, LivenessSchema, RootSchema
-from saas.web.blueprint import Blueprint
+from saas.web.blueprint import ApiBlueprint
 
-blp = Blueprint("system", __name__, description="Service information and health.")
+blp = ApiBlueprint("system", __name__, description="Service information and health.")
 
 
 @blp.route("/", methods=["GET"])

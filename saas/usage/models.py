@@ -23,7 +23,7 @@ class UsageRecord(db.Model):
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     # Who made the call, and whose quota (and Stripe customer) it counts against.
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    # No foreign key: usage is kept for accounting after its organisation is deleted, under its id.
+    # No foreign key: usage is kept for accounting after its organization is deleted, under its id.
     org_id: Mapped[int | None] = mapped_column(sa.Integer)
     model: Mapped[str] = mapped_column(sa.String(255), nullable=False)
     status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default=RESERVED)

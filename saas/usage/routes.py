@@ -1,14 +1,14 @@
-"""Token usage against the plan's monthly quota: of the organisation a call acts for, and of
-an organisation by member."""
+"""Token usage against the plan's monthly quota: of the organization a call acts for, and of
+an organization by member."""
 from saas.core.permissions import Permission
 from saas.orgs.roles import can
 from saas.usage.schemas import OrgUsageSchema, UsageSchema
 from saas.usage.service import quota_status, usage_by_member
 from saas.web.api import API_KEY, SESSION
-from saas.web.blueprint import Blueprint, current_principal
+from saas.web.blueprint import ApiBlueprint, current_principal
 
-blp = Blueprint("usage", __name__, url_prefix="/usage", description="Token usage and quotas.")
-org_usage_blp = Blueprint(
+blp = ApiBlueprint("usage", __name__, url_prefix="/usage", description="Token usage and quotas.")
+org_usage_blp = ApiBlueprint(
     "org_usage", __name__, url_prefix="/orgs", description="An organization's token usage, by member."
 )
 

@@ -1,11 +1,11 @@
-"""Monthly token quotas of organisations: reserve before a model call, settle after, and what
+"""Monthly token quotas of organizations: reserve before a model call, settle after, and what
 is left.
 
-A call counts against the quota of the organisation it acts for (its plan's PLAN_QUOTAS). It
+A call counts against the quota of the organization it acts for (its plan's PLAN_QUOTAS). It
 first reserves the most it may use (its prompt estimate plus max_tokens) and is refused if that
-would pass the quota; reservations of one organisation, and those of one user, are taken one at
+would pass the quota; reservations of one organization, and those of one user, are taken one at
 a time, so concurrent calls cannot all see the same remaining tokens or calls in progress. Settling replaces the
-reservation by the tokens the provider reports, so an organisation ends at most one call's
+reservation by the tokens the provider reports, so an organization ends at most one call's
 estimate error past the quota.
 
 A held reservation is also a call in progress: a chat being answered, or an AI job queued or
@@ -14,6 +14,7 @@ so one account cannot take every request thread or fill the queue. A reservation
 settled (its process died) stops counting at its ``expires_at``.
 """
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -21,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from flask import current_app
 
-from saas.core.database import fields_of
+from saas.core.database import after_commit, atomic, fields_of, in_transaction
 from saas.core.errors import TooManyRequests
 from saas.core.time import utcnow
 from saas.extensions import db
@@ -123,7 +124,7 @@ def quota_status(org):
 
 
 def month_totals():
-    """``{used, reserved, period_start}``: every organisation's tokens this month (for operators)."""
+    """``{used, reserved, period_start}``: every organization's tokens this month (for operators)."""
     now = utcnow()
     start, _ = quota_period(now)
     used, reserved = _month_sums(now, start)
@@ -131,7 +132,7 @@ def month_totals():
 
 
 def usage_by_member(org, *, viewer_id, with_addresses):
-    """This month's tokens of the organisation per user who used any: ``[{user_id, email,
+    """This month's tokens of the organization per user who used any: ``[{user_id, email,
     full_name, used, reserved}]``, most used first (a former member's usage included). Other
     users' address and name only ``with_addresses`` (an admin's view); ``viewer_id``'s own always."""
     now = utcnow()
@@ -153,13 +154,24 @@ def usage_by_member(org, *, viewer_id, with_addresses):
 
 
 def reserve(org, user, *, model, tokens, hold_for, request_id=None):
-    """Hold ``tokens`` of the organisation's quota for a call of ``user`` for at most
+    """Hold ``tokens`` of the organization's quota for a call of ``user`` for at most
     ``hold_for`` (a timedelta), or refuse with 429: QuotaExceeded, or TooManyCallsInProgress
-    past AI_MAX_CONCURRENT calls of that user."""
+    past AI_MAX_CONCURRENT calls of that user. A refusal for the quota is reported to the
+    organization's webhooks once the refused transaction is over (in one of its own)."""
+    try:
+        return _reserve(org, user, model=model, tokens=tokens, hold_for=hold_for, request_id=request_id)
+    except QuotaExceeded as refusal:
+        if not in_transaction():
+            webhook_events.quota_exceeded(org, refusal.quota_status, tokens)
+        raise
+
+
+@atomic
+def _reserve(org, user, *, model, tokens, hold_for, request_id=None):
     # The second of two concurrent calls counts only after the first one's reservation is
-    # committed: serialised on the organisation's row (its quota), then on the user's
-    # (AI_MAX_CONCURRENT counts their calls for every organisation). Always in this order, the
-    # one billing takes them in too (an organisation, then its owner's row), so that two
+    # committed: serialised on the organization's row (its quota), then on the user's
+    # (AI_MAX_CONCURRENT counts their calls for every organization). Always in this order, the
+    # one billing takes them in too (an organization, then its owner's row), so that two
     # transactions never wait for each other. NO KEY: rows referring to the user (sessions,
     # mail) can still be written meanwhile.
     db.session.execute(sa.select(Organization.id).where(Organization.id == org.id).with_for_update())
@@ -170,12 +182,9 @@ def reserve(org, user, *, model, tokens, hold_for, request_id=None):
         sa.select(sa.func.count()).select_from(UsageRecord).where(UsageRecord.user_id == user.id, held(now))
     )
     if in_progress >= limit:
-        db.session.rollback()
         raise TooManyCallsInProgress(limit)
     status = quota_status(org)
     if not status.allows(tokens):
-        db.session.rollback()
-        webhook_events.quota_exceeded(org, status, tokens)
         raise QuotaExceeded(status, tokens)
     record = UsageRecord(
         user_id=user.id, org_id=org.id, model=model, status=RESERVED, reserved_tokens=tokens,
@@ -183,9 +192,7 @@ def reserve(org, user, *, model, tokens, hold_for, request_id=None):
     )
     db.session.add(record)
     db.session.flush()
-    reservation = Reservation(record.id, tokens, model, user.id, org.id, request_id)
-    db.session.commit()
-    return reservation
+    return Reservation(record.id, tokens, model, user.id, org.id, request_id)
 
 
 @contextlib.contextmanager
@@ -199,6 +206,7 @@ def reserved(org, user, *, model, tokens, hold_for, request_id=None):
         raise
 
 
+@atomic
 def extend(reservation, hold_for):
     """Hold a reservation ``hold_for`` from now (a queued job that starts running); False if it
     was released or settled meanwhile."""
@@ -207,10 +215,10 @@ def extend(reservation, hold_for):
         .where(UsageRecord.id == reservation.record_id, UsageRecord.status == RESERVED)
         .values(expires_at=utcnow() + hold_for)
     ).rowcount
-    db.session.commit()
     return bool(extended)
 
 
+@atomic
 def settle(reservation, *, input_tokens, output_tokens, model=None):
     """Replace the reservation by what the call used, and have it billed. What the provider used
     is always recorded: should the reservation be gone (the call outlived it, or it was given
@@ -226,7 +234,6 @@ def settle(reservation, *, input_tokens, output_tokens, model=None):
     ).rowcount
     if not settled:
         if db.session.scalar(sa.select(UsageRecord.id).where(UsageRecord.id == record_id)) is not None:
-            db.session.rollback()
             return  # settled already
         record = UsageRecord(
             user_id=reservation.user_id, org_id=reservation.org_id, status=SETTLED,
@@ -236,11 +243,11 @@ def settle(reservation, *, input_tokens, output_tokens, model=None):
         db.session.flush()
         log.warning("reservation %s was gone when its call ended; its usage is record %s", record_id, record.id)
         record_id = record.id
-    db.session.commit()
     if input_tokens + output_tokens > 0:
-        report_usage_later(record_id)
+        after_commit(functools.partial(report_usage_later, record_id))
 
 
+@atomic
 def forget_expired_reservations(limit=None):
     """Delete reservations past their ``expires_at``: they count no more already; this keeps them
     out of the table. Work still running keeps its reservation from expiring (a stream renews
@@ -255,7 +262,6 @@ def forget_expired_reservations(limit=None):
         forgotten = db.session.execute(
             sa.delete(UsageRecord).where(UsageRecord.id.in_(expired), _expired_reservation(utcnow()))
         ).rowcount
-    db.session.commit()
     return forgotten
 
 
@@ -263,19 +269,20 @@ def _expired_reservation(now):
     return sa.and_(UsageRecord.status == RESERVED, UsageRecord.expires_at <= now)
 
 
+@atomic
 def release(reservation):
     """Give the reservation back: the call failed before the provider used anything. A record
     already settled stays (usage is never given back)."""
     db.session.execute(
         sa.delete(UsageRecord).where(UsageRecord.id == reservation.record_id, UsageRecord.status == RESERVED)
     )
-    db.session.commit()
 
 
 class QuotaExceeded(TooManyRequests):
     """A call would pass the plan's monthly token quota."""
 
     def __init__(self, status, tokens):
+        self.quota_status = status
         resets_at = status.resets_at.isoformat().replace("+00:00", "Z")
         retry_after = int((status.resets_at - utcnow()).total_seconds()) + 1
         super().__init__(

@@ -5,7 +5,7 @@ Each signal is sent with the user as sender, after the change is committed (but
 called once by ``create_app``:
 
 - ``user_creating``: sent before the new user is committed, in the same transaction: orgs adds
-  the user's personal organisation.
+  the user's personal organization.
 - ``user_registered``: billing queues the Stripe customer's creation; users mails the link
   that verifies the address.
 - ``password_changed`` (``keep_session_id``: the session that made the change, or None, as after

@@ -57,8 +57,8 @@ class User(db.Model):
     # usage and billing records that must be kept for accounting point at it.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    # Billing moved to organisations (the personal one: ``user.personal_org``). These columns
-    # are what the previous release reads; kept in step for a personal organisation
+    # Billing moved to organizations (the personal one: ``user.personal_org``). These columns
+    # are what the previous release reads; kept in step for a personal organization
     # (``saas.billing.entitlements.mirror_to_owner``) until a later release drops them.
     stripe_customer_id: Mapped[str | None] = mapped_column(sa.String, unique=True, index=True)
     stripe_customers_deleted: Mapped[int] = mapped_column(

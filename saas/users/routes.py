@@ -11,7 +11,7 @@ from saas.users.schemas import (
 )
 from saas.users.service import delete_account, export_account, update_profile
 from saas.web.api import API_KEY, SESSION
-from saas.web.blueprint import Blueprint, current_principal
+from saas.web.blueprint import ApiBlueprint, current_principal
 
 # The cross-field rule of UserUpdateSchema, stated for the OpenAPI document (3.0 has no
 # dependentRequired): without `password`, or with both `password` and `current_password`.
@@ -19,7 +19,7 @@ PASSWORD_NEEDS_CURRENT = {
     "anyOf": [{"not": {"required": ["password"]}}, {"required": ["password", "current_password"]}]
 }
 
-blp = Blueprint("users", __name__, url_prefix="/users", description="The current user.")
+blp = ApiBlueprint("users", __name__, url_prefix="/users", description="The current user.")
 
 
 @blp.route("/me", methods=["GET"])

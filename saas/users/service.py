@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from saas.core.database import atomic
 from saas.core.emails import lenient_email
-from saas.core.errors import Conflict, NotFound
+from saas.core.errors import Conflict, NotFound, Unauthenticated
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.mail.service import forget_mail_of, mail_of
@@ -20,6 +20,12 @@ from saas.users.passwords import check_current_password, check_password, hash_pa
 
 class EmailTaken(Conflict):
     message = "An account with this email already exists."
+
+
+class AccountDisabled(Unauthenticated):
+    """A deactivated account's credentials (password, token, API key): 401."""
+
+    message = "This account is disabled."
 
 
 class NoSuchUser(NotFound):
@@ -36,7 +42,7 @@ class NotPromotable(Conflict):
 
 @atomic
 def create_user(email, password, full_name=None, *, superuser=False, verified=False):
-    """Insert the user, with their personal organisation (``user_creating``); ``user_registered``
+    """Insert the user, with their personal organization (``user_creating``); ``user_registered``
     has billing create the Stripe customer and a verification message go out once this commits
     (unless the address counts as ``verified`` already: an operator's, made from the command line)."""
     check_password(password, email=email, full_name=full_name)

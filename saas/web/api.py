@@ -1,6 +1,7 @@
-"""The flask-smorest ``Api``: the error envelope for HTTP errors, and the security schemes.
+"""flask-smorest's ``Api`` as the app uses it (``EnvelopeApi``): the error envelope for HTTP errors,
+the security schemes and the operationIds.
 
-The ``Blueprint`` that features use, with its auth gate, is in ``saas.web.blueprint``.
+The ``ApiBlueprint`` that features use, with its auth gate, is in ``saas.web.blueprint``.
 """
 from dataclasses import dataclass, field
 
@@ -86,7 +87,7 @@ class OperationIds(BasePlugin):
             operation.setdefault("operationId", derived)
 
 
-class Api(flask_smorest.Api):
+class EnvelopeApi(flask_smorest.Api):
     def __init__(self, app=None, *, spec_kwargs=None, **kwargs):
         spec_kwargs = dict(spec_kwargs or {})
         spec_kwargs["extra_plugins"] = [OperationIds(), *spec_kwargs.get("extra_plugins", ())]

@@ -1,4 +1,4 @@
-"""The Blueprint every feature uses: flask-smorest's, plus ``auth()``, the one gate.
+"""The ApiBlueprint every feature uses: flask-smorest's, plus ``auth()``, the one gate.
 
 A protected view carries ``@blp.auth(...)`` right under ``@blp.route``::
 
@@ -44,13 +44,13 @@ PASSWORD_METHOD, MFA_METHOD, OAUTH_METHOD, SSO_METHOD = "password", "mfa", "oaut
 @dataclass(frozen=True)
 class Principal:
     """Who is calling, as the gate found them: the user, and the session or API key used; for
-    views scoped to an organisation, that organisation and the caller's role in it."""
+    views scoped to an organization, that organization and the caller's role in it."""
 
     user: Any
     scheme: SecurityScheme
     session_id: str | None = None
     api_key_id: int | None = None
-    # The organisation an API key belongs to (a key acts only for it).
+    # The organization an API key belongs to (a key acts only for it).
     api_key_org_id: int | None = None
     org: Any = None
     role: str | None = None
@@ -63,7 +63,7 @@ class Principal:
 
     @property
     def rate_limit_key(self):
-        """Whose budget the call spends: an organisation's key, the organisation's (shared by all
+        """Whose budget the call spends: an organization's key, the organization's (shared by all
         its keys); a login session or a personal key, the user's (shared by all their sessions
         and personal keys). More keys never buy more requests."""
         if self.api_key_org_id is not None:
@@ -78,12 +78,12 @@ class Authenticator:
     """How one scheme's credentials are found in a request and verified.
 
     ``credentials()`` returns the raw credentials the request carries for this scheme, or None;
-    ``authenticate(raw)`` returns the Principal or raises ``Unauthenticated``.
+    ``verify(raw)`` returns the Principal or raises ``Unauthenticated``.
     """
 
     scheme: SecurityScheme
     credentials: Callable[[], str | None]
-    authenticate: Callable[[str], Principal]
+    verify: Callable[[str], Principal]
 
 
 def register_authenticators(app, authenticators):
@@ -94,11 +94,11 @@ def register_authenticators(app, authenticators):
 
 @dataclass(frozen=True)
 class OrgAccess:
-    """How the gate finds the organisation of a scoped view (wired in ``create_app``):
+    """How the gate finds the organization of a scoped view (wired in ``create_app``):
 
-    - ``member(principal, org_id)``: for ``org="path"``, the organisation the URL names and the
+    - ``member(principal, org_id)``: for ``org="path"``, the organization the URL names and the
       caller's role, raising NotFound for anyone who is not a member;
-    - ``acting(principal, header)``: for ``org="acting"``, the organisation the call acts for
+    - ``acting(principal, header)``: for ``org="acting"``, the organization the call acts for
       (an API key's, or the one ``X-Org-Id`` names, or the caller's personal one) and the role;
     - ``check(role, permission)``: raises Forbidden unless the role has the permission;
     - ``policy(principal, org)``: raises Forbidden when the organization's own rules (two-factor
@@ -123,7 +123,7 @@ def current_principal():
     return principal
 
 
-def authenticate(accepted):
+def identify_caller(accepted):
     """The Principal for the first accepted scheme whose credentials the request carries."""
     presented = []
     for authenticator in current_app.extensions["authenticators"]:
@@ -131,7 +131,7 @@ def authenticate(accepted):
         if not raw:
             continue
         if authenticator.scheme in accepted:
-            return authenticator.authenticate(raw)
+            return authenticator.verify(raw)
         presented.append(authenticator.scheme)
     if presented:
         raise Unauthenticated("These credentials are not accepted here; this endpoint needs a login session.")
@@ -169,7 +169,7 @@ class SecondFactorSessionRequired(Forbidden):
         super().__init__(errors={"reason": ["mfa_required"]})
 
 
-class Blueprint(flask_smorest.Blueprint):
+class ApiBlueprint(flask_smorest.Blueprint):
     """flask-smorest's Blueprint with the auth gate (``auth``). Its operations get their
     ``operationId`` from ``saas.web.api.OperationIds``.
 
@@ -188,12 +188,12 @@ class Blueprint(flask_smorest.Blueprint):
         """Gate the view: the caller must present credentials of one of ``schemes``.
 
         ``limits`` are flask-limiter limits for this view that key on the caller (or on the
-        organisation the gate admitted them to: ``current_principal().org``, set only for callers
+        organization the gate admitted them to: ``current_principal().org``, set only for callers
         it lets in); they are checked together with the default limit once the caller is known,
         before any refusal is answered, so refused attempts count. ``org`` scopes the
-        view to an organisation: ``"path"`` (the ``org_id`` of the URL; non-members get a 404)
+        view to an organization: ``"path"`` (the ``org_id`` of the URL; non-members get a 404)
         or ``"acting"`` (see ``OrgAccess``); ``permission`` is what the caller's role there must
-        allow (403 otherwise). The organisation and role are then on ``current_principal()``.
+        allow (403 otherwise). The organization and role are then on ``current_principal()``.
         ``superuser``: only a superuser's login session is admitted (403 for anyone else); it
         takes ``SESSION`` alone, never an API key (a key is refused with 401 like anywhere a
         session is needed), so an operator's powers never sit in a script's credentials; with
@@ -245,7 +245,7 @@ class Blueprint(flask_smorest.Blueprint):
                 for name in ("principal", "authentication_failure", "organization_refusal"):
                     g.pop(name, None)
                 try:
-                    g.principal = authenticate(schemes)
+                    g.principal = identify_caller(schemes)
                     request.environ[USER_ID_KEY] = str(g.principal.user_id)
                     current_actor.set(Actor(g.principal.user_id, client_ip()))
                 except Unauthenticated as failure:
@@ -253,7 +253,7 @@ class Blueprint(flask_smorest.Blueprint):
                     g.authentication_failure = failure
                 else:
                     if org is not None:
-                        # Found before the limits count, for limits kept per organisation;
+                        # Found before the limits count, for limits kept per organization;
                         # answered after, in turn.
                         try:
                             g.principal = _with_org(g.principal, org, permission, policy_exempt)
@@ -300,7 +300,7 @@ ORG_PARAMETER = {
 
 
 def _refuse_ids_past_every_id(view_args):
-    """404 for an id in the path that no row can have (the organisation's is refused by
+    """404 for an id in the path that no row can have (the organization's is refused by
     ``OrgAccess.member`` as a non-member's): never a database error."""
     for name, value in (view_args or {}).items():
         if type(value) is int and value > MAX_ID:

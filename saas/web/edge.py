@@ -21,7 +21,7 @@ from saas.core.actor import current_actor
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_KEY = "HTTP_X_REQUEST_ID"
 USER_ID_KEY = "saas.user_id"  # set in the environ by the gate, for the log line
-ENDPOINT_KEY = "saas.endpoint"  # set by Request when Flask matches the URL, for the metrics
+ENDPOINT_KEY = "saas.endpoint"  # set by ApiRequest when Flask matches the URL, for the metrics
 
 # Headers that suit a JSON API (OWASP Secure Headers for REST), added unless a view set them.
 SECURITY_HEADERS = (
@@ -57,7 +57,7 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class Request(flask.Request):
+class ApiRequest(flask.Request):
     """Flask's request, which also leaves the matched endpoint in the environ: Flask clears its
     request object before the edge gets to label the request's metrics; and which refuses a
     chunked body over MAX_CONTENT_LENGTH with a 413."""

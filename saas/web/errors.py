@@ -1,6 +1,6 @@
 """Error handlers that keep every failure in the JSON envelope, whatever raised it.
 
-HTTP errors (404, 405, 413, webargs' 422, flask-limiter's 429) are answered by the Api
+HTTP errors (404, 405, 413, webargs' 422, flask-limiter's 429) are answered by the EnvelopeApi
 (``saas.web.api``); domain errors raised by services, database and Redis outages and bugs here.
 """
 import logging
@@ -10,13 +10,14 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from saas.core.database import discard
 from saas.core.errors import DomainError, envelope
 from saas.extensions import db
 
 log = logging.getLogger(__name__)
 
 
-class PaymentRequired(HTTPException):
+class HTTPPaymentRequired(HTTPException):
     """Werkzeug has no class for 402, so ``abort(402)`` would otherwise be a LookupError (500)."""
 
     code = 402
@@ -82,7 +83,7 @@ def _database_error(error):
 
 def _rollback_quietly():
     try:
-        db.session.rollback()
+        discard()  # whatever the failed request left in the session
     except Exception:  # the connection may be the thing that is broken: let the session go
         log.debug("rollback after error failed", exc_info=True)
         try:
@@ -92,7 +93,7 @@ def _rollback_quietly():
 
 
 def register_error_handlers(app):
-    app.aborter.mapping.setdefault(402, PaymentRequired)
+    app.aborter.mapping.setdefault(402, HTTPPaymentRequired)
     app.register_error_handler(DomainError, domain_error)
     app.register_error_handler(OperationalError, database_unavailable)
     app.register_error_handler(DBAPIError, _database_error)

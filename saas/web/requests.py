@@ -43,7 +43,7 @@ def bearer_token():
 
 @never_raises(fallback=lambda: "ip:unknown")
 def principal_or_ip_key():
-    """Rate limits count per caller once the gate has found one (the user, or the organisation
-    of an organisation's API key: ``Principal.rate_limit_key``), else per address."""
+    """Rate limits count per caller once the gate has found one (the user, or the organization
+    of an organization's API key: ``Principal.rate_limit_key``), else per address."""
     principal = g.get("principal")
     return principal.rate_limit_key if principal is not None else f"ip:{client_ip()}"

@@ -1,7 +1,7 @@
 """The event types an endpoint can subscribe to: what each means and what its ``data`` holds.
 
 Every payload is ``{"type", "timestamp", "data"}``; ``data`` always has the ``org_id`` and carries
-ids and the fields a receiver needs, never a secret, never another organisation's data, and
+ids and the fields a receiver needs, never a secret, never another organization's data, and
 nothing a member could not read through the API themselves (an AI job's prompt and answer stay
 with the user who ran it: fetch them with ``GET /api/v1/ai/jobs/{job_id}``).
 """

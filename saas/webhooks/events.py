@@ -1,7 +1,7 @@
 """What each event says, recorded where the change happens (``catalog`` lists them).
 
 Packages above this one call these functions in the transaction of their change; the packages
-below (organisations) send their signals (``saas.orgs.events``), which land here in the same
+below (organizations) send their signals (``saas.orgs.events``), which land here in the same
 transaction.
 """
 from saas.orgs import events as org_events
@@ -39,7 +39,7 @@ def subscription_updated(org_id, subscription, *, seats):
 
 
 def quota_exceeded(org, status, requested):
-    """``usage.quota_exceeded``, once per organisation, month and plan (a refused call comes
+    """``usage.quota_exceeded``, once per organization, month and plan (a refused call comes
     back every few seconds; a receiver needs to hear it once). Its own use case: the refused
     call changes nothing to report with."""
     period_start = _time(status.period_start)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import current_app
 from redis.exceptions import RedisError
 
-from saas.core.database import after_commit, atomic
+from saas.core.database import after_commit, atomic, transaction
 from saas.core.queue import LOW, enqueue, job_app_context, job_id, job_is_lost
 from saas.core.secrets import decrypt
 from saas.core.time import utcnow
@@ -210,7 +210,7 @@ def _disable_after():
 
 
 def disable(endpoint, reason, last_error):
-    """Stop sending to the endpoint (the caller's transaction): audited, and its organisation's
+    """Stop sending to the endpoint (the caller's transaction): audited, and its organization's
     owners mailed."""
     endpoint.enabled, endpoint.disabled_reason = False, reason
     audit.record(endpoint.org_id, "webhook.disabled", target=f"webhook:{endpoint.id}",
@@ -239,16 +239,16 @@ def _mail_owners(org_id, context):
 def queue_lost_deliveries(due_before, limit=None):
     """Queue again the open deliveries due before ``due_before`` whose job is gone (Redis lost
     it, or was down when they were recorded; a worker died mid-attempt). Returns how many."""
-    now = utcnow()
-    due = db.session.execute(
-        sa.select(WebhookDelivery.id, WebhookDelivery.attempts)
-        .where(
-            WebhookDelivery.status.in_(OPEN_STATUSES), WebhookDelivery.next_attempt_at < due_before,
-            sa.or_(WebhookDelivery.leased_until.is_(None), WebhookDelivery.leased_until < now),
-        )
-        .order_by(WebhookDelivery.next_attempt_at).limit(limit)
-    ).all()
-    db.session.rollback()  # no transaction held while Redis is asked
+    with transaction():  # ended before Redis is asked about each
+        now = utcnow()
+        due = db.session.execute(
+            sa.select(WebhookDelivery.id, WebhookDelivery.attempts)
+            .where(
+                WebhookDelivery.status.in_(OPEN_STATUSES), WebhookDelivery.next_attempt_at < due_before,
+                sa.or_(WebhookDelivery.leased_until.is_(None), WebhookDelivery.leased_until < now),
+            )
+            .order_by(WebhookDelivery.next_attempt_at).limit(limit)
+        ).all()
     queued = 0
     for delivery_id, attempts in due:
         if job_is_lost(delivery_job_id(delivery_id, attempts)):

@@ -1,4 +1,4 @@
-"""Outbound webhooks: the organisations' endpoints, the events recorded for them (the outbox),
+"""Outbound webhooks: the organizations' endpoints, the events recorded for them (the outbox),
 and one delivery per event and endpoint."""
 from datetime import datetime
 
@@ -18,7 +18,7 @@ DISABLED_BY_ADMIN, DISABLED_GONE, DISABLED_FAILING = "disabled", "gone", "failin
 
 
 class WebhookEndpoint(db.Model):
-    """Where an organisation wants its events, and the secret that signs them (encrypted: it must
+    """Where an organization wants its events, and the secret that signs them (encrypted: it must
     be read back to sign). After a rotation the previous secret signs too, until it expires."""
 
     __tablename__ = "webhook_endpoints"
@@ -48,7 +48,7 @@ class WebhookEndpoint(db.Model):
 
 
 class WebhookEvent(db.Model):
-    """One event of an organisation, stored in the transaction of the change it reports (the
+    """One event of an organization, stored in the transaction of the change it reports (the
     outbox). ``id`` is the ``webhook-id`` of every attempt to every endpoint; ``body`` the exact
     bytes sent and signed. Stored only when an endpoint subscribes to its type."""
 

@@ -44,7 +44,7 @@ def subscribed_endpoints(org_id, event_type):
 
 
 def record(org_id, event_type, data, *, endpoints=None, once_key=None):
-    """Add the event for the organisation's endpoints subscribed to ``event_type`` (or for
+    """Add the event for the organization's endpoints subscribed to ``event_type`` (or for
     ``endpoints``) to the open transaction; nothing when none is. Returns the deliveries."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}")

@@ -13,13 +13,13 @@ from saas.webhooks.schemas import (
     WebhookUpdateSchema,
 )
 from saas.web.api import API_KEY, SESSION
-from saas.web.blueprint import Blueprint, current_principal
+from saas.web.blueprint import ApiBlueprint, current_principal
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "webhooks", __name__, url_prefix="/orgs", requires_verified_email=True,
     description="Outbound webhooks: an organization's endpoints receive its events, signed per Standard Webhooks.",
 )
-event_types_blp = Blueprint(
+event_types_blp = ApiBlueprint(
     "webhook_event_types", __name__, url_prefix="/webhooks", description="The events webhooks can carry.",
 )
 

@@ -1,4 +1,4 @@
-"""Managing an organisation's webhook endpoints: create, change, delete, rotate the secret, send
+"""Managing an organization's webhook endpoints: create, change, delete, rotate the secret, send
 a test event, list the deliveries and retry one. Each change is a use case, audited.
 
 A secret is shown twice only: when the endpoint is created and when it is rotated. It is stored
@@ -27,7 +27,7 @@ from saas.webhooks.models import (
 from saas.webhooks.outbox import record
 from saas.webhooks.signing import new_secret
 
-# Endpoints per organisation: enough for every system a customer runs, few enough that one
+# Endpoints per organization: enough for every system a customer runs, few enough that one
 # event cannot fan out into a flood.
 MAX_ENDPOINTS = 20
 
@@ -81,8 +81,8 @@ def endpoints_of(org):
 
 
 def endpoint_of(org, endpoint_id, *, lock=False):
-    """The organisation's endpoint (locked until the transaction ends, with ``lock``); another
-    organisation's is answered as missing."""
+    """The organization's endpoint (locked until the transaction ends, with ``lock``); another
+    organization's is answered as missing."""
     query = sa.select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.org_id == org.id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
