@@ -1,7 +1,7 @@
 """social login: user identities, the browser flow's states and one-time codes
 
 Revision ID: e2b4d6f8a0c3
-Revises: 9b1d3f5a7c2e
+Revises: 362643138d6e
 Create Date: 2026-12-14 10:00:00
 
 Expand only: three new tables, which the previous release ignores. An account made by a social
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'e2b4d6f8a0c3'
-down_revision = '9b1d3f5a7c2e'
+down_revision = '362643138d6e'
 branch_labels = None
 depends_on = None
 
