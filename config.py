@@ -658,7 +658,8 @@ class WebhookSettings(Settings):
 class DnsSettings(Settings):
     """Name resolution
 
-    The DNS servers the app asks itself (webhook deliveries resolve their host and check every address)."""
+    The DNS servers the app asks itself (webhook deliveries resolve their host and check every address;
+    enterprise SSO reads the TXT record that proves an organization's domain)."""
 
     nameservers: Nameservers = Field(
         [], alias="DNS_NAMESERVERS",

@@ -6,7 +6,7 @@ from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import MIGRATIONS_DIR, Config
-from saas import admin, ai, apikeys, auth, billing, oauth, orgs, system, usage, users, webhooks
+from saas import admin, ai, apikeys, auth, billing, oauth, orgs, sso, system, usage, users, webhooks
 from saas.apikeys.credentials import api_key_authenticator
 from saas.apikeys.service import connect_signals as connect_api_key_signals
 from saas.auth.cli import auth_cli
@@ -98,6 +98,7 @@ def _init_extensions(app, config):
     set_inline_runner(app, run_after_response)
     init_mail(app)
     oauth.init_app(app, config.oauth)
+    sso.init_app(app, config.oauth)
     webhooks.init_webhooks(app)
     init_bulkheads(app, {
         "stripe": ("Stripe", app.config["STRIPE_MAX_CONCURRENT"]),
@@ -125,6 +126,7 @@ def _register_blueprints(app):
     blueprints += [oauth.identities_blp, orgs.invitations_blp, apikeys.org_keys_blp, billing.org_billing_blp,
                    usage.org_usage_blp]
     blueprints += [webhooks.blp, webhooks.event_types_blp]
+    blueprints += [sso.blp, sso.org_sso_blp]
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=API_PREFIX + blueprint.url_prefix)
 
@@ -142,6 +144,7 @@ def _connect_packages(app):
     org_invitations.connect_mail()
     connect_session_signals()
     oauth.connect_signals()
+    sso.connect_signals()
     connect_api_key_signals()
     connect_billing_signals()
     connect_usage_signals()

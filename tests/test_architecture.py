@@ -10,7 +10,7 @@ from tests.conftest import make_app
 
 SAAS = Path(__file__).resolve().parent.parent / "saas"
 # Lowest first: a package may import itself and the ones before it, never one after it.
-LAYERS = ["core", "web", "mail", "users", "orgs", "webhooks", "apikeys", "auth", "oauth", "billing", "usage", "ai", "admin",
+LAYERS = ["core", "web", "mail", "users", "orgs", "webhooks", "apikeys", "auth", "oauth", "sso", "billing", "usage", "ai", "admin",
           "system"]
 # What the shared layers may use besides each other.
 SHARED = {"saas.extensions"}
@@ -43,6 +43,9 @@ PUBLIC_OPERATIONS = {
     ("GET", "/api/v1/auth/oauth/{provider}/authorize"),
     ("GET", "/api/v1/auth/oauth/{provider}/callback"),
     ("POST", "/api/v1/auth/oauth/exchange"),
+    ("POST", "/api/v1/auth/sso/start"),
+    ("GET", "/api/v1/auth/sso/authorize"),
+    ("GET", "/api/v1/auth/sso/callback"),
     ("GET", "/api/v1/billing/plans"),
     ("POST", "/api/v1/billing/webhook"),
 }

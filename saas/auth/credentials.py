@@ -6,8 +6,8 @@ from saas.web.requests import bearer_token
 
 
 def principal_for_access_token(raw_token):
-    user, session_id, methods = user_of_access_token(raw_token)
-    return Principal(user=user, scheme=SESSION, session_id=session_id, auth_methods=methods)
+    user, session_id, methods, sso_org_id = user_of_access_token(raw_token)
+    return Principal(user=user, scheme=SESSION, session_id=session_id, auth_methods=methods, sso_org_id=sso_org_id)
 
 
 session_authenticator = Authenticator(SESSION, bearer_token, principal_for_access_token)

@@ -38,6 +38,8 @@ class AuthSession(db.Model):
     # How the login was authenticated, comma-separated: "password", "mfa", "oauth", "sso".
     # Null on sessions of the previous release, which were all password logins.
     methods: Mapped[str | None] = mapped_column(sa.String(64))
+    # The organization whose single sign-on opened the session (its ``require_mfa`` is met by it).
+    sso_org_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organizations.id", ondelete="SET NULL"))
 
     user: Mapped[User] = relationship(lazy="joined")
 
@@ -71,6 +73,8 @@ class LoginChallenge(db.Model):
     )
     # What the login proved so far (the session's methods, "mfa" is added).
     methods: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    # The organization whose single sign-on the login came through, passed on to the session.
+    sso_org_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organizations.id", ondelete="CASCADE"))
     stamp: Mapped[str] = mapped_column(sa.String(24), nullable=False)
     attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(

@@ -101,21 +101,23 @@ def check_credentials(email, password):
 
 
 @atomic
-def complete_login(user, method, *, user_agent=None, ip_address=None):
+def complete_login(user, method, *, sso_org_id=None, user_agent=None, ip_address=None):
     """The one place where a login becomes tokens: the ``TokenPair`` of a new session of
     ``user``, who proved ``method`` (``"password"``...), or, when the account has two-factor on,
-    ``SecondFactorNeeded`` (a pending login that ``verify_second_factor`` completes)."""
+    ``SecondFactorNeeded`` (a pending login that ``verify_second_factor`` completes).
+    ``sso_org_id``: the organization whose single sign-on the login came through (the session
+    records it: that organization's ``require_mfa`` is met by it)."""
     if user.mfa_enabled:
-        return _pending_login(user, [method])
-    return _open_session(user, [method], user_agent=user_agent, ip_address=ip_address)
+        return _pending_login(user, [method], sso_org_id)
+    return _open_session(user, [method], sso_org_id=sso_org_id, user_agent=user_agent, ip_address=ip_address)
 
 
-def _pending_login(user, methods):
+def _pending_login(user, methods, sso_org_id):
     token = secrets.token_urlsafe(32)
     seconds = current_app.config["MFA_TOKEN_SECONDS"]
     db.session.add(LoginChallenge(
-        token_hash=_token_hash(token), user_id=user.id, methods=",".join(methods), stamp=issued_stamp(user),
-        expires_at=utcnow() + timedelta(seconds=seconds),
+        token_hash=_token_hash(token), user_id=user.id, methods=",".join(methods), sso_org_id=sso_org_id,
+        stamp=issued_stamp(user), expires_at=utcnow() + timedelta(seconds=seconds),
     ))
     return SecondFactorNeeded(token, seconds)
 
@@ -155,8 +157,8 @@ def _verified_login(mfa_token, code, *, user_agent, ip_address):
     if accept_code(user, code) is None:
         raise _WrongCode()
     challenge.used_at = now
-    return _open_session(user, [*methods_of(challenge.methods), MFA_METHOD], user_agent=user_agent,
-                         ip_address=ip_address)
+    return _open_session(user, [*methods_of(challenge.methods), MFA_METHOD], sso_org_id=challenge.sso_org_id,
+                         user_agent=user_agent, ip_address=ip_address)
 
 
 @atomic
@@ -176,7 +178,7 @@ def user_of_pending_login(mfa_token):
     )
 
 
-def _open_session(user, methods, *, user_agent=None, ip_address=None):
+def _open_session(user, methods, *, sso_org_id=None, user_agent=None, ip_address=None):
     """A new login (token family) for ``user``, authenticated by ``methods``; its first token
     pair. Only ``complete_login`` and ``verify_second_factor`` call it."""
     session = AuthSession(
@@ -188,6 +190,7 @@ def _open_session(user, methods, *, user_agent=None, ip_address=None):
         # Behind a proxy the address comes from X-Forwarded-For, which a client can fill with anything.
         ip_address=(ip_address or "")[:64] or None,
         methods=",".join(dict.fromkeys(methods)),
+        sso_org_id=sso_org_id,
     )
     db.session.add(session)
     db.session.flush()
@@ -219,7 +222,8 @@ def end_own_session(user_id, session_id):
 # The active user of an open, unexpired session, and their personal organization: everything an
 # access token needs, in one query.
 _USER_OF_OPEN_SESSION = Prepared("saas_user_of_open_session", (
-    sa.select(*User.__table__.columns, AuthSession.methods.label("session_methods"), *personal_org_columns())
+    sa.select(*User.__table__.columns, AuthSession.methods.label("session_methods"),
+              AuthSession.sso_org_id.label("session_sso_org_id"), *personal_org_columns())
     .join(AuthSession, AuthSession.user_id == User.id)
     .outerjoin(*personal_org_join())
     .where(
@@ -231,8 +235,8 @@ _USER_OF_OPEN_SESSION = Prepared("saas_user_of_open_session", (
 
 
 def user_of_access_token(raw_token):
-    """``(user, session id, session methods)`` for an access token whose session is open and
-    user active;
+    """``(user, session id, session methods, the organization of its single sign-on or None)``
+    for an access token whose session is open and user active;
     raises ``TokenRejected`` (or ``AccountDisabled``) for any token that must not be honoured.
 
     One round trip to the database and no transaction: the query runs in autocommit, and the
@@ -250,7 +254,7 @@ def user_of_access_token(raw_token):
         raise AccountDisabled()
     user = loaded(User, {column.name: row[column.name] for column in User.__table__.columns})
     attach_personal_org(user, row)
-    return user, session_id, tuple(methods_of(row["session_methods"]))
+    return user, session_id, tuple(methods_of(row["session_methods"])), row["session_sso_org_id"]
 
 
 def rotate_refresh_token(raw_token):

@@ -34,6 +34,10 @@ class Permission(StrEnum):
     USAGE_READ_MEMBERS = "usage.read_members", "See who each member is in the usage by member."
     SUBSCRIPTION_READ = "subscription.read", "Read the organization's subscription."
     BILLING_MANAGE = "billing.manage", "Check out, open the billing portal and change the plan."
+    SSO_READ = "sso.read", "See the organization's single sign-on connection (never its secret) and domains."
+    SSO_MANAGE = "sso.manage", (
+        "Claim, verify and remove the organization's domains; connect, change, enforce and remove its single sign-on."
+    )
     WEBHOOKS_MANAGE = "webhooks.manage", (
         "Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and "
         "retry their deliveries."

@@ -4,7 +4,8 @@
 Whoever must decide on an address before connecting to it (a webhook delivery checks that its
 host is no private address, then connects to that very address) resolves here instead of leaving
 it to the socket library, which would resolve again when connecting. Names are taken as absolute
-(no search domains), so `hooks` never becomes an internal `hooks.cluster.local`.
+(no search domains), so `hooks` never becomes an internal `hooks.cluster.local`. Enterprise SSO
+reads the TXT record that proves an organization controls a domain here too (``txt_records``).
 """
 import ipaddress
 
@@ -62,3 +63,23 @@ def addresses(host, *, lifetime):
     if not found:
         raise NotResolved(f"{host} has no address in DNS")
     return found
+
+
+def txt_records(name, *, lifetime):
+    """The TXT records at ``name`` now, each as one text (its strings joined, as RFC 7208 reads
+    them); empty when the name has none or does not exist. Raises NotResolved when DNS could not
+    be asked. ``lifetime``: seconds for the query."""
+    try:
+        asking = resolver()
+    except dns.resolver.NoResolverConfiguration:
+        raise NotResolved("no DNS server is configured (DNS_NAMESERVERS)") from None
+    asking.lifetime = lifetime
+    try:
+        answer = asking.resolve(name.rstrip(".") + ".", "TXT", search=False)
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        return []
+    except dns.exception.Timeout:
+        raise NotResolved(f"DNS did not answer for {name} in time") from None
+    except dns.exception.DNSException as error:
+        raise NotResolved(f"DNS failed for {name}: {error.__class__.__name__}") from None
+    return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]

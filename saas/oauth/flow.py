@@ -41,11 +41,11 @@ def new_token():
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
-def start(provider, *, purpose, browser, redirect_uri, provider_key=None, user=None, stamp=None):
+def start(provider, *, purpose, browser, redirect_uri, provider_key=None, user=None, stamp=None, sso_org_id=None):
     """Remember a new flow of ``browser`` (its cookie value) through ``provider`` and answer the
     provider's sign-in URL. ``provider_key``: what the flow records as its provider (the
     provider's name by default); ``user`` and ``stamp``: the account a link is for, and its
-    security stamp when the link was asked for. The provider may be asked for its discovery
+    security stamp when the link was asked for; ``sso_org_id``: the organization of an SSO login. The provider may be asked for its discovery
     document first (ProviderUnavailable, ProviderRefused), before anything is stored."""
     state, code_verifier = new_token(), secrets.token_urlsafe(48)
     nonce = new_token() if provider.uses_nonce else None
@@ -54,7 +54,7 @@ def start(provider, *, purpose, browser, redirect_uri, provider_key=None, user=N
         state_hash=sha256(state), browser_hash=sha256(browser), purpose=purpose,
         provider=provider_key or provider.name, nonce_hash=sha256(nonce) if nonce else None,
         code_verifier_encrypted=secret_box.encrypt(code_verifier), redirect_uri=redirect_uri,
-        user_id=user.id if user is not None else None, stamp=stamp,
+        user_id=user.id if user is not None else None, stamp=stamp, sso_org_id=sso_org_id,
         expires_at=utcnow() + timedelta(seconds=STATE_SECONDS),
     ))
     return url

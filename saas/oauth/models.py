@@ -15,7 +15,7 @@ from saas.extensions import db
 
 # What a flow is for (``OAuthState.purpose``) and what a one-time code stands for
 # (``OAuthCode.kind``).
-LOGIN, LINK, LINK_INTENT = "login", "link", "link_intent"
+LOGIN, LINK, LINK_INTENT, SSO = "login", "link", "link_intent", "sso"
 
 
 class UserIdentity(db.Model):
@@ -53,7 +53,7 @@ class OAuthState(db.Model):
 
     state_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     browser_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False)
-    # LOGIN or LINK (issue 26 adds its own for SSO), and the provider it went to.
+    # LOGIN, LINK or SSO, and the provider it went to (SSO for every organization's).
     purpose: Mapped[str] = mapped_column(sa.String(16), nullable=False)
     provider: Mapped[str] = mapped_column(sa.String(64), nullable=False)
     # The SHA-256 of the OpenID Connect nonce (null for GitHub, which has no ID token).
@@ -64,6 +64,8 @@ class OAuthState(db.Model):
     # A link's account, and its security stamp when the link was asked for.
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
     stamp: Mapped[str | None] = mapped_column(sa.String(24))
+    # An SSO login's organization (``purpose`` "sso").
+    sso_org_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organizations.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
     )
@@ -92,6 +94,8 @@ class OAuthCode(db.Model):
     issuer: Mapped[str | None] = mapped_column(sa.String(512))
     subject: Mapped[str | None] = mapped_column(sa.String(255))
     email: Mapped[str | None] = mapped_column(sa.String(320))
+    # A login code of an SSO login: the organization whose single sign-on it came through.
+    sso_org_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organizations.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, nullable=False, default=utcnow, server_default=sa.func.now()
     )

@@ -66,10 +66,12 @@ CALLBACK_ERRORS = {
 
 
 class FlowFailed(Exception):
-    """A social login or link ends at the front end with ``?error=<reason>`` (one of CALLBACK_ERRORS)."""
+    """A social login or link ends at the front end with ``?error=<reason>`` (one of ``ERRORS``)."""
+
+    ERRORS = CALLBACK_ERRORS
 
     def __init__(self, reason):
-        if reason not in CALLBACK_ERRORS:
+        if reason not in self.ERRORS:
             raise ValueError(f"not a documented callback error: {reason}")
         super().__init__(reason)
         self.reason = reason
@@ -143,7 +145,7 @@ def sign_in_url(name, *, browser, callback_url, intent=None):
     try:
         return flow.start(provider, purpose=purpose, browser=browser, redirect_uri=callback_url, user=user, stamp=stamp)
     except (ProviderUnavailable, ProviderRefused) as problem:
-        raise _provider_failure(name, problem) from None
+        raise provider_failure(name, problem) from None
 
 
 @atomic
@@ -169,7 +171,7 @@ def finish(name, *, browser, state, code=None, error=None, ip_address=None):
     try:
         identity = flow.identity_of(provider, began, code)
     except (ProviderUnavailable, ProviderRefused) as problem:
-        raise _provider_failure(name, problem) from None
+        raise provider_failure(name, problem) from None
     if began.purpose == LINK:
         return "link_code", _link_code(began, identity)
     return "code", _login_code(identity, ip_address)
@@ -181,10 +183,12 @@ def front_end_callback(**params):
     return f"{config['FRONTEND_URL'].rstrip('/')}{config['OAUTH_FRONTEND_CALLBACK_PATH']}?{urlencode(params)}"
 
 
-def _provider_failure(name, problem):
+def provider_failure(name, problem, failed=FlowFailed):
+    """The ``failed`` (a FlowFailed) that a provider's ProviderUnavailable or ProviderRefused
+    ends the flow with, logged."""
     unavailable = isinstance(problem, ProviderUnavailable)
     log.warning("oauth: %s %s: %s", name, "unavailable" if unavailable else "refused", problem)
-    return FlowFailed(PROVIDER_UNAVAILABLE if unavailable else PROVIDER_ERROR)
+    return failed(PROVIDER_UNAVAILABLE if unavailable else PROVIDER_ERROR)
 
 
 def _linked(identity, *, for_update=False):
@@ -266,7 +270,7 @@ def _exchanged(code, *, user_agent, ip_address):
     user = flow.holder(row)
     if user is None:
         return None  # the code, if it was one, is spent all the same
-    return complete_login(user, row.method, user_agent=user_agent, ip_address=ip_address)
+    return complete_login(user, row.method, sso_org_id=row.sso_org_id, user_agent=user_agent, ip_address=ip_address)
 
 
 # -- linking ------------------------------------------------------------------------------------

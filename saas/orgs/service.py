@@ -251,11 +251,12 @@ class OrganizationRequiresTwoFactor(Conflict):
 
 def org_policy(principal, org):
     """For the gate: the organization's own rules about who may act in it. While it requires
-    two-factor, a login session without it is refused (a session that came through SSO has the
-    provider's factors); API keys are unaffected."""
+    two-factor, a login session without it is refused, but one that came through this
+    organization's own single sign-on (its provider enforces its factors; another organization's
+    provider says nothing about them); API keys are unaffected."""
     if not org.require_mfa or principal.api_key_id is not None:
         return
-    if principal.user.mfa_enabled or SSO_METHOD in principal.auth_methods:
+    if principal.user.mfa_enabled or (SSO_METHOD in principal.auth_methods and principal.sso_org_id == org.id):
         return
     raise TwoFactorRequiredByOrganization()
 

@@ -19,6 +19,7 @@ from saas.users.models import User
 from saas.users.passwords import check_password, hash_password
 from saas.users.service import NoSuchUser, user_by_email
 from saas.users.tokens import PASSWORD_RESET, issued_stamp, may_still_mint, mint_link, read_link
+from saas.web.blueprint import PASSWORD_METHOD
 
 LINK_RESET = "password-reset"
 
@@ -37,10 +38,15 @@ def ask_for_password_reset(email):
 
 @job_app_context
 def request_password_reset(email):
-    """Mail a reset link if an active account has this address; otherwise do nothing."""
+    """Mail a reset link if an active account has this address and may have a password (no
+    organization requires its single sign-on of it); otherwise do nothing."""
     try:
         user = user_by_email(email)
     except NoSuchUser:
+        return
+    try:  # a rule of another package (SSO required) may refuse this account a password
+        events.login_checking.send(user.email, user=user, method=PASSWORD_METHOD)
+    except events.LoginRefused:
         return
     if user.is_active:
         queue_mail(

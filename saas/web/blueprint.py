@@ -56,6 +56,8 @@ class Principal:
     role: str | None = None
     # How the session was authenticated ("password", "mfa"...); empty for an API key.
     auth_methods: tuple = ()
+    # The organization whose single sign-on opened the session, if one did.
+    sso_org_id: int | None = None
 
     @property
     def user_id(self):
