@@ -6,7 +6,8 @@ own callback and its own way of finding the account (``login``); ``domains`` pro
 DNS, ``connection`` keeps the provider, ``policy`` holds accounts on enforced domains to it.
 """
 from saas.core.secrets import reencrypting
-from saas.sso import connection, policy
+from saas.sso import connection, login, policy
+from saas.users import events as user_events
 from saas.sso.routes import blp, org_sso_blp
 
 __all__ = ["blp", "org_sso_blp", "connect_signals", "init_app"]
@@ -19,3 +20,5 @@ def init_app(app, oauth_settings):
 def connect_signals():
     policy.connect_signals()
     reencrypting.connect(connection.reencrypt_secrets, weak=False)
+    user_events.account_deleting.connect(login.forget_identities, weak=False)
+    user_events.account_export.connect(login.export_identities, weak=False)

@@ -14,7 +14,7 @@ from flask import current_app
 
 from saas.core import secrets as secret_box
 from saas.core.database import atomic
-from saas.core.errors import InvalidInput, NotFound
+from saas.core.errors import Conflict, InvalidInput, NotFound
 from saas.core.permissions import Permission
 from saas.extensions import db
 from saas.oauth.providers import OpenIDProvider, ProviderRefused, ProviderUnavailable
@@ -22,6 +22,7 @@ from saas.orgs import audit
 from saas.orgs.service import PersonalOrganization, locked_role
 from saas.sso import policy
 from saas.sso.models import SsoConnection, SsoIdentity
+from saas.users.models import User
 
 SCOPES = ("openid", "email", "profile")
 DISPLAY_NAME = "Single sign-on"
@@ -30,6 +31,14 @@ CACHED_PROVIDERS = 256
 
 class NoConnection(NotFound):
     message = "The organization has no single sign-on connection."
+
+
+class EnforcingWithoutBreakGlass(Conflict):
+    message = ("Turn on two-factor authentication for your own account before enforcing SSO: owners with it keep "
+               "password login (break glass), so a provider that fails cannot lock the organization out.")
+
+    def __init__(self):
+        super().__init__(errors={"reason": ["mfa_required_to_enforce"]})
 
 
 class UnusableIssuer(InvalidInput):
@@ -117,6 +126,8 @@ def _stored(org, actor_id, fields):
     locked_role(org.id, actor_id, Permission.SSO_MANAGE)
     connection = connection_of(org.id)
     was_enforced = connection is not None and connection.enforce
+    if fields["enforce"] and not was_enforced and not db.session.get(User, actor_id).mfa_enabled:
+        raise EnforcingWithoutBreakGlass()
     if connection is None:
         connection = SsoConnection(org_id=org.id)
         db.session.add(connection)

@@ -101,11 +101,6 @@ def normalized_domain(raw):
     return domain
 
 
-def ascii_form(domain):
-    """The domain as DNS spells it (an internationalised one in its xn-- form)."""
-    return validate_email(f"postmaster@{domain}", check_deliverability=False, test_environment=True).ascii_domain
-
-
 def domain_of(address):
     """The domain of a normalised address."""
     return address.rsplit("@", 1)[-1]
@@ -158,7 +153,7 @@ def verify(org, actor_id, domain_id):
     if claimed.verified:
         return claimed
     try:
-        found = txt_records(ascii_form(claimed.txt_name), lifetime=DNS_SECONDS)
+        found = txt_records(claimed.txt_name, lifetime=DNS_SECONDS)
     except NotResolved as problem:
         raise DnsUnavailable(problem) from None
     if claimed.txt_value not in found:

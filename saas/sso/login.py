@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from saas.core.actor import Actor, current_actor
-from saas.core.database import atomic, savepoint
+from saas.core.database import atomic, fields_of, savepoint
 from saas.core.errors import NotFound
 from saas.core.time import utcnow
 from saas.extensions import db
@@ -199,3 +199,18 @@ def _make_member(org_id, user, role):
     audit.record(org_id, "member.joined", target=f"user:{user.id}", details={"role": role, "via": "sso"})
     org_events.member_joined.send(org_id, user_id=user.id, email=user.email, role=role)
     org_events.members_changed.send(org_id)
+
+
+def forget_identities(user, **_):
+    """In an account's deletion: its SSO identities go (a later SSO login is a new account)."""
+    db.session.execute(sa.delete(SsoIdentity).where(SsoIdentity.user_id == user.id))
+
+
+IDENTITY_EXPORT = ("org_id", "issuer", "subject", "email", "created_at", "last_login_at")
+
+
+def export_identities(user, **_):
+    identities = db.session.scalars(
+        sa.select(SsoIdentity).where(SsoIdentity.user_id == user.id).order_by(SsoIdentity.id)
+    )
+    return {"sso_identities": [fields_of(identity, IDENTITY_EXPORT) for identity in identities]}

@@ -9,6 +9,7 @@ secret is encrypted at rest (``saas.core.secrets``).
 from datetime import datetime
 
 import sqlalchemy as sa
+from email_validator import validate_email
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saas.core.columns import IDS_NEVER_REUSED, UTCDateTime
@@ -17,6 +18,11 @@ from saas.extensions import db
 
 TXT_NAME_PREFIX = "_saas-challenge."
 TXT_VALUE_PREFIX = "saas-verification="
+
+
+def ascii_form(domain):
+    """A domain as DNS spells it (an internationalised one in its xn-- form)."""
+    return validate_email(f"postmaster@{domain}", check_deliverability=False, test_environment=True).ascii_domain
 
 
 class OrgDomain(db.Model):
@@ -50,7 +56,8 @@ class OrgDomain(db.Model):
 
     @property
     def txt_name(self):
-        return f"{TXT_NAME_PREFIX}{self.domain}"
+        """Where the TXT record goes, as DNS spells it (an internationalised domain in its xn-- form)."""
+        return f"{TXT_NAME_PREFIX}{ascii_form(self.domain)}"
 
     @property
     def txt_value(self):
