@@ -17,9 +17,9 @@ from saas.users.models import User
 from saas.users.service import set_user_active
 from tests.fake_oidc import OTHER_ISSUER
 from tests.helpers import PASSWORD, bearer, login
-from tests.mfa_support import MFA, enrol
+from tests.mfa_support import MFA, Authenticator, enrol
 from tests.org_support import Team
-from tests.servers import refusing_port
+from tests.servers import gunicorn, refusing_port
 from tests.social_support import API, OAUTH, front_end_params, social_settings
 from tests.sso_support import (
     ACME_CLIENT,
@@ -575,7 +575,73 @@ def login_with_two_factor(team, email, device):
     return second.get_json()["access_token"]
 
 
-def test_the_callback_errors_are_the_documented_ones():
+def test_every_callback_error_is_in_the_callbacks_description(client):
+    description = client.get("/openapi.json").get_json()["paths"]["/api/v1/auth/sso/callback"]["get"]["description"]
+
     assert set(SSO_CALLBACK_ERRORS) == {
         "access_denied", "invalid_state", "provider_error", "provider_unavailable", "account_disabled",
         "identity_in_use", "email_not_verified", "domain_not_allowed", "sso_not_configured"}
+    for reason in SSO_CALLBACK_ERRORS:
+        assert f"`{reason}`" in description
+
+
+def test_the_public_steps_are_rate_limited_per_address(mailing, fake_oidc, fake_github, fake_dns, acme):
+    client = mailing(**social_settings(fake_oidc, fake_github), DNS_NAMESERVERS=fake_dns.nameserver,
+                     RATELIMIT_ENABLED="true", RATELIMIT_OAUTH_IP="2 per minute")
+
+    starts = [start(client, email).status_code for email in ("ada@acme.test", "nobody@nowhere.test", "ada@acme.test")]
+    authorizes = [client.get(f"{SSO}/authorize?email=ada@acme.test").status_code for _ in range(3)]
+
+    assert starts == [200, 404, 429] and authorizes == [302, 302, 429]
+
+
+# --- as production serves it ------------------------------------------------------------------
+
+
+def test_sso_through_gunicorn_in_production(database, redis_url, smtp, fake_idp, fake_dns):
+    """Verify a domain against the fake DNS server, connect the provider, sign a new person in
+    through the browser flow (a Secure, __Host- cookie), then enforce: a password is refused."""
+    settings = {**smtp.settings, "DNS_NAMESERVERS": fake_dns.nameserver, "FRONTEND_URL": "https://app.example.test"}
+    fake_idp.sign_in_as(sub="okta-ada", email="ada@acme.test", name="Ada")
+    with gunicorn(APP_ENV="production", REDIS_URL="", RATELIMIT_ENABLED="false", **settings) as server:
+        base = str(server)
+
+        def call(method, path, token=None, **kwargs):
+            headers = bearer(token) if token else {}
+            return requests.request(method, f"{base}{path}", headers=headers, timeout=10, **kwargs)
+
+        for email in (OWNER, "bob@acme.test"):
+            assert call("POST", "/api/v1/auth/register", json={"email": email, "password": PASSWORD}).status_code == 201
+        owner = call("POST", "/api/v1/auth/login", json={"email": OWNER, "password": PASSWORD}).json()["access_token"]
+        org_id = call("POST", "/api/v1/orgs", owner, json={"name": "Acme"}).json()["id"]
+        claimed = call("POST", f"/api/v1/orgs/{org_id}/domains", owner, json={"domain": "acme.test"}).json()
+        fake_dns.add_txt(claimed["txt_name"], claimed["txt_value"])
+        verified = call("POST", f"/api/v1/orgs/{org_id}/domains/{claimed['id']}/verify", owner)
+        assert verified.status_code == 200 and verified.json()["verified"] is True
+        fake_idp.register_client(*ACME_CLIENT, [f"{base}/api/v1/auth/sso/callback"])
+        body = {"issuer": fake_idp.issuer, "client_id": ACME_CLIENT[0], "client_secret": ACME_CLIENT[1]}
+        connection = call("PUT", f"/api/v1/orgs/{org_id}/sso", owner, json=body)
+        assert connection.status_code == 200 and connection.json()["redirect_uri"] == f"{base}/api/v1/auth/sso/callback"
+
+        started = call("POST", "/api/v1/auth/sso/start", json={"email": "ada@acme.test"}).json()
+        assert started["organization"] == {"id": org_id, "name": "Acme"}
+        to_provider = requests.get(started["authorize_url"], allow_redirects=False, timeout=10)
+        assert to_provider.status_code == 302 and to_provider.headers["Location"].startswith(fake_idp.issuer)
+        cookie = to_provider.headers["Set-Cookie"]
+        assert cookie.startswith("__Host-saas_oauth=") and "Secure" in cookie and "HttpOnly" in cookie
+        back = requests.get(to_provider.headers["Location"], allow_redirects=False, timeout=10).headers["Location"]
+        done = requests.get(back, headers={"Cookie": cookie.split(";")[0]}, allow_redirects=False, timeout=10)
+        assert done.status_code == 302 and done.headers["Location"].startswith("https://app.example.test/oauth/callback?code=")
+        code = done.headers["Location"].split("code=", 1)[1]
+        pair = call("POST", "/api/v1/auth/oauth/exchange", json={"code": code})
+        assert pair.status_code == 200
+        me = call("GET", "/api/v1/users/me", pair.json()["access_token"]).json()
+        assert (me["email"], me["email_verified"], me["has_password"]) == ("ada@acme.test", True, False)
+
+        setup = call("POST", f"{MFA}/totp/setup", owner, json={"current_password": PASSWORD}).json()
+        device = Authenticator(setup["secret"])
+        assert call("POST", f"{MFA}/totp/enable", owner, json={"code": device.code()}).status_code == 200
+        assert call("PUT", f"/api/v1/orgs/{org_id}/sso", owner, json={**body, "enforce": True}).status_code == 200
+        refused = call("POST", "/api/v1/auth/login", json={"email": "bob@acme.test", "password": PASSWORD})
+        assert refused.status_code == 401 and refused.json()["errors"]["reason"] == ["sso_required"]
+        assert call("POST", "/api/v1/auth/login", json={"email": OWNER, "password": PASSWORD}).json()["mfa_required"]

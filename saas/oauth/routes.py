@@ -46,10 +46,15 @@ REDIRECT = {
 }
 
 
-def _listing_callback_errors(view):
-    """The docstring (the OpenAPI description) ends with every ``?error=`` and its meaning."""
-    view.__doc__ += "\n".join(f"    - `{reason}`: {meaning}" for reason, meaning in service.CALLBACK_ERRORS.items())
-    return view
+def listing_callback_errors(errors):
+    """A view's docstring (its OpenAPI description) ends with every ``?error=`` of ``errors``
+    (``{reason: meaning}``) and its meaning."""
+
+    def listing(view):
+        view.__doc__ += "\n".join(f"    - `{reason}`: {meaning}" for reason, meaning in errors.items())
+        return view
+
+    return listing
 
 
 @blp.route("/providers", methods=["GET"])
@@ -97,7 +102,7 @@ def authorize(args, provider):
 @blp.response(302, **REDIRECT)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
-@_listing_callback_errors
+@listing_callback_errors(service.CALLBACK_ERRORS)
 def callback(args, provider):
     """Where the provider sends the browser back: register
     `<PUBLIC_API_URL>/api/v1/auth/oauth/{provider}/callback` at the provider, exactly.

@@ -11,10 +11,12 @@ from flask import request
 from saas.core.permissions import Permission
 from saas.oauth.flow import STATE_SECONDS
 from saas.oauth.limits import oauth_ip_limit
+from saas.oauth.routes import listing_callback_errors
+from saas.oauth.schemas import CallbackQuerySchema
 from saas.oauth.service import front_end_callback
 from saas.sso import connection, domains, login
 from saas.sso.schemas import (
-    AuthorizeQuerySchema,
+    SsoAuthorizeQuerySchema,
     ConnectionSchema,
     ConnectionUpdateSchema,
     DomainCreateSchema,
@@ -22,7 +24,6 @@ from saas.sso.schemas import (
     StartResultSchema,
     StartSchema,
 )
-from saas.oauth.schemas import CallbackQuerySchema
 from saas.web.api import SESSION
 from saas.web.blueprint import ApiBlueprint, current_principal
 from saas.web.browser import NO_STORE, bind_browser, bound_browser, browser_binding, public_url, redirect_to
@@ -159,7 +160,7 @@ def start(fields):
 
 @blp.route("/authorize", methods=["GET"])
 @oauth_ip_limit
-@blp.arguments(AuthorizeQuerySchema, location="query")
+@blp.arguments(SsoAuthorizeQuerySchema, location="query")
 @blp.response(302, **REDIRECT)
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def authorize(args):
@@ -177,17 +178,12 @@ def authorize(args):
     return bind_browser(redirect_to(target), browser, STATE_SECONDS)
 
 
-def _listing_callback_errors(view):
-    view.__doc__ += "\n".join(f"    - `{reason}`: {meaning}" for reason, meaning in login.SSO_CALLBACK_ERRORS.items())
-    return view
-
-
 @blp.route("/callback", methods=["GET"])
 @oauth_ip_limit
 @blp.arguments(CallbackQuerySchema, location="query")
 @blp.response(302, **REDIRECT)
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
-@_listing_callback_errors
+@listing_callback_errors(login.SSO_CALLBACK_ERRORS)
 def callback(args):
     """Where an organization's provider sends the browser back: the `redirect_uri` of
     `GET /api/v1/orgs/{org_id}/sso`, registered at the provider exactly.

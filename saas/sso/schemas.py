@@ -78,5 +78,5 @@ class StartResultSchema(ma.Schema):
     organization = ma.fields.Nested(OrganizationRefSchema, required=True)
 
 
-class AuthorizeQuerySchema(ma.Schema):
+class SsoAuthorizeQuerySchema(ma.Schema):
     email = Email(required=True)

@@ -1691,6 +1691,209 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/sso/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Find the single sign-on of an address: when an organization has verified its domain and
+         *     connected a provider, the `authorize_url` to send the browser to (a navigation) and the
+         *     organization; 404 otherwise. This tells anyone which domains use SSO, as every SSO login page
+         *     does; it is limited per client address (`RATELIMIT_OAUTH_IP`).
+         */
+        post: operations["sso_start"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sso/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Begin signing in through the address's organization: a redirect to its provider.
+         * @description Open it in the browser: the answer sets the cookie that binds the sign-in to this browser
+         *     (HttpOnly, SameSite=Lax, Secure in production) and sends it to the provider with a `state`
+         *     (single-use, 10 minutes), PKCE (S256) and a `nonce`. When the address has no SSO, or the
+         *     provider cannot be used, the browser goes to the front end's callback page with `?error=`.
+         */
+        get: operations["sso_authorize"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sso/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where an organization's provider sends the browser back: the `redirect_uri` of
+         *     `GET /api/v1/orgs/{org_id}/sso`, registered at the provider exactly.
+         * @description The state must be this browser's, unused and under 10 minutes old; the code is exchanged with
+         *     its PKCE verifier and the ID token checked as for social login. Its address must be on one of
+         *     the organization's verified domains. The account is found by the SSO identity; a new one is
+         *     linked to the account with its address, or a new account is made; either way it becomes a
+         *     member. The browser then goes to `FRONTEND_URL` + `OAUTH_FRONTEND_CALLBACK_PATH` with
+         *     `?code=<one-time code>` (post it to `POST /api/v1/auth/oauth/exchange`) or `?error=` with one of:
+         *
+         *         - `access_denied`: The person declined at the provider.
+         *     - `invalid_state`: The sign-in was not begun in this browser, was used already or took over 10 minutes (or a link request expired or was used): start again.
+         *     - `provider_error`: The provider answered with an error, or with something that does not prove who signed in (logged on the server).
+         *     - `provider_unavailable`: The provider could not be reached, or failed: try again later.
+         *     - `account_disabled`: The account is deactivated or deleted.
+         *     - `identity_in_use`: This provider account is linked to another account already (or, linking, to this one).
+         *     - `email_not_verified`: The organization's provider says the address is not verified: nothing was created.
+         *     - `domain_not_allowed`: The provider's address for the person is not on one of the organization's verified domains: nothing was created or linked.
+         *     - `sso_not_configured`: No organization signs this address in with single sign-on (any more).
+         */
+        get: operations["sso_callback"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/domains": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        /**
+         * The organization's domains, verified or not, oldest first.
+         * @description **Permission:** `sso.read`: See the organization's single sign-on connection (never its secret) and domains. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        get: operations["org_sso_list_domains"];
+        put?: never;
+        /**
+         * Claim a domain for single sign-on: publish the answer's `txt_value` as a TXT record at
+         *     `txt_name`, then `POST .../domains/{id}/verify`. Public mail domains (gmail.com, outlook.com...)
+         *     are a 422; a domain the organization claimed already, a personal organization, or more than 50
+         *     domains are a 409. Another organization's pending claim does not stop this one.
+         * @description **Permission:** `sso.manage`: Claim, verify and remove the organization's domains; connect, change, enforce and remove its single sign-on. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        post: operations["org_sso_add_domain"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/domains/{domain_id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                domain_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Look the domain's TXT record up now (DNS_NAMESERVERS): `verified: true` when it holds
+         *     `txt_value`. Otherwise 409, saying what was looked up and what DNS answered (`errors.found`);
+         *     409 too when another organization has verified the domain (`errors.reason:
+         *     ["domain_verified_by_another_organization"]`): one organization holds a domain at a time.
+         *     503 when DNS cannot be asked. While SSO is enforced, the accounts on a newly verified domain
+         *     are held to it at once (their other sessions end). Verifying a verified domain changes nothing.
+         * @description **Permission:** `sso.manage`: Claim, verify and remove the organization's domains; connect, change, enforce and remove its single sign-on. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        post: operations["org_sso_verify_domain"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/domains/{domain_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                domain_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a domain: its addresses no longer sign in through the organization, nor are they
+         *     held to its SSO. The TXT record can then be taken down.
+         * @description **Permission:** `sso.manage`: Claim, verify and remove the organization's domains; connect, change, enforce and remove its single sign-on. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        delete: operations["org_sso_remove_domain"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/sso": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        /**
+         * The organization's SSO connection (never its secret); 404 when it has none.
+         * @description **Permission:** `sso.read`: See the organization's single sign-on connection (never its secret) and domains. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        get: operations["org_sso_get_connection"];
+        /**
+         * Connect the organization's OpenID Connect provider (Okta, Microsoft Entra ID, Google
+         *     Workspace, Keycloak...), or replace the connection. Register the answer's `redirect_uri` at
+         *     the provider. The issuer's discovery document is fetched and checked first: unreachable,
+         *     invalid, or naming another issuer is a 422 naming the problem, and nothing is stored. The
+         *     client secret is stored encrypted and never answered.
+         * @description `enforce: true`: accounts on the organization's verified domains can log in only through it
+         *         (a password or social login is a 401 / `?error=sso_required`, a password reset mails
+         *         nothing), and their sessions opened otherwise end now. Owners with two-factor on keep password
+         *         login (break glass). A personal organization is a 409.
+         *
+         *     **Permission:** `sso.manage`: Claim, verify and remove the organization's domains; connect, change, enforce and remove its single sign-on. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        put: operations["org_sso_put_connection"];
+        post?: never;
+        /**
+         * Turn the organization's SSO off: nothing is enforced any more, and the links between its
+         *     provider's people and their accounts are forgotten (a new connection links them again by
+         *     their verified domain). Accounts and memberships stay; sessions opened through it stay open.
+         * @description **Permission:** `sso.manage`: Claim, verify and remove the organization's domains; connect, change, enforce and remove its single sign-on. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        delete: operations["org_sso_delete_connection"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2470,6 +2673,80 @@ export interface components {
             example: {
                 [key: string]: unknown;
             };
+        };
+        Start: {
+            /** Format: email */
+            email: string;
+        };
+        OrganizationRef: {
+            id: number;
+            name: string;
+        };
+        StartResult: {
+            /** @description Send the browser here (a navigation, not a fetch) to sign in. */
+            authorize_url: string;
+            organization: components["schemas"]["OrganizationRef"];
+        };
+        DomainCreate: {
+            /**
+             * @description A domain the organization controls (not a public mail domain such as gmail.com); an internationalised one in Unicode or in its xn-- form.
+             * @example acme.com
+             */
+            domain: string;
+        };
+        Domain: {
+            id: number;
+            /** @example acme.com */
+            domain: string;
+            verified: boolean;
+            /**
+             * @description Where to publish the TXT record.
+             * @example _saas-challenge.acme.com
+             */
+            txt_name: string;
+            /**
+             * @description What the TXT record must hold.
+             * @example saas-verification=3q2-7Zx...
+             */
+            txt_value: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            verified_at: string | null;
+        };
+        ConnectionUpdate: {
+            /**
+             * Format: url
+             * @description The provider's issuer, exactly as its discovery document (`<issuer>/.well-known/openid-configuration`) names it.
+             * @example https://acme.okta.com
+             */
+            issuer: string;
+            client_id: string;
+            /** @description Stored encrypted; never answered. */
+            client_secret: string;
+            /**
+             * @description Accounts on the organization's verified domains may only log in through it (owners with two-factor on keep password login: break glass).
+             * @default false
+             */
+            enforce: boolean;
+            /**
+             * @description The role of an account that SSO makes a member: `member` or `admin`.
+             * @default member
+             * @enum {string}
+             */
+            default_role: "member" | "admin";
+        };
+        Connection: {
+            issuer: string;
+            client_id: string;
+            enforce: boolean;
+            default_role: string;
+            /** @description Register this exact URL at the provider as the redirect (callback) URI. */
+            redirect_uri: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
         };
     };
     responses: {
@@ -5083,6 +5360,279 @@ export interface operations {
                 };
             };
             401: components["responses"]["UNAUTHORIZED"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    sso_start: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Start"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StartResult"];
+                };
+            };
+            404: components["responses"]["NOT_FOUND"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            429: components["responses"]["TOO_MANY_REQUESTS"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    sso_authorize: {
+        parameters: {
+            query: {
+                email: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A redirect (`Location`): to the provider's sign-in page, or to the front end's `OAUTH_FRONTEND_CALLBACK_PATH` with `?code=` or `?error=`. */
+            302: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            429: components["responses"]["TOO_MANY_REQUESTS"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    sso_callback: {
+        parameters: {
+            query?: {
+                code?: string;
+                state?: string;
+                error?: string;
+                error_description?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A redirect (`Location`): to the provider's sign-in page, or to the front end's `OAUTH_FRONTEND_CALLBACK_PATH` with `?code=` or `?error=`. */
+            302: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            429: components["responses"]["TOO_MANY_REQUESTS"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    org_sso_list_domains: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Domain"][];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    org_sso_add_domain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DomainCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Domain"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    org_sso_verify_domain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                domain_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Domain"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
+            503: components["responses"]["SERVICE_UNAVAILABLE"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    org_sso_remove_domain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                domain_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    org_sso_get_connection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Connection"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    org_sso_put_connection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConnectionUpdate"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Connection"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    org_sso_delete_connection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };
