@@ -570,6 +570,20 @@ class OAuthSettings(Settings):
         return getattr(self, f"{name}_client_id"), getattr(self, f"{name}_client_secret")
 
 
+class SsoSettings(Settings):
+    """Enterprise SSO
+
+    Organizations' own identity providers (see [Enterprise SSO](api/sso.md)). Their issuers are
+    URLs an owner types: the server fetches them, so they must not reach inside its network."""
+
+    allow_loopback: bool = Field(
+        False, alias="SSO_ALLOW_LOOPBACK",
+        description="`true` (development and tests only): an SSO connection's issuer and its endpoints may be "
+        "`http://` and on loopback addresses (127.0.0.0/8, `::1`, `localhost`). Private, link-local, multicast, "
+        "reserved and metadata addresses are refused whatever this says.",
+    )
+
+
 class WorkerSettings(Settings):
     """Background work"""
 
@@ -802,6 +816,7 @@ class Config:
         self.admin = _build(AdminSettings, values)
         self.mfa = _build(MfaSettings, values)
         self.oauth = _build(OAuthSettings, values)
+        self.sso = _build(SsoSettings, values)
         self.worker = _build(WorkerSettings, values)
         self.webhooks = _build(WebhookSettings, values)
         self.dns = _build(DnsSettings, values)
@@ -1003,6 +1018,7 @@ class Config:
             "WEBHOOK_SECRET_OVERLAP_HOURS": self.webhooks.secret_overlap_hours,
             "WEBHOOK_DISABLE_AFTER_HOURS": self.webhooks.disable_after_hours,
             "WEBHOOKS_ALLOW_LOOPBACK": self.webhooks.allow_loopback,
+            "SSO_ALLOW_LOOPBACK": self.sso.allow_loopback,
             # Name resolution
             "DNS_NAMESERVERS": list(self.dns.nameservers),
             # Rate limits (flask-limiter's names)

@@ -43,7 +43,13 @@ OWNER = "olivia@acme.test"
 
 @pytest.fixture
 def client(mailing, fake_oidc, fake_github, fake_dns):
-    return mailing(**social_settings(fake_oidc, fake_github), DNS_NAMESERVERS=fake_dns.nameserver)
+    return mailing(**sso_settings(fake_oidc, fake_github, fake_dns))
+
+
+def sso_settings(fake_oidc, fake_github, fake_dns, **overrides):
+    """Social login's fakes, the fake DNS server, and issuers on loopback (where the fakes run)."""
+    return social_settings(fake_oidc, fake_github, DNS_NAMESERVERS=fake_dns.nameserver, SSO_ALLOW_LOOPBACK="true",
+                           **overrides)
 
 
 @pytest.fixture
@@ -286,6 +292,30 @@ def test_an_unreachable_issuer_is_a_422(team):
 
     assert response.status_code == 422 and "issuer" in response.get_json()["errors"]
     assert count(SsoConnection) == 0
+
+
+def test_an_issuer_inside_the_servers_network_is_a_422_and_never_fetched(mailing, smtp, fake_idp, fake_dns):
+    team = Team(mailing(DNS_NAMESERVERS=fake_dns.nameserver), smtp)  # SSO_ALLOW_LOOPBACK is false
+    token = team.person(OWNER)
+    org_id = team.org(token)["id"]
+    fake_dns.add_a("idp.acme.test", "10.1.2.3")
+    fake_dns.add_a("metadata.acme.test", "169.254.169.254")
+    port = fake_idp.issuer.split(":")[2].split("/")[0]
+
+    for issuer, named in (
+        (fake_idp.issuer, "https://"),
+        (f"https://127.0.0.1:{port}/realms/acme", "loopback"),
+        ("https://localhost/realms/acme", "loopback"),
+        ("https://10.0.0.7/realms/acme", "private"),
+        ("https://idp.acme.test/realms/acme", "private"),
+        ("https://metadata.acme.test/", "link-local"),
+        ("https://nowhere.acme.test/", "does not exist"),
+    ):
+        body = {"issuer": issuer, "client_id": "x", "client_secret": "y"}
+        response = team.client.put(f"{ORGS}/{org_id}/sso", json=body, headers=bearer(token))
+        assert response.status_code == 422, (issuer, response.get_json())
+        assert named in response.get_json()["message"], (issuer, response.get_json()["message"])
+    assert fake_idp.requests == [] and count(SsoConnection) == 0
 
 
 # --- logging in -------------------------------------------------------------------------------
@@ -586,8 +616,8 @@ def test_every_callback_error_is_in_the_callbacks_description(client):
 
 
 def test_the_public_steps_are_rate_limited_per_address(mailing, fake_oidc, fake_github, fake_dns, acme):
-    client = mailing(**social_settings(fake_oidc, fake_github), DNS_NAMESERVERS=fake_dns.nameserver,
-                     RATELIMIT_ENABLED="true", RATELIMIT_OAUTH_IP="2 per minute")
+    client = mailing(**sso_settings(fake_oidc, fake_github, fake_dns, RATELIMIT_ENABLED="true",
+                                    RATELIMIT_OAUTH_IP="2 per minute"))
 
     starts = [start(client, email).status_code for email in ("ada@acme.test", "nobody@nowhere.test", "ada@acme.test")]
     authorizes = [client.get(f"{SSO}/authorize?email=ada@acme.test").status_code for _ in range(3)]
@@ -601,7 +631,8 @@ def test_the_public_steps_are_rate_limited_per_address(mailing, fake_oidc, fake_
 def test_sso_through_gunicorn_in_production(database, redis_url, smtp, fake_idp, fake_dns):
     """Verify a domain against the fake DNS server, connect the provider, sign a new person in
     through the browser flow (a Secure, __Host- cookie), then enforce: a password is refused."""
-    settings = {**smtp.settings, "DNS_NAMESERVERS": fake_dns.nameserver, "FRONTEND_URL": "https://app.example.test"}
+    settings = {**smtp.settings, "DNS_NAMESERVERS": fake_dns.nameserver, "FRONTEND_URL": "https://app.example.test",
+                "SSO_ALLOW_LOOPBACK": "true"}
     fake_idp.sign_in_as(sub="okta-ada", email="ada@acme.test", name="Ada")
     with gunicorn(APP_ENV="production", REDIS_URL="", RATELIMIT_ENABLED="false", **settings) as server:
         base = str(server)

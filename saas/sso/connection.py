@@ -8,6 +8,7 @@ from, so a changed connection is a new provider (with its own discovery and key 
 """
 import threading
 from collections import OrderedDict
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
@@ -16,6 +17,7 @@ from saas.core import secrets as secret_box
 from saas.core.database import atomic
 from saas.core.errors import Conflict, InvalidInput, NotFound
 from saas.core.permissions import Permission
+from saas.core.resolver import NotResolved, addresses
 from saas.extensions import db
 from saas.oauth.providers import OpenIDProvider, ProviderRefused, ProviderUnavailable
 from saas.orgs import audit
@@ -23,10 +25,12 @@ from saas.orgs.service import PersonalOrganization, locked_role
 from saas.sso import policy
 from saas.sso.models import SsoConnection, SsoIdentity
 from saas.users.models import User
+from saas.webhooks.addresses import RefusedUrl, check_url, refusal
 
 SCOPES = ("openid", "email", "profile")
 DISPLAY_NAME = "Single sign-on"
 CACHED_PROVIDERS = 256
+DNS_SECONDS = 5.0
 
 
 class NoConnection(NotFound):
@@ -106,11 +110,34 @@ def get(org_id):
 
 
 def check_issuer(issuer, client_id, client_secret):
-    """Fetch the discovery document now (never from a cache): UnusableIssuer naming the problem."""
+    """Fetch the discovery document now (never from a cache), once the issuer is known to be
+    somewhere the server may go, and check the endpoints it will call: UnusableIssuer naming the
+    problem."""
+    _check_address(issuer, "the issuer")
     try:
-        _providers().new(issuer, client_id, client_secret).endpoints()
+        document = _providers().new(issuer, client_id, client_secret).endpoints()
     except (ProviderUnavailable, ProviderRefused) as problem:
         raise UnusableIssuer(problem) from None
+    for endpoint in ("token_endpoint", "jwks_uri"):
+        _check_address(str(document[endpoint]), f"its {endpoint}")
+
+
+def _check_address(url, what):
+    """The server fetches these URLs, which an owner chose: never inside its own network (SSRF),
+    by the webhooks' rules (``saas.webhooks.addresses``), every address the host has now checked.
+    A name that changes its answer later (DNS rebinding) is not caught here: the connection is an
+    owner's, and what it fetches is never shown to them."""
+    allow_loopback = current_app.config["SSO_ALLOW_LOOPBACK"]
+    try:
+        check_url(url, allow_loopback=allow_loopback)
+        for address in addresses(urlsplit(url).hostname, lifetime=DNS_SECONDS):
+            reason = refusal(address, allow_loopback=allow_loopback)
+            if reason is not None:
+                raise RefusedUrl(f"Must not point at {reason}.")
+    except RefusedUrl as problem:
+        raise UnusableIssuer(f"{what} {url}: {str(problem).rstrip('.')}") from None
+    except NotResolved as problem:
+        raise UnusableIssuer(f"{what} {url}: {problem}") from None
 
 
 def save(org, actor_id, fields):

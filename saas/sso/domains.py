@@ -27,10 +27,10 @@ from saas.extensions import db
 from saas.orgs import audit
 from saas.orgs.service import PersonalOrganization, locked_role
 from saas.sso import policy
+from saas.sso.connection import DNS_SECONDS
 from saas.sso.models import OrgDomain
 
 PUBLIC_MAIL_DOMAINS_FILE = Path(__file__).with_name("public-mail-domains.txt")
-DNS_SECONDS = 5.0
 MAX_DOMAINS = 50
 
 
