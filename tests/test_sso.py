@@ -261,6 +261,11 @@ def test_the_connection_is_stored_without_showing_its_secret_and_removed(team, a
     stored = db.session.get(SsoConnection, acme["id"])
     assert ACME_CLIENT[1] not in stored.client_secret_encrypted  # encrypted at rest
     assert actions(acme["id"])[-1] == "sso.enabled"
+    assert connected(team.client, acme["token"], acme["id"], fake_idp)  # the same again: nothing to record
+    assert actions(acme["id"])[-1] == "sso.enabled"
+    connected(team.client, acme["token"], acme["id"], fake_idp, ("acme-saas", "a-new-secret"), default_role="admin")
+    assert events(acme["id"])[-1][0::2] == ("sso.updated", {
+        "issuer": fake_idp.issuer, "client_id": "acme-saas", "default_role": "admin", "secret_changed": True})
 
     assert team.client.delete(url, headers=bearer(acme["token"])).status_code == 204
     assert team.client.get(url, headers=bearer(acme["token"])).status_code == 404
@@ -459,6 +464,22 @@ def test_a_connection_removed_during_the_sign_in_ends_it(browser, acme, fake_idp
 
     assert front_end_params(browser.open(back)) == {"error": "sso_not_configured"}
     assert count(User) == 1
+
+
+def test_a_deleted_account_loses_its_sso_identity_and_the_export_lists_them(team, browser, acme, fake_idp):
+    token = team.person("bob@acme.test")
+    fake_idp.sign_in_as(sub="okta-bob", email="bob@acme.test")
+    browser.sso_tokens("bob@acme.test")
+
+    export = team.get(f"{API}/api/v1/users/me/export", token).get_json()
+    (identity,) = export["sso_identities"]
+    assert (identity["org_id"], identity["subject"], identity["email"]) == (acme["id"], "okta-bob", "bob@acme.test")
+    old_id = team.get(ME, token).get_json()["id"]
+    assert team.client.delete(ME, json={"current_password": PASSWORD}, headers=bearer(token)).status_code == 204
+    assert count(SsoIdentity) == 0
+
+    fresh = browser.sso_tokens("bob@acme.test")["access_token"]
+    assert team.get(ME, fresh).get_json()["id"] != old_id  # a new account; the deleted one stays deleted
 
 
 def test_a_deactivated_account_cannot_sign_in_linked_or_not(team, browser, acme, fake_idp):

@@ -160,9 +160,11 @@ def _stored(org, actor_id, fields):
         db.session.add(connection)
         audit.record(org.id, "sso.enabled", target=f"org:{org.id}",
                      details={"issuer": fields["issuer"], "client_id": fields["client_id"]})
-    elif (connection.issuer, connection.client_id) != (fields["issuer"], fields["client_id"]):
-        audit.record(org.id, "sso.updated", target=f"org:{org.id}",
-                     details={"issuer": fields["issuer"], "client_id": fields["client_id"]})
+    elif _changed(connection, fields):
+        audit.record(org.id, "sso.updated", target=f"org:{org.id}", details={
+            "issuer": fields["issuer"], "client_id": fields["client_id"], "default_role": fields["default_role"],
+            "secret_changed": secret_box.decrypt(connection.client_secret_encrypted) != fields["client_secret"],
+        })
         # The people of another issuer are other identities.
         db.session.execute(sa.delete(SsoIdentity).where(SsoIdentity.org_id == org.id,
                                                         SsoIdentity.issuer != fields["issuer"]))
@@ -176,6 +178,13 @@ def _stored(org, actor_id, fields):
     elif was_enforced and not fields["enforce"]:
         audit.record(org.id, "sso.not_enforced", target=f"org:{org.id}")
     return connection
+
+
+def _changed(connection, fields):
+    """Whether ``fields`` change the connection in anything but ``enforce`` (audited on its own)."""
+    stored = (connection.issuer, connection.client_id, connection.default_role)
+    return (stored != (fields["issuer"], fields["client_id"], fields["default_role"])
+            or secret_box.decrypt(connection.client_secret_encrypted) != fields["client_secret"])
 
 
 @atomic

@@ -90,6 +90,8 @@ class AccountExportSchema(ma.Schema):
     usage = _section("Every AI call the user made, in any organization: tokens and model.")
     ai_jobs = _section("AI jobs with their prompts and results.")
     identities = _section("The provider accounts (Google, GitHub...) linked for signing in: provider, address, when.")
+    sso_identities = _section("The accounts at organizations' identity providers linked for single sign-on: "
+                              "organization, issuer, subject, address, when.")
     two_factor = ma.fields.Dict(
         required=True, metadata={"description": "Whether two-factor is on, since when, and recovery codes left (never a secret)."}
     )

@@ -2193,6 +2193,10 @@ export interface components {
             identities: {
                 [key: string]: unknown;
             }[];
+            /** @description The accounts at organizations' identity providers linked for single sign-on: organization, issuer, subject, address, when. */
+            sso_identities: {
+                [key: string]: unknown;
+            }[];
             /** @description Whether two-factor is on, since when, and recovery codes left (never a secret). */
             two_factor: {
                 [key: string]: unknown;
