@@ -16,7 +16,7 @@ from saas.sso.models import OrgDomain, SsoConnection, SsoIdentity
 from saas.users.models import User
 from saas.users.service import set_user_active
 from tests.fake_oidc import OTHER_ISSUER
-from tests.helpers import PASSWORD, bearer, login
+from tests.helpers import PASSWORD, at_once, bearer, login
 from tests.mfa_support import MFA, Authenticator, enrol
 from tests.org_support import Team
 from tests.servers import gunicorn, refusing_port
@@ -211,6 +211,23 @@ def test_a_domain_verified_by_one_organization_cannot_be_verified_by_another(tea
     # Once Acme gives the domain up, whoever proves it holds it.
     assert team.client.delete(f"{ORGS}/{acme_id}/domains/{acme_domain}", headers=bearer(acme_token)).status_code == 204
     assert verify(team.client, mallory, rival_id, rival.get_json()["id"]).status_code == 200
+
+
+def test_of_two_organizations_verifying_one_domain_at_once_one_holds_it(team, fake_dns):
+    claims = []
+    for owner, name in ((OWNER, "Acme"), ("mallory@mallory.test", "Rival")):
+        token = team.person(owner)
+        org_id = team.org(token, name)["id"]
+        claimed = claim(team.client, token, org_id, "acme.test").get_json()
+        fake_dns.add_txt(claimed["txt_name"], claimed["txt_value"])
+        claims.append((token, org_id, claimed["id"]))
+    turns = iter(claims)
+
+    answers = at_once(team.client.application, 2, lambda client: verify(client, *next(turns)).status_code)
+
+    assert sorted(answers) == [200, 409]
+    db.session.expire_all()
+    assert len(db.session.scalars(sa.select(OrgDomain).where(OrgDomain.verified_at.is_not(None))).all()) == 1
 
 
 def test_only_owners_manage_domains_and_sso_admins_read_them_members_neither(team, acme, fake_idp):
@@ -454,6 +471,13 @@ def test_the_flow_is_bound_to_its_browser_and_works_once(client, acme, fake_idp)
     assert front_end_params(browser.open(back)) == {"error": "invalid_state"}  # replayed
     assert browser.exchange(code).status_code == 200
     assert browser.exchange(code).status_code == 401  # the one-time code, once
+
+
+def test_a_provider_that_cannot_be_reached_at_sign_in_ends_it_at_the_front_end(browser, acme, fake_idp):
+    fake_idp.discovery = "unavailable"
+
+    assert browser.sso_error("ada@acme.test") == "provider_unavailable"
+    assert count(User) == 1
 
 
 def test_a_connection_removed_during_the_sign_in_ends_it(browser, acme, fake_idp):
