@@ -366,8 +366,8 @@ class RateLimitSettings(Settings):
     )
     oauth_ip: RateLimit = Field(
         "60 per minute", alias="RATELIMIT_OAUTH_IP",
-        description="Requests per client address to each step of a social login: the authorize redirect, the "
-        "provider's callback, and the one-time code's exchange.",
+        description="Requests per client address to each step of a social or SSO login: SSO's start, the authorize "
+        "redirect, the provider's callback, and the one-time code's exchange.",
     )
 
 

@@ -1,4 +1,4 @@
-"""Rate limits of the public steps of a social login (RATELIMIT_OAUTH_IP, per client address)."""
+"""Rate limits of the public steps of a social or SSO login (RATELIMIT_OAUTH_IP, per client address)."""
 from flask import current_app
 
 from saas.extensions import limiter

@@ -125,7 +125,10 @@ def finish(*, browser, state, code=None, error=None, ip_address=None):
 
 @atomic
 def _login_code(org_id, identity, ip_address):
-    connection = db.session.scalar(sa.select(SsoConnection).where(SsoConnection.org_id == org_id).with_for_update())
+    # The organization's lock first, as every change of its connection, domains and members takes
+    # it: what is read below stays as it is until this login is done.
+    lock_org(org_id)
+    connection = connection_of(org_id)
     if connection is None or connection.issuer != identity.issuer:  # turned off or replaced meanwhile
         raise SsoFailed(SSO_NOT_CONFIGURED)
     if identity.email is None or domain_of(identity.email) not in verified_domains_of(org_id):
@@ -155,7 +158,7 @@ def _may_log_in(user):
 
 def _account_for(org_id, identity, ip_address):
     """The account a new identity signs in to: the one with its address, linked now, or a new one."""
-    user = db.session.scalar(sa.select(User).where(User.email == identity.email).with_for_update())
+    user = db.session.scalar(sa.select(User).where(User.email == identity.email))
     if user is None:
         try:
             with savepoint():
@@ -191,7 +194,7 @@ def _take_over_unproven_account(user):
 
 
 def _make_member(org_id, user, role):
-    lock_org(org_id)
+    """Under the organization's lock (``_login_code`` took it)."""
     if role_of(user.id, org_id) is not None:
         return
     db.session.add(Membership(org_id=org_id, user_id=user.id, role=role))
