@@ -594,6 +594,21 @@ def test_enforce_refuses_passwords_social_logins_and_reset_mail_and_ends_earlier
     login(team.client, "bob@acme.test")
 
 
+def test_logins_halfway_when_enforce_comes_cannot_finish(team, browser, acme, fake_idp, fake_oidc):
+    device, _ = enrol(team.client, team.person("bob@acme.test"))
+    pending = team.client.post(LOGIN, json={"email": "bob@acme.test", "password": PASSWORD}).get_json()
+    assert pending["mfa_required"] is True
+    fake_oidc.sign_in_as(sub="google-dave", email="dave@acme.test")
+    social_code = browser.code("oidc")  # dave's social sign-up, its code not exchanged yet
+
+    enforce(team, acme, fake_idp)
+
+    late = team.client.post(f"{MFA}/verify", json={"mfa_token": pending["mfa_token"], "code": device.code()})
+    assert late.status_code == 401
+    assert browser.exchange(social_code).status_code == 401
+    assert sessions_of("bob@acme.test")[-1].revoked_reason == "sso-required"  # the one enrol used
+
+
 def test_a_linked_social_login_is_refused_under_enforce(team, browser, acme, fake_idp, fake_oidc):
     fake_oidc.sign_in_as(sub="google-dave", email="dave@acme.test")
     browser.tokens("oidc")  # dave signed up with the social provider before Acme enforced SSO
