@@ -45,8 +45,9 @@ def start(provider, *, purpose, browser, redirect_uri, provider_key=None, user=N
     """Remember a new flow of ``browser`` (its cookie value) through ``provider`` and answer the
     provider's sign-in URL. ``provider_key``: what the flow records as its provider (the
     provider's name by default); ``user`` and ``stamp``: the account a link is for, and its
-    security stamp when the link was asked for; ``sso_org_id``: the organization of an SSO login. The provider may be asked for its discovery
-    document first (ProviderUnavailable, ProviderRefused), before anything is stored."""
+    security stamp when the link was asked for; ``sso_org_id``: the organization of an SSO login.
+    The provider may be asked for its discovery document first (ProviderUnavailable,
+    ProviderRefused), before anything is stored."""
     state, code_verifier = new_token(), secrets.token_urlsafe(48)
     nonce = new_token() if provider.uses_nonce else None
     url = provider.authorization_url(redirect_uri=redirect_uri, state=state, code_verifier=code_verifier, nonce=nonce)

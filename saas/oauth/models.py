@@ -76,7 +76,7 @@ class OAuthCode(db.Model):
     """A one-time code of the flow, found by its SHA-256 and deleted when used:
 
     - ``login``: the callback's ``?code=``, exchanged for what a login answers
-      (``method`` says how the account proved itself: "oauth", later "sso");
+      (``method`` says how the account proved itself: "oauth" or "sso", with ``sso_org_id``);
     - ``link_intent``: a user's request to link a provider, opened by their browser;
     - ``link``: the callback's ``?link_code=``, the identity to link (``provider``, ``issuer``,
       ``subject``, ``email``), confirmed under the session of the account that asked.

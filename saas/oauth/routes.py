@@ -134,7 +134,7 @@ def callback(args, provider):
 @blp.alt_response(401, response="UNAUTHORIZED")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def exchange(fields):
-    """Exchange the one-time `code` of a social login for what `POST /api/v1/auth/login` answers:
+    """Exchange the one-time `code` of a social or SSO login for what `POST /api/v1/auth/login` answers:
     the token pair, or for an account with two-factor on `{mfa_required: true, mfa_token,
     mfa_methods, expires_in}` (then `POST /api/v1/auth/mfa/verify`).
 

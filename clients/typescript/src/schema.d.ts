@@ -532,7 +532,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Exchange the one-time `code` of a social login for what `POST /api/v1/auth/login` answers:
+         * Exchange the one-time `code` of a social or SSO login for what `POST /api/v1/auth/login` answers:
          *     the token pair, or for an account with two-factor on `{mfa_required: true, mfa_token,
          *     mfa_methods, expires_in}` (then `POST /api/v1/auth/mfa/verify`).
          * @description The code works once, for 60 seconds, and only while the account's security is as it was (a
