@@ -20,7 +20,7 @@ from tests.helpers import PASSWORD, at_once, bearer, login
 from tests.mfa_support import MFA, Authenticator, enrol
 from tests.org_support import Team
 from tests.servers import gunicorn, refusing_port
-from tests.social_support import API, OAUTH, front_end_params, social_settings
+from tests.social_support import API, front_end_params, query_of, social_settings
 from tests.sso_support import (
     ACME_CLIENT,
     GLOBEX_CLIENT,
@@ -458,6 +458,18 @@ def test_another_organizations_provider_cannot_sign_in_this_ones_addresses(
     assert front_end_params(browser.open(f"{SSO_CALLBACK}?code={globex_code}&state={state}")) == {
         "error": "provider_error"}
     assert count(SsoIdentity) == 0 and db.session.get(User, bob_id).email == "bob@acme.test"
+
+
+def test_the_provider_is_sent_state_nonce_pkce_and_the_address_as_login_hint(browser, acme, fake_idp):
+    started = browser.start(authorize_url=start(browser.client, "Ada@acme.test").get_json()["authorize_url"])
+
+    params = query_of(started.headers["Location"])
+    assert started.headers["Location"].startswith(f"{fake_idp.issuer}/authorize?")
+    assert (params["client_id"], params["redirect_uri"], params["scope"]) == (
+        ACME_CLIENT[0], SSO_CALLBACK, "openid email profile")
+    assert params["code_challenge_method"] == "S256" and len(params["state"]) >= 43 and len(params["nonce"]) >= 43
+    assert params["login_hint"] == "ada@acme.test"
+    assert "saas_oauth=" in started.headers["Set-Cookie"] and "HttpOnly" in started.headers["Set-Cookie"]
 
 
 def test_the_flow_is_bound_to_its_browser_and_works_once(client, acme, fake_idp):

@@ -41,16 +41,19 @@ def new_token():
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
-def start(provider, *, purpose, browser, redirect_uri, provider_key=None, user=None, stamp=None, sso_org_id=None):
+def start(provider, *, purpose, browser, redirect_uri, provider_key=None, user=None, stamp=None, sso_org_id=None,
+          login_hint=None):
     """Remember a new flow of ``browser`` (its cookie value) through ``provider`` and answer the
     provider's sign-in URL. ``provider_key``: what the flow records as its provider (the
     provider's name by default); ``user`` and ``stamp``: the account a link is for, and its
-    security stamp when the link was asked for; ``sso_org_id``: the organization of an SSO login.
+    security stamp when the link was asked for; ``sso_org_id``: the organization of an SSO login;
+    ``login_hint``: the address the person gave, for the provider's sign-in page.
     The provider may be asked for its discovery document first (ProviderUnavailable,
     ProviderRefused), before anything is stored."""
     state, code_verifier = new_token(), secrets.token_urlsafe(48)
     nonce = new_token() if provider.uses_nonce else None
-    url = provider.authorization_url(redirect_uri=redirect_uri, state=state, code_verifier=code_verifier, nonce=nonce)
+    url = provider.authorization_url(redirect_uri=redirect_uri, state=state, code_verifier=code_verifier, nonce=nonce,
+                                     login_hint=login_hint)
     _remember(OAuthState(
         state_hash=sha256(state), browser_hash=sha256(browser), purpose=purpose,
         provider=provider_key or provider.name, nonce_hash=sha256(nonce) if nonce else None,

@@ -133,9 +133,12 @@ class Provider:
             default_timeout=self.timeout, **kwargs,
         )
 
-    def authorization_url(self, *, redirect_uri, state, code_verifier, nonce=None):
-        """The provider's sign-in page for this flow: its state, PKCE challenge and nonce."""
+    def authorization_url(self, *, redirect_uri, state, code_verifier, nonce=None, login_hint=None):
+        """The provider's sign-in page for this flow: its state, PKCE challenge and nonce, and the
+        address the person gave (OpenID Connect's ``login_hint``), if any."""
         extra = {"nonce": nonce} if self.uses_nonce else {}
+        if login_hint is not None:
+            extra["login_hint"] = login_hint
         with self._session(redirect_uri=redirect_uri) as session:
             url, _ = session.create_authorization_url(
                 self.endpoints()["authorization_endpoint"], state=state, code_verifier=code_verifier, **extra

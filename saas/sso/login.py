@@ -99,7 +99,7 @@ def sign_in_url(address, *, browser, callback_url):
         raise SsoFailed(SSO_NOT_CONFIGURED) from None
     try:
         return flow.start(provider_of(connection_of(org.id)), purpose=SSO, browser=browser,
-                          redirect_uri=callback_url, provider_key=SSO, sso_org_id=org.id)
+                          redirect_uri=callback_url, provider_key=SSO, sso_org_id=org.id, login_hint=address)
     except (ProviderUnavailable, ProviderRefused) as problem:
         raise provider_failure(f"sso of organization {org.id}", problem, failed=SsoFailed) from None
 
