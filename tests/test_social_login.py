@@ -461,6 +461,7 @@ def test_a_forged_or_expired_code_is_a_401(browser, fake_oidc):
     code = browser.code()
 
     assert browser.exchange(changed_in_the_middle(code)).status_code == 401
+    assert browser.exchange("\ud800" * 43).status_code == 401  # a lone surrogate: no match, not a 500
     db.session.execute(sa.update(OAuthCode).values(expires_at=sa.func.now() - sa.text("interval '1 second'")))
     db.session.commit()
     assert browser.exchange(code).status_code == 401

@@ -23,11 +23,11 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from saas.core import secrets as secret_box
+from saas.core.secrets import sha256
 from saas.core.database import atomic
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.oauth.models import OAuthCode, OAuthState
-from saas.oauth.providers import sha256
 from saas.users.models import User
 from saas.users.tokens import issued_stamp, stamp_unchanged
 

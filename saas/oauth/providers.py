@@ -21,7 +21,6 @@ Discovery documents and key sets are cached per process for an hour; a token sig
 cached set lacks fetches the set again, once (key rotation). The provider's access token serves
 this one sign-in and is forgotten.
 """
-import hashlib
 import hmac
 import logging
 import re
@@ -41,6 +40,7 @@ from joserfc.jws import JWSRegistry
 
 from config import OAUTH_PROVIDER_NAMES
 from saas.core.emails import normalize_email
+from saas.core.secrets import sha256
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,6 @@ class ProviderIdentity:
     email: str | None
     email_verified: bool
     name: str | None
-
-
-def sha256(text):
-    return hashlib.sha256(str(text).encode()).hexdigest()
 
 
 def _json_answer(url, send):
