@@ -1,13 +1,15 @@
 """Every extension instance, created once and bound to the app in ``create_app``."""
 import flask_limiter
-from flask import current_app
+from flask import current_app, request
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_sqlalchemy import SQLAlchemy
+from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from saas.web.api import EnvelopeApi
+from saas.web.ratelimit import CountingFixedWindow, counts_in_one_round_trip
 from saas.web.requests import principal_or_ip_key
 
 # Named constraints make migrations reproducible and droppable on every database.
@@ -41,6 +43,15 @@ class PerAppLimiter(flask_limiter.Limiter):
             return
         self._storage_dead = False
         super().init_app(app)
+        if type(self._limiter) is FixedWindowRateLimiter and counts_in_one_round_trip(self._storage):
+            self._limiter = CountingFixedWindow(self._storage)
+
+    def _check_request_limit(self, callable_name=None, in_middleware=True):
+        # Before a gated view, flask-limiter's hook finds nothing to count (the view's limits are
+        # its decorators'), and the gate counts them: skip the hook's lookups.
+        if in_middleware and hasattr(current_app.view_functions.get(request.endpoint), "auth_schemes"):
+            return
+        super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
 
 
 db = SQLAlchemy(model_class=Base)
