@@ -167,6 +167,24 @@ def test_a_statement_this_process_did_not_record_is_replaced(app_with):
     assert response.status_code == 200 and response.get_json()["email"] == "user@example.com"
 
 
+def test_the_drivers_own_cursor_answers_the_row_sqlalchemy_answers(app_with):
+    """``read_row`` runs a prepared lookup on the driver's cursor when all goes well: the row it
+    answers is the one SQLAlchemy's execution answers, conversions of the column types included
+    (UTCDateTime's aware datetimes)."""
+    from saas.auth.service import _USER_OF_OPEN_SESSION, _decode
+    from saas.core.database import _autocommit_engine, _execute, _read_on_the_driver
+    from saas.core.time import utcnow
+
+    client = app_with()
+    token = sign_up(client)
+    params = {"session_id": _decode(token, "access")["sid"], "now": utcnow()}
+    with _autocommit_engine().connect() as connection:
+        expected = dict(_execute(connection, _USER_OF_OPEN_SESSION, params).mappings().one())
+    answered = _read_on_the_driver(_autocommit_engine(), _USER_OF_OPEN_SESSION, params)
+    assert answered == expected and answered["created_at"].tzinfo is not None
+    assert _read_on_the_driver(_autocommit_engine(), _USER_OF_OPEN_SESSION, {**params, "session_id": "none"}) is None
+
+
 @pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.services), "sqlite"])
 def client_on_each_database(request):
     if request.param == "postgresql":
