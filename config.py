@@ -7,6 +7,7 @@ pydantic-settings class whose field aliases are the variable names; an empty val
 unset. ``APP_ENV`` (development, testing, production) picks the environment's defaults and checks.
 gunicorn.conf.py reads its settings from here too (``ServerSettings``).
 """
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -466,7 +467,8 @@ class MfaSettings(Settings):
     )
     encryption_keys: CommaList = Field(
         [], alias="MFA_ENCRYPTION_KEY",
-        description="Keys of the secrets kept encrypted at rest (TOTP seeds, SSO client secrets): comma-separated "
+        description="Keys of the secrets kept encrypted at rest (TOTP seeds, SSO client secrets, webhook signing "
+        "secrets): comma-separated "
         "random strings of 32+ bytes; the first encrypts, all decrypt. Rotate: put a new key first, run "
         "`flask users reencrypt-secrets`, then drop the old one.",
         json_schema_extra=shown_default("derived from `SECRET_KEY` (which then must never rotate)"),
@@ -486,6 +488,94 @@ class WorkerSettings(Settings):
         60, alias="SWEEP_INTERVAL_SECONDS", ge=5,
         description="Seconds between the worker's repair sweeps (`saas/sweeps.py`) and its own RQ housekeeping; "
         "at least 5.",
+    )
+
+
+def parse_retry_schedule(raw):
+    """``5,300,1800`` -> ``[5, 300, 1800]``: seconds before each retry."""
+    if not isinstance(raw, str):
+        return raw
+    waits = _split_list(raw)
+    for wait in waits:
+        if not wait.isdigit() or int(wait) < 1:
+            raise ValueError(f"WEBHOOK_RETRY_SCHEDULE entry {wait!r} is not a whole number of seconds (1 or more)")
+    return [int(wait) for wait in waits]
+
+
+RetrySchedule = Annotated[list[int], BeforeValidator(parse_retry_schedule)]
+
+
+def parse_nameservers(raw):
+    """``1.1.1.1,127.0.0.1:5353,[::1]:53`` -> ``[("1.1.1.1", 53), ("127.0.0.1", 5353), ("::1", 53)]``."""
+    if not isinstance(raw, str):
+        return raw
+    servers = []
+    for entry in _split_list(raw):
+        if entry.startswith("["):
+            address, _, port = entry[1:].partition("]")
+            port = port.removeprefix(":")
+        elif entry.count(":") == 1:
+            address, port = entry.split(":")
+        else:
+            address, port = entry, ""
+        try:
+            ipaddress.ip_address(address)  # a name server is an address: naming one would need DNS
+        except ValueError:
+            raise ValueError(f"DNS_NAMESERVERS entry {entry!r} is not an IP address (host or host:port)") from None
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"DNS_NAMESERVERS entry {entry!r} has no valid port")
+        servers.append((address, int(port) if port else 53))
+    return servers
+
+
+Nameservers = Annotated[list[tuple[str, int]], BeforeValidator(parse_nameservers)]
+
+
+class WebhookSettings(Settings):
+    """Outbound webhooks
+
+    Events delivered to the organizations' endpoints (see [Outbound webhooks](api/webhooks.md))."""
+
+    timeout_seconds: int = Field(
+        10, alias="WEBHOOK_TIMEOUT_SECONDS", ge=1, le=60,
+        description="Seconds one delivery may take in all (resolving the host, connecting, sending, the answer): "
+        "a 2xx within it is a success, and a slow receiver holds a worker no longer (1 to 60).",
+    )
+    retry_schedule: RetrySchedule = Field(
+        [5, 300, 1800, 7200, 18000, 36000, 36000], alias="WEBHOOK_RETRY_SCHEDULE",
+        description="Comma-separated seconds to wait before each retry of a failed delivery, each stretched or "
+        "shrunk by up to a fifth at random (jitter), on the `low` queue; the default is 5 s, 5 min, 30 min, 2 h, "
+        "5 h, 10 h, 10 h (about 28 hours in all). Once it is used up the delivery is `failed`.",
+        json_schema_extra=shown_default("`5,300,1800,7200,18000,36000,36000`"),
+    )
+    secret_overlap_hours: int = Field(
+        24, alias="WEBHOOK_SECRET_OVERLAP_HOURS", ge=0,
+        description="Hours after a secret rotation during which deliveries are signed with both the new and the "
+        "old secret, so receivers can switch without losing an event.",
+    )
+    disable_after_hours: int = Field(
+        72, alias="WEBHOOK_DISABLE_AFTER_HOURS", ge=1,
+        description="An endpoint that failed every delivery for this many hours is disabled, and the "
+        "organization's owners get a mail (a 410 answer disables it at once).",
+    )
+    allow_loopback: bool = Field(
+        False, alias="WEBHOOKS_ALLOW_LOOPBACK",
+        description="`true` (development and tests only): endpoints may be `http://` and on loopback addresses "
+        "(127.0.0.0/8, `::1`, `localhost`). Private, link-local, multicast, reserved and metadata addresses are "
+        "refused whatever this says.",
+    )
+
+
+class DnsSettings(Settings):
+    """Name resolution
+
+    The DNS servers the app asks itself (webhook deliveries resolve their host and check every address)."""
+
+    nameservers: Nameservers = Field(
+        [], alias="DNS_NAMESERVERS",
+        description="Comma-separated DNS servers, each an address with an optional port (`host` or `host:port`; "
+        "an IPv6 address with a port goes in brackets), e.g. `1.1.1.1,8.8.8.8:53`.",
+        json_schema_extra=shown_default("the system's (`/etc/resolv.conf`)"),
     )
 
 
@@ -622,6 +712,8 @@ class Config:
         self.admin = _build(AdminSettings, values)
         self.mfa = _build(MfaSettings, values)
         self.worker = _build(WorkerSettings, values)
+        self.webhooks = _build(WebhookSettings, values)
+        self.dns = _build(DnsSettings, values)
         self.observability = _build(ObservabilitySettings, values)
         self.docs = _build(DocsSettings, values)
 
@@ -775,6 +867,14 @@ class Config:
             ),
             # Background work
             "SWEEP_INTERVAL_SECONDS": self.worker.sweep_interval_seconds,
+            # Outbound webhooks
+            "WEBHOOK_TIMEOUT_SECONDS": self.webhooks.timeout_seconds,
+            "WEBHOOK_RETRY_SCHEDULE": list(self.webhooks.retry_schedule),
+            "WEBHOOK_SECRET_OVERLAP_HOURS": self.webhooks.secret_overlap_hours,
+            "WEBHOOK_DISABLE_AFTER_HOURS": self.webhooks.disable_after_hours,
+            "WEBHOOKS_ALLOW_LOOPBACK": self.webhooks.allow_loopback,
+            # Name resolution
+            "DNS_NAMESERVERS": list(self.dns.nameservers),
             # Rate limits (flask-limiter's names)
             "RATELIMIT_ENABLED": limits.enabled,
             "RATELIMIT_STORAGE_URI": limits.storage_uri or redis.url or "memory://",

@@ -45,7 +45,7 @@ target_db = current_app.extensions['migrate'].db
 
 def render_item(type_, obj, autogen_context):
     """Write our UTCDateTime columns as plain timezone-aware DateTime in migration scripts."""
-    from saas.types import UTCDateTime
+    from saas.core.columns import UTCDateTime
 
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

@@ -6,7 +6,7 @@ from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import MIGRATIONS_DIR, Config
-from saas import admin, ai, apikeys, auth, billing, orgs, system, usage, users
+from saas import admin, ai, apikeys, auth, billing, orgs, system, usage, users, webhooks
 from saas.apikeys.credentials import api_key_authenticator
 from saas.apikeys.service import connect_signals as connect_api_key_signals
 from saas.auth.cli import auth_cli
@@ -28,6 +28,7 @@ from saas.ai.service import connect_signals as connect_ai_signals
 from saas.orgs import accounts as org_accounts, invitations as org_invitations, service as org_service
 from saas.users import addresses, recovery
 from saas.users.cli import users_cli
+from saas.webhooks import events as webhook_events, outbox as webhook_outbox, service as webhook_service
 from saas.web.blueprint import OrgAccess, register_authenticators, register_org_access
 from saas.web.docs import blp as docs_assets_blp, docs_page_policies
 from saas.web.errors import register_error_handlers
@@ -96,6 +97,7 @@ def _init_extensions(app):
     init_redis(app)
     set_inline_runner(app, run_after_response)
     init_mail(app)
+    webhooks.init_webhooks(app)
     init_bulkheads(app, {
         "stripe": ("Stripe", app.config["STRIPE_MAX_CONCURRENT"]),
         "ai": ("the model provider", app.config["AI_MAX_CONCURRENT_CALLS"]),
@@ -120,6 +122,7 @@ def _register_blueprints(app):
     api.register_blueprint(system.blp)
     blueprints = [package.blp for package in (auth, users, orgs, apikeys, billing, ai, usage, admin)]
     blueprints += [orgs.invitations_blp, apikeys.org_keys_blp, billing.org_billing_blp, usage.org_usage_blp]
+    blueprints += [webhooks.blp, webhooks.event_types_blp]
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=API_PREFIX + blueprint.url_prefix)
 
@@ -140,6 +143,9 @@ def _connect_packages(app):
     connect_billing_signals()
     connect_usage_signals()
     connect_ai_signals()
+    webhook_events.connect_signals()
+    webhook_service.connect_signals()
+    webhook_outbox.connect_session_events()
     addresses.connect_mail()
     recovery.connect_mail()
 

@@ -11,6 +11,8 @@ a killed worker or an outside outage left undone:
 - reservations past their time are deleted (work still running renews its own, or lasts no
   longer than it, and settling records the usage even without it);
 - mail still unsent whose job is gone is queued again;
+- webhook deliveries due whose job is gone (Redis was down when their event was recorded, or
+  lost it) are queued again; finished deliveries older than 30 days are forgotten;
 - per-seat subscriptions whose quantity is not the member count are brought to it;
 - subscriptions of deleted accounts still live in Stripe are canceled;
 - what the previous release wrote during a rollout without organizations (users without a
@@ -46,6 +48,7 @@ from saas.usage.jobs import report_pending_usage
 from saas.usage.models import UsageRecord
 from saas.users.models import User
 from saas.usage.service import forget_expired_reservations
+from saas.webhooks.jobs import forget_old_deliveries, queue_lost_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +130,8 @@ REPAIRS = {
     "seat_counts": _seat_counts,
     "deleted_accounts_subscriptions": _deleted_accounts_subscriptions,
     "unsent_mail": lambda: resend_unsent(created_before=utcnow() - settle_time(), limit=BATCH),
+    "webhook_deliveries": lambda: queue_lost_deliveries(due_before=utcnow() - settle_time(), limit=BATCH),
+    "webhook_history": lambda: forget_old_deliveries(limit=BATCH),
 }
 
 

@@ -10,7 +10,7 @@ from tests.conftest import make_app
 
 SAAS = Path(__file__).resolve().parent.parent / "saas"
 # Lowest first: a package may import itself and the ones before it, never one after it.
-LAYERS = ["core", "web", "mail", "users", "orgs", "apikeys", "auth", "billing", "usage", "ai", "admin", "system"]
+LAYERS = ["core", "web", "mail", "users", "orgs", "webhooks", "apikeys", "auth", "billing", "usage", "ai", "admin", "system"]
 # What the shared layers may use besides each other.
 SHARED = {"saas.extensions"}
 # Modules that speak HTTP: views and what views are built from.
@@ -171,7 +171,7 @@ def test_api_keys_are_accepted_only_where_the_gate_names_them(spec_and_app):
     }
     assert with_keys == {
         "GET /api/v1/users/me", "GET /api/v1/usage", "POST /api/v1/ai/chat", "POST /api/v1/ai/jobs",
-        "GET /api/v1/ai/jobs/{job_id}",
+        "GET /api/v1/ai/jobs/{job_id}", "GET /api/v1/webhooks/event-types",
     }
     assert spec["components"]["securitySchemes"][SESSION.name]["scheme"] == "bearer"
 

@@ -203,13 +203,15 @@ def test_an_upgrade_that_cannot_get_its_lock_gives_up_instead_of_stalling_the_se
     _, [head] = known_revisions()
     try:
         with engine.connect() as serving:
-            # A request of the previous release, in the middle of its transaction, has read every
-            # table (whichever the newest revision alters).
+            # A request of the previous release, in the middle of its transaction, has read and
+            # written every table (whichever the newest revision alters, or adds a foreign key to:
+            # that waits for writers only).
             tables = serving.execute(sa.text(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
             )).scalars().all()
             for table in tables:
                 serving.execute(sa.text(f'SELECT count(*) FROM "{table}"'))
+                serving.execute(sa.text(f'LOCK TABLE "{table}" IN ROW EXCLUSIVE MODE'))  # what a write takes
             upgrade = flask_db("upgrade", database_url=empty_postgres_database, timeout=120)
             assert upgrade.returncode != 0
             assert "lock timeout" in upgrade.stderr

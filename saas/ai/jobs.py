@@ -30,6 +30,7 @@ from saas.extensions import db
 from saas.usage.service import extend, release, reserve
 from saas.orgs.models import Organization
 from saas.users.models import User
+from saas.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +133,4 @@ def _finish(stored_id, status, *, result=None, error=None):
             sa.update(AiJob).where(AiJob.id == stored_id)
             .values(status=status, result=result, error=error, finished_at=utcnow())
         )
+        webhook_events.ai_job_finished(db.session.get(AiJob, stored_id), status=status, result=result, error=error)

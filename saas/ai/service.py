@@ -16,6 +16,7 @@ from saas.core.time import utcnow
 from saas.extensions import db
 from saas.users import events as user_events
 from saas.usage.service import Reservation, extend, release, reserve, reserved, settle
+from saas.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,8 @@ def _mark_failed(job, expected_status, message):
             .where(AiJob.id == job.id, AiJob.status == expected_status)
             .values(status=FAILED, finished_at=utcnow(), error=envelope(504, message))
         ).rowcount
+        if failed:
+            webhook_events.ai_job_finished(job, status=FAILED, error=envelope(504, message))
     db.session.refresh(job)
     reservation = job_reservation(job)
     # What a job lost before it ran held goes back to the quota. One that started may still be

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from saas.billing import gateway
-from saas.billing.entitlements import refresh_plan
+from saas.billing.entitlements import refresh_plan, seats
 from saas.billing.models import ENDED_STATUSES, Subscription
 from saas.core.database import atomic, one_by_one
 from saas.core.time import utcnow
@@ -21,6 +21,7 @@ from saas.extensions import db
 from saas.orgs import audit
 from saas.orgs.models import Organization
 from saas.orgs.service import lock_org
+from saas.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ def store_subscription(org, stripe_subscription):
     if before != (row.status, row.plan, row.quantity):
         audit.record(org.id, "billing.subscription_changed", target=f"subscription:{row.stripe_subscription_id}",
                      details={"status": row.status, "plan": row.plan, "quantity": row.quantity})
+        webhook_events.subscription_updated(org.id, row, seats=seats(row))
     db.session.flush()
     refresh_plan(org)
     return row
@@ -156,6 +158,7 @@ def _mark_gone(stripe_subscription_id):
         row.cancel_at_period_end = False
         row.past_due_since = None
         db.session.flush()
+        webhook_events.subscription_updated(row.org_id, row, seats=seats(row))
         if row.org_id is not None:
             refresh_plan(db.session.get(Organization, row.org_id))
     return row

@@ -34,3 +34,7 @@ class Permission(StrEnum):
     USAGE_READ_MEMBERS = "usage.read_members", "See who each member is in the usage by member."
     SUBSCRIPTION_READ = "subscription.read", "Read the organization's subscription."
     BILLING_MANAGE = "billing.manage", "Check out, open the billing portal and change the plan."
+    WEBHOOKS_MANAGE = "webhooks.manage", (
+        "Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and "
+        "retry their deliveries."
+    )

@@ -48,8 +48,11 @@ def job_id(kind, key):
     return f"{kind}-{key}"
 
 
-def enqueue(func, *args, queue, backoff=DEFAULT_BACKOFF, job_id=None, job_timeout=None):
+def enqueue(func, *args, queue, backoff=DEFAULT_BACKOFF, job_id=None, job_timeout=None, at=None):
     """Queue ``func(*args)`` on ``queue`` with retries; without Redis, run it in this process.
+
+    ``at`` (an aware datetime): not before then (RQ's scheduler, which the worker runs). Without
+    Redis nothing can wait: such a job is dropped with a warning, and None returned.
 
     Returns the RQ job, or None when it runs inline. An inline failure is logged, not raised.
     Raises RedisError when Redis is configured but cannot be reached.
@@ -58,13 +61,17 @@ def enqueue(func, *args, queue, backoff=DEFAULT_BACKOFF, job_id=None, job_timeou
         raise ValueError(f"unknown queue {queue!r}")
     connection = get_redis()
     if connection is None:
+        if at is not None:
+            log.warning("no Redis: %s cannot wait until later and is not run", job_description(func))
+            return None
         runner = current_app.extensions.get("inline_job_runner", _run_now)
         runner(functools.partial(_run_logged, func, *args))
         return None
     retry = Retry(max=len(backoff), interval=backoff) if backoff else None
-    return Queue(queue, connection=connection).enqueue(
-        func, *args, retry=retry, job_id=job_id, job_timeout=job_timeout, description=job_description(func)
-    )
+    options = dict(retry=retry, job_id=job_id, job_timeout=job_timeout, description=job_description(func))
+    if at is not None:
+        return Queue(queue, connection=connection).enqueue_at(at, func, *args, **options)
+    return Queue(queue, connection=connection).enqueue(func, *args, **options)
 
 
 def job_description(func):

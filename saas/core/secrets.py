@@ -1,4 +1,5 @@
-"""Secrets the app must read back (two-factor seeds, SSO client secrets), encrypted at rest.
+"""Secrets the app must read back (two-factor seeds, SSO client secrets, webhook signing secrets),
+encrypted at rest.
 
 Fernet (AES-128-CBC with HMAC-SHA256, from ``cryptography``) under keys derived (HKDF-SHA256)
 from ``MFA_ENCRYPTION_KEY``: one or more comma-separated random strings, the first of which
@@ -10,6 +11,7 @@ rotating SECRET_KEY makes the stored secrets unreadable, which is why production
 import base64
 import logging
 
+from blinker import Namespace
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -19,6 +21,10 @@ from saas.core.errors import ServiceUnavailable
 
 _LABEL = b"saas secrets at rest v1"
 log = logging.getLogger(__name__)
+
+# Sent by ``flask users reencrypt-secrets`` in its transaction: each package keeping secrets
+# encrypted here (webhook signing secrets) re-encrypts its own and returns how many.
+reencrypting = Namespace().signal("secrets-reencrypting")
 
 
 class UnreadableSecret(ServiceUnavailable):

@@ -58,7 +58,7 @@ def _leave_every_team(user, **_):
         db.session.delete(membership)
         audit.record(org.id, "member.left", target=f"user:{user.id}",
                      details={"role": membership.role, "reason": "account deleted"})
-        events.member_removed.send(org.id, user_id=user.id, keep_api_keys=False)
+        events.member_removed.send(org.id, user_id=user.id, keep_api_keys=False, role=membership.role, left=True)
         events.members_changed.send(org.id)  # its seat job waits for this transaction's lock
     db.session.execute(
         sa.update(Invitation).where(Invitation.email == user.email, Invitation.status == PENDING)

@@ -206,6 +206,7 @@ def accept(user, token):
         raise AlreadyMember() from None
     audit.record(org_id, "member.joined", target=f"user:{user.id}",
                  details={"role": invitation.role, "invitation_id": invitation.id})
+    events.member_joined.send(org_id, user_id=user.id, email=user.email, role=invitation.role, invitation_id=invitation.id)
     events.members_changed.send(org_id)
     return membership
 

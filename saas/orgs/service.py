@@ -365,6 +365,7 @@ def change_role(org, actor_user_id, user_id, new_role):
     if target.role != new_role:
         audit.record(org.id, "member.role_changed", target=f"user:{user_id}",
                      details={"from": target.role, "to": new_role})
+        events.member_role_changed.send(org.id, user_id=user_id, previous_role=target.role, role=new_role)
         target.role = new_role
     return target
 
@@ -387,7 +388,7 @@ def remove_member(org, actor_user_id, user_id, *, keep_api_keys=False):
     db.session.delete(target)
     audit.record(org.id, "member.left" if leaving else "member.removed", target=f"user:{user_id}",
                  details={"role": target.role, "api_keys_kept": bool(keep_api_keys)})
-    events.member_removed.send(org.id, user_id=user_id, keep_api_keys=keep_api_keys)
+    events.member_removed.send(org.id, user_id=user_id, keep_api_keys=keep_api_keys, role=target.role, left=leaving)
     events.members_changed.send(org.id)
 
 

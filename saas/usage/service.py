@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from flask import current_app
 
-from saas.core.database import after_commit, atomic, fields_of
+from saas.core.database import after_commit, atomic, fields_of, in_transaction
 from saas.core.errors import TooManyRequests
 from saas.core.time import utcnow
 from saas.extensions import db
@@ -31,6 +31,7 @@ from saas.orgs.models import FREE_PLAN, Organization
 from saas.usage.models import RESERVED, SETTLED, UsageRecord
 from saas.users import events as user_events
 from saas.users.models import User
+from saas.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +153,21 @@ def usage_by_member(org, *, viewer_id, with_addresses):
     ]
 
 
-@atomic
 def reserve(org, user, *, model, tokens, hold_for, request_id=None):
     """Hold ``tokens`` of the organization's quota for a call of ``user`` for at most
     ``hold_for`` (a timedelta), or refuse with 429: QuotaExceeded, or TooManyCallsInProgress
-    past AI_MAX_CONCURRENT calls of that user."""
+    past AI_MAX_CONCURRENT calls of that user. A refusal for the quota is reported to the
+    organization's webhooks once the refused transaction is over (in one of its own)."""
+    try:
+        return _reserve(org, user, model=model, tokens=tokens, hold_for=hold_for, request_id=request_id)
+    except QuotaExceeded as refusal:
+        if not in_transaction():
+            webhook_events.quota_exceeded(org, refusal.quota_status, tokens)
+        raise
+
+
+@atomic
+def _reserve(org, user, *, model, tokens, hold_for, request_id=None):
     # The second of two concurrent calls counts only after the first one's reservation is
     # committed: serialised on the organization's row (its quota), then on the user's
     # (AI_MAX_CONCURRENT counts their calls for every organization). Always in this order, the
@@ -271,6 +282,7 @@ class QuotaExceeded(TooManyRequests):
     """A call would pass the plan's monthly token quota."""
 
     def __init__(self, status, tokens):
+        self.quota_status = status
         resets_at = status.resets_at.isoformat().replace("+00:00", "Z")
         retry_after = int((status.resets_at - utcnow()).total_seconds()) + 1
         super().__init__(

@@ -66,7 +66,7 @@ def reset_mfa(email):
 
 @users_cli.command("reencrypt-secrets")
 def reencrypt_secrets():
-    """Encrypt every stored secret (two-factor seeds) again with the first MFA_ENCRYPTION_KEY:
+    """Encrypt every stored secret (two-factor seeds, webhook secrets) again with the first MFA_ENCRYPTION_KEY:
     run it after putting a new key first, then drop the old one."""
     click.echo(f"re-encrypted {mfa.reencrypt_secrets()} secrets with the first MFA_ENCRYPTION_KEY")
 

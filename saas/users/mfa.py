@@ -294,4 +294,4 @@ def reencrypt_secrets():
     credentials = db.session.scalars(sa.select(TotpCredential)).all()
     for credential in credentials:
         credential.secret_encrypted = secret_box.reencrypt(credential.secret_encrypted)
-    return len(credentials)
+    return len(credentials) + sum(count for _, count in secret_box.reencrypting.send(None))

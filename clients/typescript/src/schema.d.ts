@@ -1305,6 +1305,189 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orgs/{org_id}/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        /**
+         * The organization's endpoints, newest first (never their secrets).
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        get: operations["webhooks_list_webhooks"];
+        put?: never;
+        /**
+         * Add an endpoint for the events it lists; the response is the only time its signing secret
+         *     is shown (and the rotation's). The URL must be `https://` and must not point at a private,
+         *     loopback, link-local or metadata address (422); the host is resolved and checked again at
+         *     every delivery. At most 20 endpoints (409).
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        post: operations["webhooks_create_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                webhook_id: number;
+            };
+            cookie?: never;
+        };
+        /**
+         * One endpoint; another organization's is a 404.
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        get: operations["webhooks_get_webhook"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete the endpoint and its delivery history; nothing more is sent to it.
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        delete: operations["webhooks_delete_webhook"];
+        options?: never;
+        head?: never;
+        /**
+         * Change the URL (checked as at creation), the events, the description, or enable it again
+         *     after it was disabled (by an admin, a 410, or failing too long) or disable it.
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        patch: operations["webhooks_update_webhook"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/webhooks/{webhook_id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                webhook_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A new signing secret, shown this once. For `WEBHOOK_SECRET_OVERLAP_HOURS` (24) every
+         *     delivery carries two signatures, the new secret's and the old one's (space-separated in
+         *     `webhook-signature`), so the receiver can switch at its own pace.
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        post: operations["webhooks_rotate_webhook_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/webhooks/{webhook_id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                webhook_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a `webhook.test` event to this endpoint only (409 while it is disabled); the answer
+         *     is its delivery, whose outcome the delivery list shows.
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        post: operations["webhooks_test_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                webhook_id: number;
+            };
+            cookie?: never;
+        };
+        /**
+         * The endpoint's deliveries, newest first: `pending` (first attempt to come), `retrying`
+         *     (failed, the next attempt at `next_attempt_at`), `succeeded` or `failed` (retries used up, or
+         *     the endpoint disabled). Paginated with `page` and `page_size` (default 10, at most 100); the
+         *     `X-Pagination` header has the totals. Finished deliveries are kept 30 days.
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        get: operations["webhooks_list_webhook_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                webhook_id: number;
+                delivery_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Attempt a delivery again now, with its `webhook-id` (409 while the endpoint is disabled or
+         *     an attempt is in flight).
+         * @description **Permission:** `webhooks.manage`: Add, change, test and delete the organization's webhook endpoints, rotate their secrets, read and retry their deliveries. The roles that hold it: see the role table in the docs (Organizations and roles).
+         */
+        post: operations["webhooks_retry_webhook_delivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/event-types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The event types an endpoint can subscribe to, each with what it means and an example
+         *     payload. Every payload is `{"type", "timestamp", "data"}` and `data` has the `org_id`.
+         *     Deliveries carry the Standard Webhooks headers `webhook-id` (the event's id, the same on
+         *     every retry: drop duplicates by it), `webhook-timestamp` and `webhook-signature`.
+         */
+        get: operations["webhook_event_types_list_event_types"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1967,6 +2150,86 @@ export interface components {
              */
             resets_at: string;
             members: components["schemas"]["MemberUsage"][];
+        };
+        WebhookCreate: {
+            /** @description An `https://` URL of a public host; private, loopback, link-local and metadata addresses are refused (422). */
+            url: string;
+            /** @description The event types to receive (`GET /api/v1/webhooks/event-types`). */
+            events: ("ai.job.completed" | "ai.job.failed" | "subscription.updated" | "member.added" | "member.removed" | "member.role_changed" | "invitation.accepted" | "usage.quota_exceeded" | "webhook.test")[];
+            description?: string | null;
+        };
+        NewWebhook: {
+            id: number;
+            url: string;
+            events: string[];
+            description: string | null;
+            enabled: boolean;
+            /**
+             * @description Why it is disabled: `disabled` (by an admin), `gone` (it answered 410), `failing` (every delivery failed for WEBHOOK_DISABLE_AFTER_HOURS); null while enabled.
+             * @enum {string|null}
+             */
+            disabled_reason: "disabled" | "gone" | "failing" | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string | null;
+            /** @description The signing secret (`whsec_...`). Shown this once (and on rotation): store it now. */
+            secret: string;
+        };
+        Webhook: {
+            id: number;
+            url: string;
+            events: string[];
+            description: string | null;
+            enabled: boolean;
+            /**
+             * @description Why it is disabled: `disabled` (by an admin), `gone` (it answered 410), `failing` (every delivery failed for WEBHOOK_DISABLE_AFTER_HOURS); null while enabled.
+             * @enum {string|null}
+             */
+            disabled_reason: "disabled" | "gone" | "failing" | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string | null;
+        };
+        WebhookUpdate: {
+            /** @description An `https://` URL of a public host; private, loopback, link-local and metadata addresses are refused (422). */
+            url?: string;
+            /** @description The event types to receive (`GET /api/v1/webhooks/event-types`). */
+            events?: ("ai.job.completed" | "ai.job.failed" | "subscription.updated" | "member.added" | "member.removed" | "member.role_changed" | "invitation.accepted" | "usage.quota_exceeded" | "webhook.test")[];
+            description?: string | null;
+            /** @description `false` stops deliveries; `true` resumes them. */
+            enabled?: boolean;
+        };
+        WebhookSecret: {
+            /** @description The new signing secret; the previous one keeps signing too for WEBHOOK_SECRET_OVERLAP_HOURS. */
+            secret: string;
+        };
+        WebhookDelivery: {
+            id: number;
+            /** @description The `webhook-id` header of every attempt. */
+            event_id: string;
+            event_type: string;
+            /** @enum {string} */
+            status: "pending" | "retrying" | "succeeded" | "failed";
+            attempts: number;
+            last_status_code: number | null;
+            /** @description Why the last attempt failed: the receiver's status and the start of its answer, or what stopped the request (timeout, refused address, TLS). */
+            last_error: string | null;
+            /** Format: date-time */
+            next_attempt_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            completed_at: string | null;
+        };
+        EventType: {
+            type: string;
+            description: string;
+            /** @description An example payload of this type. */
+            example: {
+                [key: string]: unknown;
+            };
         };
     };
     responses: {
@@ -3938,6 +4201,440 @@ export interface operations {
             401: components["responses"]["UNAUTHORIZED"];
             403: components["responses"]["FORBIDDEN"];
             404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    webhooks_list_webhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"][];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    webhooks_create_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewWebhook"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    webhooks_get_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                webhook_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    webhooks_delete_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                webhook_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    webhooks_update_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                webhook_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookUpdate"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    webhooks_rotate_webhook_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                webhook_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookSecret"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    webhooks_test_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                webhook_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    webhooks_list_webhook_deliveries: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                org_id: number;
+                webhook_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Pagination": components["headers"]["PAGINATION"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"][];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    webhooks_retry_webhook_delivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: number;
+                webhook_id: number;
+                delivery_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            403: components["responses"]["FORBIDDEN"];
+            404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    webhook_event_types_list_event_types: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "type": "ai.job.completed",
+                     *         "description": "A background AI job finished with an answer.",
+                     *         "example": {
+                     *           "type": "ai.job.completed",
+                     *           "timestamp": "2026-01-05T10:00:04Z",
+                     *           "data": {
+                     *             "org_id": 7,
+                     *             "job_id": "5b0c4b1e-8f4e-4d7f-9a43-3c1f0d2b9e11",
+                     *             "user_id": 12,
+                     *             "status": "succeeded",
+                     *             "model": "gpt-4o-mini",
+                     *             "usage": {
+                     *               "input_tokens": 12,
+                     *               "output_tokens": 30,
+                     *               "total_tokens": 42
+                     *             },
+                     *             "created_at": "2026-01-05T10:00:00Z",
+                     *             "finished_at": "2026-01-05T10:00:04Z"
+                     *           }
+                     *         }
+                     *       },
+                     *       {
+                     *         "type": "ai.job.failed",
+                     *         "description": "A background AI job failed; `error` is the answer the API would have given.",
+                     *         "example": {
+                     *           "type": "ai.job.failed",
+                     *           "timestamp": "2026-01-05T10:00:04Z",
+                     *           "data": {
+                     *             "org_id": 7,
+                     *             "job_id": "5b0c4b1e-8f4e-4d7f-9a43-3c1f0d2b9e11",
+                     *             "user_id": 12,
+                     *             "status": "failed",
+                     *             "model": "gpt-4o-mini",
+                     *             "error": {
+                     *               "code": 502,
+                     *               "status": "Bad Gateway",
+                     *               "message": "The model provider failed."
+                     *             },
+                     *             "created_at": "2026-01-05T10:00:00Z",
+                     *             "finished_at": "2026-01-05T10:00:04Z"
+                     *           }
+                     *         }
+                     *       },
+                     *       {
+                     *         "type": "subscription.updated",
+                     *         "description": "The organization's subscription changed: created, plan, status or seats.",
+                     *         "example": {
+                     *           "type": "subscription.updated",
+                     *           "timestamp": "2026-01-05T10:00:04Z",
+                     *           "data": {
+                     *             "org_id": 7,
+                     *             "subscription_id": "sub_1QxYz",
+                     *             "plan": "team",
+                     *             "status": "active",
+                     *             "seats": 5,
+                     *             "cancel_at_period_end": false,
+                     *             "current_period_end": "2026-02-05T10:00:00Z",
+                     *             "trial_end": null
+                     *           }
+                     *         }
+                     *       },
+                     *       {
+                     *         "type": "member.added",
+                     *         "description": "Someone joined the organization.",
+                     *         "example": {
+                     *           "type": "member.added",
+                     *           "timestamp": "2026-01-05T10:00:04Z",
+                     *           "data": {
+                     *             "org_id": 7,
+                     *             "user_id": 12,
+                     *             "email": "ada@example.com",
+                     *             "role": "member"
+                     *           }
+                     *         }
+                     *       },
+                     *       {
+                     *         "type": "member.removed",
+                     *         "description": "A member left or was removed (`left`: they left, or deleted their account).",
+                     *         "example": {
+                     *           "type": "member.removed",
+                     *           "timestamp": "2026-01-05T10:00:04Z",
+                     *           "data": {
+                     *             "org_id": 7,
+                     *             "user_id": 12,
+                     *             "role": "member",
+                     *             "left": false
+                     *           }
+                     *         }
+                     *       },
+                     *       {
+                     *         "type": "member.role_changed",
+                     *         "description": "A member's role changed.",
+                     *         "example": {
+                     *           "type": "member.role_changed",
+                     *           "timestamp": "2026-01-05T10:00:04Z",
+                     *           "data": {
+                     *             "org_id": 7,
+                     *             "user_id": 12,
+                     *             "previous_role": "member",
+                     *             "role": "admin"
+                     *           }
+                     *         }
+                     *       },
+                     *       {
+                     *         "type": "invitation.accepted",
+                     *         "description": "An invitation was accepted (a `member.added` follows).",
+                     *         "example": {
+                     *           "type": "invitation.accepted",
+                     *           "timestamp": "2026-01-05T10:00:04Z",
+                     *           "data": {
+                     *             "org_id": 7,
+                     *             "invitation_id": 3,
+                     *             "user_id": 12,
+                     *             "email": "ada@example.com",
+                     *             "role": "member"
+                     *           }
+                     *         }
+                     *       },
+                     *       {
+                     *         "type": "usage.quota_exceeded",
+                     *         "description": "A call was refused for the monthly token quota: sent once per month and plan.",
+                     *         "example": {
+                     *           "type": "usage.quota_exceeded",
+                     *           "timestamp": "2026-01-05T10:00:04Z",
+                     *           "data": {
+                     *             "org_id": 7,
+                     *             "plan": "free",
+                     *             "limit": 20000,
+                     *             "used": 19950,
+                     *             "reserved": 0,
+                     *             "requested": 120,
+                     *             "period_start": "2026-01-01T00:00:00Z",
+                     *             "resets_at": "2026-02-01T00:00:00Z"
+                     *           }
+                     *         }
+                     *       },
+                     *       {
+                     *         "type": "webhook.test",
+                     *         "description": "Sent by `POST .../webhooks/{id}/test`, to that endpoint only.",
+                     *         "example": {
+                     *           "type": "webhook.test",
+                     *           "timestamp": "2026-01-05T10:00:04Z",
+                     *           "data": {
+                     *             "org_id": 7,
+                     *             "endpoint_id": 4,
+                     *             "message": "A test event from saas."
+                     *           }
+                     *         }
+                     *       }
+                     *     ]
+                     */
+                    "application/json": components["schemas"]["EventType"][];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };
