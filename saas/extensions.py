@@ -1,6 +1,7 @@
 """Every extension instance, created once and bound to the app in ``create_app``."""
 import flask_limiter
-from flask import current_app, request
+import flask_sqlalchemy.session
+from flask import current_app, g, has_app_context, request
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_sqlalchemy import SQLAlchemy
@@ -54,7 +55,24 @@ class PerAppLimiter(flask_limiter.Limiter):
         super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
 
 
-db = SQLAlchemy(model_class=Base)
+# Instances the gate built before its app context had an ORM session (saas.core.database.attached).
+WAITING_FOR_A_SESSION = "saas_waiting_for_a_session"
+
+
+class RequestSession(flask_sqlalchemy.session.Session):
+    """flask-sqlalchemy's session, which takes in, when its app context first opens it, the
+    instances the gate built there before then (the caller and their personal organization):
+    they join it as if it had loaded them. A request that never opens one (most reads) pays for
+    neither. ``g`` lives exactly as long as the session's scope: the app context."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if has_app_context():
+            for instance in g.pop(WAITING_FOR_A_SESSION, {}).values():
+                self.add(instance)
+
+
+db = SQLAlchemy(model_class=Base, session_options={"class_": RequestSession})
 jwt = JWTManager()
 cors = CORS()
 api = EnvelopeApi()
