@@ -6,7 +6,7 @@ import sentry_sdk
 
 from tests.conftest import make_app
 from tests.helpers import PASSWORD
-from tests.servers import gunicorn
+from tests.servers import gunicorn, process_output
 
 METRICS_TOKEN = "metrics-token-for-the-suite"
 
@@ -128,3 +128,14 @@ def test_sentry_is_off_without_dsn_and_on_with_one(database):
         assert sentry_sdk.get_client().options["include_local_variables"] is False
     finally:
         sentry_sdk.init(dsn=None)
+
+
+def test_gunicorns_access_line_is_written_only_when_asked_for(database):
+    # The app's own line is there either way; gunicorn's only with GUNICORN_ACCESSLOG.
+    for accesslog, written in ((None, False), ("-", True)):
+        with gunicorn(LOG_LEVEL="INFO", **({"GUNICORN_ACCESSLOG": accesslog} if accesslog else {})) as server:
+            assert requests.get(f"{server}/health/live", timeout=10).status_code == 200
+        lines = _json_lines(process_output(server.process))  # complete once gunicorn has stopped
+        assert any(line.get("logger") == "saas.request" and line["path"] == "/health/live" for line in lines)
+        access = [line for line in lines if line.get("logger") == "gunicorn.access"]
+        assert any('"GET /health/live HTTP/1.1" 200' in line["message"] for line in access) is written
