@@ -5,7 +5,7 @@ import requests
 import sentry_sdk
 
 from tests.conftest import make_app
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, bearer, sign_up
 from tests.servers import gunicorn, process_output
 
 METRICS_TOKEN = "metrics-token-for-the-suite"
@@ -51,9 +51,14 @@ def test_metrics_count_requests_by_endpoint_and_status_and_show_queue_depth(data
     client.get("/health/live")
     client.get("/health/live")
     client.get("/api/v1/users/me")
+    client.get("/api/v1/users/me", headers=bearer(sign_up(client)))  # the same endpoint, another status
+    client.post("/api/v1/users/me")  # no route takes it
     body = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).get_data(as_text=True)
     assert 'saas_http_request_duration_seconds_count{endpoint="system.liveness",method="GET",status="200"} 2.0' in body
     assert 'saas_http_request_duration_seconds_count{endpoint="users.get_me",method="GET",status="401"} 1.0' in body
+    assert 'saas_http_request_duration_seconds_count{endpoint="users.get_me",method="GET",status="200"} 1.0' in body
+    assert 'saas_http_request_duration_seconds_count{endpoint="unmatched",method="POST",status="405"} 1.0' in body
+    assert 'saas_http_request_total{method="POST",status="405"} 1.0' in body
     assert "saas_http_request_duration_seconds_bucket" in body
     assert 'saas_rq_queue_depth{queue="default"} 0.0' in body
 
