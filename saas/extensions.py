@@ -1,6 +1,7 @@
 """Every extension instance, created once and bound to the app in ``create_app``."""
 import flask_limiter
 import flask_sqlalchemy.session
+import sqlalchemy as sa
 from flask import current_app, g, has_app_context, request
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
@@ -59,11 +60,23 @@ class PerAppLimiter(flask_limiter.Limiter):
 WAITING_FOR_A_SESSION = "saas_waiting_for_a_session"
 
 
+def wait_for_a_session(instance):
+    """Leave ``instance`` (detached, with its identity) for the session its app context opens
+    next, if the context has none yet: True. False when a session is open, or outside a context.
+    Keyed by identity: a later read of the same row (a context that outlives its requests, in
+    tests and scripts) replaces an earlier one, as merging it would."""
+    if not has_app_context() or db.session.registry.has():
+        return False
+    g.setdefault(WAITING_FOR_A_SESSION, {})[sa.inspect(instance).key] = instance
+    return True
+
+
 class RequestSession(flask_sqlalchemy.session.Session):
     """flask-sqlalchemy's session, which takes in, when its app context first opens it, the
-    instances the gate built there before then (the caller and their personal organization):
-    they join it as if it had loaded them. A request that never opens one (most reads) pays for
-    neither. ``g`` lives exactly as long as the session's scope: the app context."""
+    instances the gate built there before then (``wait_for_a_session``: the caller and their
+    personal organization): they join it as if it had loaded them. A request that never opens
+    one (most reads) pays for neither. ``g`` lives exactly as long as the session's scope: the
+    app context."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -24,10 +24,10 @@ import functools
 import sqlite3
 
 import sqlalchemy as sa
-from flask import current_app, g, has_app_context
+from flask import current_app
 from sqlalchemy.orm import make_transient_to_detached
 
-from saas.extensions import WAITING_FOR_A_SESSION, db
+from saas.extensions import db, wait_for_a_session
 
 
 _DEPTH, _AFTER_COMMIT = "saas.use_case_depth", "saas.after_commit"
@@ -298,15 +298,13 @@ def attached(instance):
     as if the session had loaded it (no query).
 
     When the app context has no session yet (the gate's lookup comes first), the instance waits
-    in ``g`` and joins the session when one is opened (``RequestSession``), before anything can
-    query or flush through it: a request that never opens one (``GET /users/me``) pays for
-    neither the session nor the attachment (bench/RESULTS.md). Until then it is detached, so what
-    the gate builds must be complete: every column and relationship loaded (tests/test_gate.py)."""
+    and joins the session when one is opened (``saas.extensions.RequestSession``), before
+    anything can query or flush through it: a request that never opens one (``GET /users/me``)
+    pays for neither the session nor the attachment (bench/RESULTS.md). Until then it is
+    detached, so what the gate builds must be complete: every column and relationship loaded
+    (tests/test_gate.py)."""
     make_transient_to_detached(instance)
-    if has_app_context() and not db.session.registry.has():
-        # Keyed by identity: a later read of the same row (a second request in a context that
-        # outlives it, in tests and scripts) replaces the earlier one, as merging it would.
-        g.setdefault(WAITING_FOR_A_SESSION, {})[sa.inspect(instance).key] = instance
+    if wait_for_a_session(instance):
         return instance
     if db.session.identity_map.get(sa.inspect(instance).key) is None:
         db.session.add(instance)  # the usual case: a new session per request
