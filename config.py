@@ -9,9 +9,11 @@ gunicorn.conf.py reads its settings from here too (``ServerSettings``).
 """
 import ipaddress
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from limits import parse_many
@@ -147,6 +149,13 @@ class AppSettings(Settings):
         0, alias="PROXY_FIX_HOPS", ge=0,
         description="Number of trusted proxies in front that append to `X-Forwarded-For` (1 behind the project's "
         "nginx): the client address, scheme and host are taken from that position. 0: these headers are ignored.",
+    )
+    public_api_url: str | None = Field(
+        None, alias="PUBLIC_API_URL",
+        description="The API's own public base URL, e.g. `https://api.example.com`: the social-login callback URLs "
+        "(`<PUBLIC_API_URL>/api/v1/auth/oauth/<provider>/callback`, which each provider must have registered "
+        "exactly) are built on it. Unset: the request's scheme and host, as `PROXY_FIX_HOPS` lets the proxy set "
+        "them; set it in production, so no `Host` header can change them.",
     )
 
 
@@ -355,6 +364,11 @@ class RateLimitSettings(Settings):
         description="Invitations sent, per sender (across their organizations) and per organization (whichever of "
         "its admins sends); one address gets at most 3 a day from one organization, always.",
     )
+    oauth_ip: RateLimit = Field(
+        "60 per minute", alias="RATELIMIT_OAUTH_IP",
+        description="Requests per client address to each step of a social login: the authorize redirect, the "
+        "provider's callback, and the one-time code's exchange.",
+    )
 
 
 class MailSettings(Settings):
@@ -479,6 +493,81 @@ class MfaSettings(Settings):
         "reason `mfa_required`.",
         json_schema_extra=shown_default("`true` under `APP_ENV=production`, else `false`"),
     )
+
+
+OAUTH_PROVIDER_NAMES = ("google", "github", "microsoft", "oidc")
+# Microsoft's multi-tenant authorities; any other tenant is a directory (tenant) id.
+MICROSOFT_TENANTS = ("common", "organizations", "consumers")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _client_id(name, label):
+    return Field(None, alias=f"OAUTH_{name.upper()}_CLIENT_ID", description=f"The client (application) id {label} gave this app.")
+
+
+def _client_secret(name, label):
+    return Field(None, alias=f"OAUTH_{name.upper()}_CLIENT_SECRET", description=f"The client secret {label} gave this app.")
+
+
+class OAuthSettings(Settings):
+    """Social login
+
+    Sign in with Google, GitHub, Microsoft or any OpenID Connect provider (see
+    [Social login](api/authentication.md#social-login))."""
+
+    providers: CommaList = Field(
+        [], alias="OAUTH_PROVIDERS",
+        description="Comma-separated providers to offer, any of `google`, `github`, `microsoft`, `oidc`; each needs its "
+        "`OAUTH_<NAME>_CLIENT_ID` and `OAUTH_<NAME>_CLIENT_SECRET`. Empty: social login is off.",
+    )
+    google_client_id: str | None = _client_id("google", "Google")
+    google_client_secret: str | None = _client_secret("google", "Google")
+    github_client_id: str | None = _client_id("github", "GitHub")
+    github_client_secret: str | None = _client_secret("github", "GitHub")
+    github_base_url: str = Field(
+        "https://github.com", alias="OAUTH_GITHUB_BASE_URL",
+        description="GitHub's web address (the sign-in pages): your GitHub Enterprise Server's for it.",
+    )
+    github_api_url: str = Field(
+        "https://api.github.com", alias="OAUTH_GITHUB_API_URL",
+        description="GitHub's REST API (`https://HOST/api/v3` for GitHub Enterprise Server).",
+    )
+    microsoft_client_id: str | None = _client_id("microsoft", "Microsoft Entra ID")
+    microsoft_client_secret: str | None = _client_secret("microsoft", "Microsoft Entra ID")
+    microsoft_tenant: str = Field(
+        "common", alias="OAUTH_MICROSOFT_TENANT",
+        description="Who may sign in with Microsoft: `common` (work, school and personal accounts), `organizations` "
+        "(work and school), `consumers` (personal), or one directory's tenant id (a GUID).",
+    )
+    oidc_client_id: str | None = _client_id("oidc", "the provider")
+    oidc_client_secret: str | None = _client_secret("oidc", "the provider")
+    oidc_issuer: str | None = Field(
+        None, alias="OAUTH_OIDC_ISSUER",
+        description="The `oidc` provider's issuer URL, exactly as its discovery document "
+        "(`<issuer>/.well-known/openid-configuration`) names it, e.g. `https://sso.example.com/realms/acme` "
+        "(Keycloak, Okta, Auth0, Authentik, Zitadel...).",
+    )
+    oidc_display_name: str = Field(
+        "Single sign-on", alias="OAUTH_OIDC_DISPLAY_NAME", description="The `oidc` provider's name on the sign-in page."
+    )
+    oidc_scopes: str = Field(
+        "openid email profile", alias="OAUTH_OIDC_SCOPES",
+        description="The scopes asked of the `oidc` provider, space-separated; `openid` and `email` are needed.",
+    )
+    frontend_callback_path: str = Field(
+        "/oauth/callback", alias="OAUTH_FRONTEND_CALLBACK_PATH",
+        description="The front-end page a social login ends on: `FRONTEND_URL` + path + `?code=...` (or "
+        "`?link_code=...`, or `?error=...`).",
+    )
+    timeout: float = Field(
+        10.0, alias="OAUTH_TIMEOUT", gt=0,
+        description="Seconds each call to a provider (discovery, keys, code exchange, GitHub's API) may take.",
+    )
+
+    def client(self, name):
+        """``(client id, client secret)`` of provider ``name``."""
+        return getattr(self, f"{name}_client_id"), getattr(self, f"{name}_client_secret")
 
 
 class WorkerSettings(Settings):
@@ -711,6 +800,7 @@ class Config:
         self.api_keys = _build(ApiKeySettings, values)
         self.admin = _build(AdminSettings, values)
         self.mfa = _build(MfaSettings, values)
+        self.oauth = _build(OAuthSettings, values)
         self.worker = _build(WorkerSettings, values)
         self.webhooks = _build(WebhookSettings, values)
         self.dns = _build(DnsSettings, values)
@@ -745,6 +835,7 @@ class Config:
         """Refuse settings that would be unsafe in production, or cannot work; each message
         names the variable."""
         self.validate_mail()
+        self.validate_oauth()
         for key in self.mfa.encryption_keys:
             if len(key.encode()) < MIN_SECRET_BYTES:
                 raise ConfigError(f"MFA_ENCRYPTION_KEY: each key needs at least {MIN_SECRET_BYTES} bytes")
@@ -768,6 +859,40 @@ class Config:
             raise ConfigError("MAIL_BACKEND is smtp but SMTP_HOST is not set")
         if bool(self.mail.smtp_username) != bool(self.mail.smtp_password):
             raise ConfigError("SMTP_USERNAME and SMTP_PASSWORD go together: set both or neither")
+
+    def validate_oauth(self):
+        """Social-login settings that cannot work; in production, a provider reached over plain HTTP
+        (but on loopback) is refused too: its answers decide who logs in."""
+        oauth = self.oauth
+        for name in oauth.providers:
+            if name not in OAUTH_PROVIDER_NAMES:
+                raise ConfigError(f"OAUTH_PROVIDERS: unknown provider {name!r} (any of {', '.join(OAUTH_PROVIDER_NAMES)})")
+            if not all(oauth.client(name)):
+                raise ConfigError(
+                    f"OAUTH_PROVIDERS has {name}: set OAUTH_{name.upper()}_CLIENT_ID and OAUTH_{name.upper()}_CLIENT_SECRET"
+                )
+        urls = {}
+        if "oidc" in oauth.providers:
+            if not oauth.oidc_issuer:
+                raise ConfigError("OAUTH_PROVIDERS has oidc: set OAUTH_OIDC_ISSUER (the provider's issuer URL)")
+            if "openid" not in oauth.oidc_scopes.split():
+                raise ConfigError("OAUTH_OIDC_SCOPES must include openid")
+            urls["OAUTH_OIDC_ISSUER"] = oauth.oidc_issuer
+        if "github" in oauth.providers:
+            urls.update(OAUTH_GITHUB_BASE_URL=oauth.github_base_url, OAUTH_GITHUB_API_URL=oauth.github_api_url)
+        if oauth.microsoft_tenant not in MICROSOFT_TENANTS and not _GUID.match(oauth.microsoft_tenant):
+            raise ConfigError(
+                "OAUTH_MICROSOFT_TENANT: common, organizations, consumers, or a directory's tenant id (a GUID, "
+                "not its domain name)"
+            )
+        if not oauth.frontend_callback_path.startswith("/"):
+            raise ConfigError("OAUTH_FRONTEND_CALLBACK_PATH must start with /")
+        for variable, url in urls.items():
+            parts = urlsplit(url)
+            if parts.scheme not in ("https", "http") or not parts.hostname:
+                raise ConfigError(f"{variable} is not an http(s) URL: {url!r}")
+            if parts.scheme == "http" and self.env == "production" and parts.hostname not in _LOOPBACK_HOSTS:
+                raise ConfigError(f"{variable} must be an https URL in production")
 
     def flask_config(self):
         """The flat ``app.config`` mapping: Flask's, the extensions' and ours."""
@@ -796,6 +921,7 @@ class Config:
             "ALLOWED_ORIGINS": list(app.allowed_origins),
             "MAX_CONTENT_LENGTH": app.max_content_length,
             "PROXY_FIX_HOPS": app.proxy_fix_hops,
+            "PUBLIC_API_URL": app.public_api_url.rstrip("/") if app.public_api_url else None,
             # Database
             "SQLALCHEMY_DATABASE_URI": database_uri,
             "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
@@ -865,6 +991,9 @@ class Config:
             "ADMIN_REQUIRE_MFA": (
                 self.env == "production" if self.mfa.admin_require_mfa is None else self.mfa.admin_require_mfa
             ),
+            # Social login
+            "OAUTH_PROVIDERS": list(dict.fromkeys(self.oauth.providers)),
+            "OAUTH_FRONTEND_CALLBACK_PATH": self.oauth.frontend_callback_path,
             # Background work
             "SWEEP_INTERVAL_SECONDS": self.worker.sweep_interval_seconds,
             # Outbound webhooks
@@ -886,6 +1015,7 @@ class Config:
             "RATELIMIT_PASSWORD_RESET_IP": limits.password_reset_ip,
             "RATELIMIT_PASSWORD_RESET_ACCOUNT": limits.password_reset_account,
             "RATELIMIT_EMAIL_SEND": limits.email_send,
+            "RATELIMIT_OAUTH_IP": limits.oauth_ip,
             "RATELIMIT_HEADERS_ENABLED": True,
             # Redis trouble must not fail requests: fall back to per-process counting.
             "RATELIMIT_SWALLOW_ERRORS": True,

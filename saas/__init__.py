@@ -6,7 +6,7 @@ from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import MIGRATIONS_DIR, Config
-from saas import admin, ai, apikeys, auth, billing, orgs, system, usage, users, webhooks
+from saas import admin, ai, apikeys, auth, billing, oauth, orgs, system, usage, users, webhooks
 from saas.apikeys.credentials import api_key_authenticator
 from saas.apikeys.service import connect_signals as connect_api_key_signals
 from saas.auth.cli import auth_cli
@@ -57,7 +57,7 @@ def create_app(config=None):
     app.json = JSONProvider(app)
     app.json.sort_keys = False
 
-    metrics = _init_extensions(app)
+    metrics = _init_extensions(app, config)
     _register_blueprints(app)
     # Every model is imported by now: finish the mappers here, once, instead of in whichever
     # request first builds an instance (the gate builds the caller's without the constructor,
@@ -79,7 +79,7 @@ def create_app(config=None):
     return app
 
 
-def _init_extensions(app):
+def _init_extensions(app, config):
     init_logging(app)
     init_sentry(app)
     enforce_sqlite_foreign_keys()
@@ -97,6 +97,7 @@ def _init_extensions(app):
     init_redis(app)
     set_inline_runner(app, run_after_response)
     init_mail(app)
+    oauth.init_app(app, config.oauth)
     webhooks.init_webhooks(app)
     init_bulkheads(app, {
         "stripe": ("Stripe", app.config["STRIPE_MAX_CONCURRENT"]),
@@ -120,8 +121,9 @@ def init_migrations(app):
 def _register_blueprints(app):
     app.register_blueprint(docs_assets_blp)
     api.register_blueprint(system.blp)
-    blueprints = [package.blp for package in (auth, users, orgs, apikeys, billing, ai, usage, admin)]
-    blueprints += [orgs.invitations_blp, apikeys.org_keys_blp, billing.org_billing_blp, usage.org_usage_blp]
+    blueprints = [package.blp for package in (auth, oauth, users, orgs, apikeys, billing, ai, usage, admin)]
+    blueprints += [oauth.identities_blp, orgs.invitations_blp, apikeys.org_keys_blp, billing.org_billing_blp,
+                   usage.org_usage_blp]
     blueprints += [webhooks.blp, webhooks.event_types_blp]
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=API_PREFIX + blueprint.url_prefix)
@@ -139,6 +141,7 @@ def _connect_packages(app):
     org_accounts.connect_signals()
     org_invitations.connect_mail()
     connect_session_signals()
+    oauth.connect_signals()
     connect_api_key_signals()
     connect_billing_signals()
     connect_usage_signals()

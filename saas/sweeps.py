@@ -10,6 +10,7 @@ a killed worker or an outside outage left undone:
   longest run is over);
 - reservations past their time are deleted (work still running renews its own, or lasts no
   longer than it, and settling records the usage even without it);
+- social-login flows and one-time codes past their time are deleted;
 - mail still unsent whose job is gone is queued again;
 - webhook deliveries due whose job is gone (Redis was down when their event was recorded, or
   lost it) are queued again; finished deliveries older than 30 days are forgotten;
@@ -40,6 +41,7 @@ from saas.billing.webhooks import replay_failed_events
 from saas.core.database import atomic, discard
 from saas.core.queue import job_app_context
 from saas.mail.service import resend_unsent
+from saas.oauth.flow import forget_expired as forget_expired_oauth_rows
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.orgs.models import Organization
@@ -127,6 +129,7 @@ REPAIRS = {
     "usage_reports": _unreported_usage,
     "orphaned_ai_jobs": lambda: fail_orphaned_jobs(limit=BATCH),
     "expired_reservations": lambda: forget_expired_reservations(limit=BATCH),
+    "expired_oauth_flows": forget_expired_oauth_rows,
     "seat_counts": _seat_counts,
     "deleted_accounts_subscriptions": _deleted_accounts_subscriptions,
     "unsent_mail": lambda: resend_unsent(created_before=utcnow() - settle_time(), limit=BATCH),

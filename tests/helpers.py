@@ -36,6 +36,13 @@ def sign_up(client, email=DEFAULT_EMAIL, password=PASSWORD, **extra):
     return login(client, email, password)["access_token"]
 
 
+def assert_no_password_or_hash(user):
+    """No field of a user object holds a password or a hash: the one field whose name says
+    password is ``has_password``, a boolean."""
+    named = {key: value for key, value in user.items() if "password" in key or "hash" in key}
+    assert set(named) == {"has_password"} and isinstance(named["has_password"], bool), named
+
+
 def at_once(app, count, request):
     """Send ``request(client)`` ``count`` times at the same moment, each from its own thread,
     app context and test client; their results, in the order they finished. A thread that dies

@@ -121,7 +121,8 @@ def test_the_export_holds_everything_stored_about_the_caller_and_no_secret(team,
     assert response.status_code == 200
     document = response.get_json()
     assert set(document) == {"profile", "sessions", "api_keys", "organizations", "invitations", "audit_events",
-                             "subscriptions", "usage", "ai_jobs", "mail", "two_factor"}
+                             "subscriptions", "usage", "ai_jobs", "mail", "two_factor",
+                             "identities"}
     assert document["profile"]["email"] == "owner@example.com"
     assert len(document["sessions"]) == 1 and document["sessions"][0]["ip_address"] == "127.0.0.1"
     assert [(item["name"], item["prefix"]) for item in document["api_keys"]] == [("shared", key["prefix"])]

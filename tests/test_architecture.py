@@ -10,7 +10,8 @@ from tests.conftest import make_app
 
 SAAS = Path(__file__).resolve().parent.parent / "saas"
 # Lowest first: a package may import itself and the ones before it, never one after it.
-LAYERS = ["core", "web", "mail", "users", "orgs", "webhooks", "apikeys", "auth", "billing", "usage", "ai", "admin", "system"]
+LAYERS = ["core", "web", "mail", "users", "orgs", "webhooks", "apikeys", "auth", "oauth", "billing", "usage", "ai", "admin",
+          "system"]
 # What the shared layers may use besides each other.
 SHARED = {"saas.extensions"}
 # Modules that speak HTTP: views and what views are built from.
@@ -38,6 +39,10 @@ PUBLIC_OPERATIONS = {
     ("POST", "/api/v1/auth/verify-email"),
     ("POST", "/api/v1/auth/password-reset"),
     ("POST", "/api/v1/auth/password-reset/confirm"),
+    ("GET", "/api/v1/auth/oauth/providers"),
+    ("GET", "/api/v1/auth/oauth/{provider}/authorize"),
+    ("GET", "/api/v1/auth/oauth/{provider}/callback"),
+    ("POST", "/api/v1/auth/oauth/exchange"),
     ("GET", "/api/v1/billing/plans"),
     ("POST", "/api/v1/billing/webhook"),
 }
@@ -148,7 +153,8 @@ def spec_and_app():
 def test_every_non_public_operation_is_gated_and_documents_its_schemes(spec_and_app):
     spec, app = spec_and_app
     views = {
-        (method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)): app.view_functions[rule.endpoint]
+        # <name>, <int:name>, <any(a, b):name> -> {name}
+        (method, re.sub(r"<(?:[^:>]+:)?(\w+)>", r"{\1}", rule.rule)): app.view_functions[rule.endpoint]
         for rule in app.url_map.iter_rules()
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
@@ -189,6 +195,50 @@ def test_the_oauth2_password_flow_logs_in_at_the_login_operation(spec_and_app):
     properties = [set(spec["components"]["schemas"][answer["$ref"].rsplit("/", 1)[-1]]["properties"]) for answer in answers]
     assert any({"access_token", "token_type"} <= names for names in properties)
     assert any({"mfa_required", "mfa_token"} <= names for names in properties)
+
+
+# What makes a session and its tokens. Issue 22 (and 23 for the one-time code of a social login):
+# every way of logging in ends in complete_login, which alone, with the second-factor step, opens
+# a session; so none can skip the second factor. A new way of logging in calls complete_login.
+SESSION_MAKERS = {"AuthSession", "_open_session", "_token_pair", "create_access_token", "create_refresh_token",
+                  "complete_login"}
+
+
+class _CallsByFunction(ast.NodeVisitor):
+    """(innermost enclosing function, called name) for every call of a name in ``names``."""
+
+    def __init__(self, names):
+        self.names, self.stack, self.found = names, [], set()
+
+    def visit_FunctionDef(self, node):
+        self.stack.append(node.name)
+        self.generic_visit(node)
+        self.stack.pop()
+
+    def visit_Call(self, node):
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+        if name in self.names:
+            self.found.add((self.stack[-1] if self.stack else "<module>", name))
+        self.generic_visit(node)
+
+
+def test_a_login_becomes_a_session_in_one_place_only():
+    found = set()
+    for path, tree in _modules():
+        visitor = _CallsByFunction(SESSION_MAKERS)
+        visitor.visit(tree)
+        found |= {(str(path.relative_to(SAAS)), function, name) for function, name in visitor.found}
+    assert found == {
+        ("auth/service.py", "_open_session", "AuthSession"),
+        ("auth/service.py", "complete_login", "_open_session"),
+        ("auth/service.py", "_verified_login", "_open_session"),  # the second factor, after complete_login
+        ("auth/service.py", "_open_session", "_token_pair"),
+        ("auth/service.py", "_rotated", "_token_pair"),  # a refresh: the session's next pair
+        ("auth/service.py", "_token_pair", "create_access_token"),
+        ("auth/service.py", "_token_pair", "create_refresh_token"),
+        ("auth/routes.py", "login", "complete_login"),  # a password
+        ("oauth/service.py", "_exchanged", "complete_login"),  # a social login's one-time code
+    }
 
 
 # Issue 27 item 1: one transaction per use case, declared once. Only saas/core/database.py opens,

@@ -51,6 +51,7 @@ RULES_BEYOND_THE_SCHEMA = {
     "POST /api/v1/auth/mfa/totp/enable": ["400"],
     "POST /api/v1/auth/mfa/totp/disable": ["400"],
     "POST /api/v1/auth/mfa/recovery-codes": ["400"],
+    "POST /api/v1/users/me/identities/confirm": ["400"],  # a generated link code was never issued
 }
 # An invalid request may also be refused for its size (MAX_CONTENT_LENGTH).
 REJECTED = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]

@@ -328,7 +328,7 @@ def test_without_the_setting_unverified_users_use_everything(mailing):
 
 def test_every_message_renders_both_parts(inline_app):
     values = {"link": "http://localhost:3000/x?token=abc", "hours": 48, "minutes": 60, "new_email": "n@example.com",
-              "inviter": "Ada", "org_name": "Acme", "role": "admin", "days": 7,
+              "inviter": "Ada", "org_name": "Acme", "role": "admin", "days": 7, "provider": "GitHub",
               "url": "https://hooks.example.com/in", "reason": "failing", "last_error": "HTTP 500"}
     with inline_app.app_context():
         for name in template_names():

@@ -12,7 +12,7 @@ from saas.extensions import db
 from saas.orgs.models import AuditEvent
 from saas.users.models import RecoveryCode, TotpCredential, User
 from tests.conftest import make_app
-from tests.helpers import PASSWORD, bearer, login, register
+from tests.helpers import PASSWORD, at_once, bearer, login, register
 from tests.mfa_support import MFA, Authenticator, enrol, log_in_with_second_factor
 from tests.org_support import ORGS, Team
 
@@ -216,7 +216,7 @@ def test_an_expired_mfa_token_is_refused(team):
     assert_rejected(team.client.post(VERIFY, json={"mfa_token": pending["mfa_token"], "code": codes[0]}))
 
 
-@pytest.mark.parametrize("mfa_token", ["", "x" * 43, "not-a-token"])
+@pytest.mark.parametrize("mfa_token", ["", "x" * 43, "not-a-token", "\ud800" * 43])
 def test_an_unknown_or_forged_mfa_token_is_refused(team, mfa_token):
     token = team.person("ada@example.com")
     _, codes = enrol(team.client, token)
@@ -224,6 +224,17 @@ def test_an_unknown_or_forged_mfa_token_is_refused(team, mfa_token):
     forged = mfa_token or real[:20] + ("A" if real[20] != "A" else "B") + real[21:]
     assert forged != real
     assert_rejected(team.client.post(VERIFY, json={"mfa_token": forged, "code": codes[0]}))
+
+
+@pytest.mark.parametrize("code", ["١٢٣٤٥٦", "１２３４５６", "\ud800" * 6, "\udfff" * 13, "\x00" * 6])
+def test_a_code_in_other_digits_or_unencodable_characters_is_a_wrong_code(team, code):
+    """Non-ASCII digits pass str.isdigit() and lone surrogates cannot be UTF-8: both are wrong
+    codes (401, counted), never a 500."""
+    token = team.person("ada@example.com")
+    enrol(team.client, token)
+    pending = pending_login(team.client, "ada@example.com")
+    assert_rejected(team.client.post(VERIFY, json={"mfa_token": pending["mfa_token"], "code": code}))
+    assert db.session.scalar(sa.select(LoginChallenge.attempts)) == 1
 
 
 def test_five_wrong_codes_kill_the_pending_login(team):
@@ -236,6 +247,23 @@ def test_five_wrong_codes_kill_the_pending_login(team):
         assert_rejected(team.client.post(VERIFY, json={"mfa_token": pending["mfa_token"], "code": code}))
     assert_rejected(team.client.post(VERIFY, json={"mfa_token": pending["mfa_token"], "code": right}))
     assert_rejected(team.client.post(VERIFY, json={"mfa_token": pending["mfa_token"], "code": codes[0]}))
+
+
+def test_wrong_codes_sent_at_once_get_five_guesses_and_no_more(team):
+    """Each wrong code is counted under the pending login's row lock, in the transaction that
+    read the count: twelve guesses at the same moment still leave it dead after five."""
+    token = team.person("ada@example.com")
+    device, _ = enrol(team.client, token)
+    pending = pending_login(team.client, "ada@example.com")
+    right = device.code()
+    wrong = str((int(right) + 500_000) % 1_000_000).zfill(6)
+    statuses = at_once(team.client.application, 12, lambda own: own.post(
+        VERIFY, json={"mfa_token": pending["mfa_token"], "code": wrong}).status_code)
+    assert statuses == [401] * 12
+    challenge = db.session.scalar(sa.select(LoginChallenge).where(LoginChallenge.user_id == user_row("ada@example.com").id))
+    db.session.refresh(challenge)
+    assert challenge.attempts == LoginChallenge.MAX_ATTEMPTS == 5
+    assert_rejected(team.client.post(VERIFY, json={"mfa_token": pending["mfa_token"], "code": right}))
 
 
 def test_guessing_the_six_digits_hits_the_accounts_login_lockout(app_with, redis_url, smtp):

@@ -224,11 +224,44 @@ def test_an_upgrade_that_cannot_get_its_lock_gives_up_instead_of_stalling_the_se
         engine.dispose()
 
 
-def test_the_readiness_check_reads_the_same_heads_as_alembic():
-    """saas/system/migrations.py reads revision ids without Alembic; it must agree with it."""
+def _reading_every_table(connection):
+    """A request of the previous release, in the middle of its transaction, has read every table
+    (whichever the newest revision alters)."""
+    tables = connection.execute(sa.text(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+    )).scalars().all()
+    for table in tables:
+        connection.execute(sa.text(f'SELECT count(*) FROM "{table}"'))
+
+
+SOCIAL_LOGIN_REVISION = "e2b4d6f8a0c3"
+
+
+def test_the_social_login_revision_applies_while_the_previous_release_reads(empty_postgres_database):
+    """Expand only: its tables are created without waiting for any lock the previous release's
+    requests hold (their foreign keys to `users` take none that a reader conflicts with)."""
+    previous = ScriptDirectory.from_config(alembic_config()).get_revision(SOCIAL_LOGIN_REVISION).down_revision
+    assert flask_db("upgrade", previous, database_url=empty_postgres_database).returncode == 0
+    engine = sa.create_engine(normalize_database_url(empty_postgres_database))
+    try:
+        with engine.connect() as serving:
+            _reading_every_table(serving)
+            upgrade = flask_db("upgrade", SOCIAL_LOGIN_REVISION, database_url=empty_postgres_database, timeout=120)
+            assert upgrade.returncode == 0, upgrade.stderr
+            serving.rollback()
+    finally:
+        engine.dispose()
+
+
+def alembic_config():
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    script = ScriptDirectory.from_config(config)
+    return config
+
+
+def test_the_readiness_check_reads_the_same_heads_as_alembic():
+    """saas/system/migrations.py reads revision ids without Alembic; it must agree with it."""
+    script = ScriptDirectory.from_config(alembic_config())
     revisions, heads = known_revisions()
     assert heads == set(script.get_heads())
     assert revisions == {revision.revision for revision in script.walk_revisions()}

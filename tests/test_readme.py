@@ -1,9 +1,11 @@
 """The `bash` blocks of the README and of the documentation site run as pasted against a fresh
 `make run` (issue 11, item 15; issue 27, item 6).
 
-`make run` is started as a newcomer would, with two differences a test needs: its own port
-(PORT, which the blocks' `localhost:8000` is pointed at) and database file, and the model
-provider a newcomer configures with AI_API_KEY (here the suite's fake OpenAI-compatible server).
+`make run` is started as a newcomer would, with the differences a test needs: its own port
+(PORT, which the blocks' `localhost:8000` is pointed at) and database file, the model provider a
+newcomer configures with AI_API_KEY (here the suite's fake OpenAI-compatible server), and the
+OpenID Connect provider of social login (OAUTH_*: the project's fake provider, which signs its
+test user in at once, so a terminal can follow the flow).
 Each block runs alone, in a fresh `bash -euo pipefail`: first the README's, then each page's of
 the site in the order of its navigation (`nav` in mkdocs.yml), each page's in the order they
 appear. Blocks marked `shell` need what `make run` does not have (Docker, a cluster, the Stripe
@@ -22,6 +24,7 @@ import requests
 import yaml
 
 from tests.conftest import FAKE_OPENAI, ROOT
+from tests.fake_oidc import FakeOIDCProvider
 from tests.fake_openai import API_KEY as FAKE_OPENAI_KEY
 from tests.servers import free_port
 
@@ -54,15 +57,30 @@ def bash_blocks():
 
 
 @pytest.fixture(scope="module")
-def make_run(tmp_path_factory):
+def identity_provider():
+    """The OpenID Connect provider `make run` signs in with (docs/api/authentication.md#social-login)."""
+    with FakeOIDCProvider(path="/realms/readme") as provider:
+        provider.sign_in_as(sub="readme-hedy", email="hedy@example.com", email_verified=True, name="Hedy Lamarr")
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def make_run(tmp_path_factory, identity_provider):
     port = free_port()
     database = tmp_path_factory.mktemp("readme") / "saas.db"
+    identity_provider.register_client(
+        "readme-client", "readme-secret", [f"http://localhost:{port}/api/v1/auth/oauth/oidc/callback"]
+    )
     env = {
         **{name: value for name, value in os.environ.items() if not name.startswith(("DATABASE_URL", "REDIS_URL", "APP_ENV"))},
         "PORT": str(port),
         "DATABASE_URL": f"sqlite:///{database}",
         "AI_API_BASE": FAKE_OPENAI.url,
         "AI_API_KEY": FAKE_OPENAI_KEY,
+        "OAUTH_PROVIDERS": "oidc",
+        "OAUTH_OIDC_CLIENT_ID": "readme-client",
+        "OAUTH_OIDC_CLIENT_SECRET": "readme-secret",
+        "OAUTH_OIDC_ISSUER": identity_provider.issuer,
     }
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(

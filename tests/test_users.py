@@ -4,7 +4,7 @@ import pytest
 from saas.extensions import db
 from saas.users.models import User
 from saas.users.service import set_user_active
-from tests.helpers import PASSWORD, bearer, login
+from tests.helpers import PASSWORD, assert_no_password_or_hash, bearer, login
 
 ME = "/api/v1/users/me"
 LOGIN = "/api/v1/auth/login"
@@ -33,7 +33,7 @@ def test_get_me_returns_the_tokens_user(client, user, tokens):
 
 def test_get_me_never_returns_the_password_hash(client, tokens):
     body = client.get(ME, headers=bearer(tokens["access_token"])).get_json()
-    assert not any("password" in key or "hash" in key for key in body)
+    assert_no_password_or_hash(body)
 
 
 def test_get_me_must_not_be_cached(client, tokens):
@@ -132,7 +132,7 @@ def test_a_too_short_new_password_is_422(client, tokens):
 def test_password_change_succeeds_with_the_current_password(client, tokens):
     response = patch_me(client, tokens, password=NEW_PASSWORD, current_password=PASSWORD)
     assert response.status_code == 200
-    assert not any("password" in key for key in response.get_json())
+    assert_no_password_or_hash(response.get_json())
 
 
 def test_after_a_password_change_the_new_password_logs_in(client, tokens):

@@ -2,12 +2,15 @@
 delivery, the resolver that reads DNS_NAMESERVERS (against the fake DNS server), and the delivery
 settings."""
 import ipaddress
+import socket
 
 import pytest
 
 from config import ConfigError
 from saas.core.resolver import NotResolved, addresses
+from saas.webhooks import transport
 from saas.webhooks.addresses import RefusedUrl, check_url, refusal
+from saas.webhooks.transport import NotDelivered
 from saas.webhooks.signing import new_secret, signed_headers
 from standardwebhooks.webhooks import Webhook
 from tests.conftest import make_app, suite_config
@@ -16,7 +19,7 @@ REFUSED_ALWAYS = [
     "10.0.0.7", "172.16.3.4", "192.168.1.1", "169.254.169.254", "100.64.0.1", "100.100.100.200", "192.0.0.192",
     "224.0.0.1", "239.255.255.250", "0.0.0.0", "240.0.0.1", "255.255.255.255", "198.18.0.1", "192.0.2.1",
     "fc00::1", "fd00:ec2::254", "fe80::1", "ff02::1", "::", "2001:db8::1", "::ffff:10.0.0.1", "::ffff:169.254.169.254",
-    "2002:a00:1::1", "64:ff9b::a00:1", "64:ff9b:1::a00:1",
+    "2002:a00:1::1", "64:ff9b::a00:1", "64:ff9b:1::a00:1", "fec0::1",
 ]
 LOOPBACK = ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"]
 PUBLIC = ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"]
@@ -56,6 +59,9 @@ def test_public_addresses_are_allowed(address):
     ("https://hooks.example.com:99999/in", "valid URL"),
     ("https://bücher.example/in", "ASCII"),
     ("https://hooks.example.com/" + "a" * 2048, "2048"),
+    ("https://hooks.example../in", "empty labels"),
+    ("https://hooks..example.com/in", "empty labels"),
+    ("https://" + "a" * 64 + ".example.com/in", "63 characters"),
 ])
 def test_urls_are_refused_with_the_reason(url, reason):
     with pytest.raises(RefusedUrl, match=reason):
@@ -68,6 +74,19 @@ def test_http_and_loopback_are_accepted_only_when_allowed():
     with pytest.raises(RefusedUrl, match="private"):
         check_url("http://192.168.0.10/in", allow_loopback=True)
     assert check_url("https://hooks.example.com:8443/in?x=1", allow_loopback=False)
+    assert check_url("https://hooks.example.com./in", allow_loopback=False)  # an absolute name
+
+
+def test_a_stored_host_name_the_tls_layer_refuses_is_a_failed_attempt_not_a_crash(fake_dns):
+    """A URL stored before check_url refused empty labels: its delivery is NotDelivered (the
+    attempt is settled and retried, then the endpoint disabled), never an exception that leaves
+    the delivery pending for the sweep to requeue forever."""
+    fake_dns.add_a("hooks.acme.test", "127.0.0.1")
+    with socket.create_server(("127.0.0.1", 0)) as listening, \
+            make_app(DNS_NAMESERVERS=fake_dns.nameserver).app_context():
+        url = f"https://hooks.acme.test..:{listening.getsockname()[1]}/in"
+        with pytest.raises(NotDelivered, match="not a valid host name"):
+            transport.post(url, b"{}", {}, timeout=5, allow_loopback=True)
 
 
 def test_the_resolver_asks_the_configured_servers_and_returns_every_address(fake_dns):

@@ -13,10 +13,10 @@ from saas.auth.limits import (
 )
 from saas.auth.schemas import (
     CodeSchema,
+    LOGIN_RESULT_RESPONSES,
     CurrentPasswordSchema,
     LoginResultSchema,
     LoginSchema,
-    MfaRequiredSchema,
     MfaStatusSchema,
     MfaVerifySchema,
     OAuth2PasswordFormSchema,
@@ -75,10 +75,7 @@ def register(fields):
     }
 )
 @blp.response(200, LoginResultSchema)
-@blp.doc(responses={"200": {
-    "description": "The token pair, or the second-factor step for an account with two-factor on.",
-    "content": {"application/json": {"schema": {"oneOf": [TokenSchema, MfaRequiredSchema]}}},
-}})
+@blp.doc(responses=LOGIN_RESULT_RESPONSES)
 @blp.alt_response(401, response="UNAUTHORIZED")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")

@@ -86,6 +86,14 @@ class LoginResultSchema(ma.Schema):
     mfa_methods = ma.fields.List(ma.fields.String())
 
 
+# The OpenAPI answer of every way of logging in (a password, a social login's one-time code):
+# only the fields of the one it is are sent.
+LOGIN_RESULT_RESPONSES = {"200": {
+    "description": "The token pair, or the second-factor step for an account with two-factor on.",
+    "content": {"application/json": {"schema": {"oneOf": [TokenSchema, MfaRequiredSchema]}}},
+}}
+
+
 class MfaVerifySchema(ma.Schema):
     mfa_token = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=256))
     code = SecondFactorCode

@@ -8,7 +8,6 @@ login belongs to: both tokens carry its id (``sid``), so ending the row ends the
 the session records how it was authenticated (``methods``).
 """
 import functools
-import hashlib
 import logging
 import secrets
 import time
@@ -25,6 +24,7 @@ from saas.auth.models import AuthSession, LoginChallenge, methods_of
 from saas.core.database import Prepared, atomic, fields_of, loaded, read_row
 from saas.core.errors import NotFound, Unauthenticated
 from saas.core.ids import new_uuid
+from saas.core.secrets import sha256
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.orgs.service import attach_personal_org, personal_org_columns, personal_org_join
@@ -34,7 +34,7 @@ from saas.users.models import User
 from saas.users.passwords import burn_verification_time, verify_password
 from saas.users.service import AccountDisabled
 from saas.users.tokens import issued_stamp, stamp_unchanged
-from saas.web.blueprint import MFA_METHOD
+from saas.web.blueprint import MFA_METHOD, PASSWORD_METHOD
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ def check_credentials(email, password):
         raise InvalidCredentials()
     if not user.is_active:
         raise AccountDisabled()
+    events.login_checking.send(user.email, user=user, method=PASSWORD_METHOD)  # a receiver may refuse it
     return user
 
 
@@ -120,26 +121,24 @@ def _pending_login(user, methods):
 
 
 def _token_hash(token):
-    return hashlib.sha256(str(token).encode()).hexdigest()
+    return sha256(token)
 
 
 def verify_second_factor(mfa_token, code, *, user_agent=None, ip_address=None):
     """Complete a pending login with a second-factor code: the token pair of a new session whose
     methods add ``"mfa"``. Any failure is the same 401; a wrong code counts against the pending
     login, which dies after ``LoginChallenge.MAX_ATTEMPTS`` of them."""
-    try:
-        return _verified_login(mfa_token, code, user_agent=user_agent, ip_address=ip_address)
-    except _WrongCode:
-        _count_wrong_code(mfa_token)
-        raise SecondFactorRejected() from None
-
-
-class _WrongCode(Exception):
-    pass
+    session_tokens = _verified_login(mfa_token, code, user_agent=user_agent, ip_address=ip_address)
+    if session_tokens is None:
+        raise SecondFactorRejected()
+    return session_tokens
 
 
 @atomic
 def _verified_login(mfa_token, code, *, user_agent, ip_address):
+    """The token pair, or None for a wrong code, which is counted in this same transaction, under
+    the challenge's row lock: concurrent guesses queue on the lock and each reads the count the
+    previous one committed, so a pending login gets its MAX_ATTEMPTS guesses and no more."""
     now = utcnow()
     challenge = db.session.scalar(
         sa.select(LoginChallenge).where(LoginChallenge.token_hash == _token_hash(mfa_token)).with_for_update()
@@ -152,18 +151,11 @@ def _verified_login(mfa_token, code, *, user_agent, ip_address):
     if user is None or not user.is_active or not user.mfa_enabled or not stamp_unchanged(user, challenge.stamp):
         raise SecondFactorRejected()
     if accept_code(user, code) is None:
-        raise _WrongCode()
+        challenge.attempts += 1
+        return None
     challenge.used_at = now
     return _open_session(user, [*methods_of(challenge.methods), MFA_METHOD], user_agent=user_agent,
                          ip_address=ip_address)
-
-
-@atomic
-def _count_wrong_code(mfa_token):
-    db.session.execute(
-        sa.update(LoginChallenge).where(LoginChallenge.token_hash == _token_hash(mfa_token))
-        .values(attempts=LoginChallenge.attempts + 1)
-    )
 
 
 def user_of_pending_login(mfa_token):

@@ -7,6 +7,7 @@ it to the socket library, which would resolve again when connecting. Names are t
 (no search domains), so `hooks` never becomes an internal `hooks.cluster.local`.
 """
 import ipaddress
+import time
 
 import dns.exception
 import dns.nameserver
@@ -45,11 +46,12 @@ def addresses(host, *, lifetime):
         asking = resolver()
     except dns.resolver.NoResolverConfiguration:
         raise NotResolved("no DNS server is configured (DNS_NAMESERVERS)") from None
-    asking.lifetime = lifetime
+    give_up_at = time.monotonic() + lifetime  # for both queries together, not each
     found = []
     for record_type in ("A", "AAAA"):
         try:
-            answer = asking.resolve(name + ".", record_type, search=False)
+            answer = asking.resolve(name + ".", record_type, search=False,
+                                    lifetime=max(give_up_at - time.monotonic(), 0.001))
         except dns.resolver.NXDOMAIN:
             raise NotResolved(f"{host} does not exist in DNS") from None
         except dns.resolver.NoAnswer:

@@ -9,6 +9,7 @@ Unset, the key is derived from ``SECRET_KEY`` (under another label than anything
 rotating SECRET_KEY makes the stored secrets unreadable, which is why production should set its own.
 """
 import base64
+import hashlib
 import logging
 
 from blinker import Namespace
@@ -25,6 +26,13 @@ log = logging.getLogger(__name__)
 # Sent by ``flask users reencrypt-secrets`` in its transaction: each package keeping secrets
 # encrypted here (webhook signing secrets) re-encrypts its own and returns how many.
 reencrypting = Namespace().signal("secrets-reencrypting")
+
+
+def sha256(text):
+    """The hex SHA-256 under which a random single-use token (a state, a one-time code, a pending
+    login) is stored and looked up. "surrogatepass": a lone surrogate from a request's JSON hashes
+    to something that matches nothing, a refusal, where strict UTF-8 would raise (a 500)."""
+    return hashlib.sha256(str(text).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class UnreadableSecret(ServiceUnavailable):

@@ -10,7 +10,6 @@ Each invitation mails someone the sender chose: besides the senders' rate limits
 INVITATIONS_TO_ONE_ADDRESS_PER_DAY times in 24 hours, counted from the invitations themselves
 (revoked and expired ones stay), so revoking and inviting again does not reset it.
 """
-import hashlib
 import math
 import secrets
 from datetime import timedelta
@@ -22,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from saas.core.database import atomic
 from saas.core.errors import Conflict, DomainError, Forbidden, NotFound, TooManyRequests
 from saas.core.permissions import Permission
+from saas.core.secrets import sha256
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.mail import queue_mail, register_link
@@ -74,7 +74,7 @@ class AddressInvitedTooOften(TooManyRequests):
 
 
 def _hash(token):
-    return hashlib.sha256(token.encode()).hexdigest()
+    return sha256(token)
 
 
 @atomic

@@ -27,8 +27,27 @@ called once by ``create_app``:
   refuses it (409) while an organization of theirs requires two-factor.
 - ``account_secured`` (``reason``): sent inside the transaction of an operator's reset of the
   account's second factor; auth ends every session of the user (without committing).
+- ``login_checking`` (``user``: the account, or None when a social login would create it;
+  ``method``: "password", "oauth"): sent with the address as sender before a password or social
+  login becomes a session (or a new account); a receiver refuses it by raising ``LoginRefused``
+  with its reason, which a password login answers as a 401 (``errors.reason``) and a social
+  login's callback as ``?error=<reason>``. Enterprise SSO's ``sso_required`` (issue 26) is meant
+  to connect here.
 """
 from blinker import Namespace
+
+from saas.core.errors import Unauthenticated
+
+
+class LoginRefused(Unauthenticated):
+    """A rule of another package refuses this login (``login_checking``); ``reason`` names it."""
+
+    message = "This account cannot log in this way."
+
+    def __init__(self, reason, message=None):
+        self.reason = reason
+        super().__init__(message, errors={"reason": [reason]})
+
 
 _signals = Namespace()
 
@@ -43,3 +62,4 @@ account_export = _signals.signal("account-export")
 account_audited = _signals.signal("account-audited")
 mfa_disabling = _signals.signal("mfa-disabling")
 account_secured = _signals.signal("account-secured")
+login_checking = _signals.signal("login-checking")

@@ -14,7 +14,6 @@
 A password reset never turns two-factor off: only ``reset`` (the operator's
 ``flask users reset-mfa``) does, for an owner who lost both the authenticator and the codes.
 """
-import hashlib
 import hmac
 import secrets
 import time
@@ -25,6 +24,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from saas.core import secrets as secret_box
+from saas.core.secrets import sha256
 from saas.core.database import atomic
 from saas.core.errors import Conflict, DomainError, Unauthenticated
 from saas.core.time import utcnow
@@ -92,7 +92,7 @@ def _totp_accepted(credential, code):
     """Whether ``code`` is the credential's code of a step in the +/-1 window that is later than
     the last accepted one; if so that step is claimed (one conditional UPDATE: of two logins
     with the same code at the same moment, one wins)."""
-    if len(code) != 6 or not code.isdigit():
+    if len(code) != 6 or not (code.isascii() and code.isdigit()):  # not "١٢٣٤٥٦"
         return False
     totp = pyotp.TOTP(secret_box.decrypt(credential.secret_encrypted))
     last = credential.last_used_step
@@ -116,7 +116,7 @@ def _totp_accepted(credential, code):
 
 
 def _recovery_hash(salt, normalized):
-    return hashlib.sha256(f"{salt}:{normalized}".encode()).hexdigest()
+    return sha256(f"{salt}:{normalized}")
 
 
 def _recovery_code_used(user_id, code):

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from saas.core.columns import IDS_NEVER_REUSED, UTCDateTime
 from saas.core.time import utcnow
 from saas.extensions import db
+from saas.users.passwords import has_usable_password
 
 FREE_PLAN = "free"
 
@@ -68,6 +69,11 @@ class User(db.Model):
         sa.String(64), nullable=False, default=FREE_PLAN, server_default=FREE_PLAN
     )
     plan_past_due_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def has_password(self):
+        """False for an account made by a social login until its owner sets a password."""
+        return has_usable_password(self.hashed_password)
 
     def rotate_security_stamp(self):
         """Void every link mailed for the account so far (``saas.users.tokens``); the caller commits."""

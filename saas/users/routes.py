@@ -35,6 +35,7 @@ def get_me():
 @blp.arguments(UserUpdateSchema, required=False)
 @blp.response(200, UserSchema)
 @blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(409, response="CONFLICT")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 @blp.doc(requestBody={"content": {"application/json": {"schema": {"allOf": [UserUpdateSchema, PASSWORD_NEEDS_CURRENT]}}}})
 def update_me(changes):
@@ -42,9 +43,11 @@ def update_me(changes):
 
     A password change needs `current_password` (400 when wrong) and, with two-factor on, a
     `code` (401 when missing or wrong); it ends every other session of the user and revokes
-    their API keys; the session making the change stays open. Other fields cannot be changed
-    here (422). Only the fields sent change; an empty or absent body changes nothing. Wrong
-    current passwords are rate limited per user like failed logins.
+    their API keys; the session making the change stays open. An account without a password
+    (made by a social login, `has_password` false) gets a 409: it sets one with a password
+    reset. Other fields cannot be changed here (422). Only the fields sent change; an empty or
+    absent body changes nothing. Wrong current passwords are rate limited per user like failed
+    logins.
     """
     principal = current_principal()
     return update_profile(principal.user, changes, keep_session_id=principal.session_id)
@@ -59,7 +62,8 @@ def update_me(changes):
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def change_email(fields):
     """Change the account's email address: needs the current password (and, with two-factor on,
-    a `code`: 401 when missing or wrong).
+    a `code`: 401 when missing or wrong). An account without a password gets a 409: it sets one
+    with a password reset first.
 
     A link goes to the new address and a notice to the current one; the address changes, and
     counts as verified, when the link is posted to `POST /api/v1/auth/verify-email`. A new
@@ -78,7 +82,8 @@ def change_email(fields):
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def delete_me(fields):
     """Delete the account: needs the current password (and, with two-factor on, a `code`: 401 when
-    missing or wrong).
+    missing or wrong). An account without a password gets a 409: it sets one with a password
+    reset first.
 
     In one transaction: every session ends and every API key the user created is deleted, they
     leave every organization, their AI jobs and mail are deleted, and the account's row is

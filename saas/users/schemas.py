@@ -19,6 +19,12 @@ class UserSchema(ma.Schema):
     mfa_enabled = ma.fields.Boolean(
         required=True, metadata={"description": "Whether logging in needs a second factor (an authenticator app)."}
     )
+    has_password = ma.fields.Boolean(
+        required=True,
+        metadata={"description": "False for an account made by a social login until its owner sets a password "
+                  "(`POST /api/v1/auth/password-reset`); the actions that ask for `current_password` answer 409 "
+                  "until then."},
+    )
     created_at = ma.fields.AwareDateTime(required=True)
     updated_at = ma.fields.AwareDateTime(allow_none=True, required=True)
     plan = ma.fields.String(
@@ -83,6 +89,7 @@ class AccountExportSchema(ma.Schema):
     subscriptions = _section("The subscriptions of the user's personal organization.")
     usage = _section("Every AI call the user made, in any organization: tokens and model.")
     ai_jobs = _section("AI jobs with their prompts and results.")
+    identities = _section("The provider accounts (Google, GitHub...) linked for signing in: provider, address, when.")
     two_factor = ma.fields.Dict(
         required=True, metadata={"description": "Whether two-factor is on, since when, and recovery codes left (never a secret)."}
     )

@@ -15,7 +15,7 @@ from saas.mail.service import forget_mail_of, mail_of
 from saas.users import events
 from saas.users.models import User, deleted_address
 from saas.users import mfa
-from saas.users.passwords import check_current_password, check_password, hash_password
+from saas.users.passwords import check_current_password, check_password, hash_password, unusable_password
 
 
 class EmailTaken(Conflict):
@@ -44,11 +44,14 @@ class NotPromotable(Conflict):
 def create_user(email, password, full_name=None, *, superuser=False, verified=False):
     """Insert the user, with their personal organization (``user_creating``); ``user_registered``
     has billing create the Stripe customer and a verification message go out once this commits
-    (unless the address counts as ``verified`` already: an operator's, made from the command line)."""
-    check_password(password, email=email, full_name=full_name)
+    (unless the address counts as ``verified`` already: an operator's, made from the command line,
+    or one a social login's provider vouches for). ``password`` None: an account without a
+    password (a social login's), whose owner can set one with a password reset."""
+    if password is not None:
+        check_password(password, email=email, full_name=full_name)
     user = User(
-        email=email, hashed_password=hash_password(password), full_name=full_name, is_superuser=superuser,
-        email_verified=verified,
+        email=email, hashed_password=hash_password(password) if password is not None else unusable_password(),
+        full_name=full_name, is_superuser=superuser, email_verified=verified,
     )
     db.session.add(user)
     flush_unless_email_taken()

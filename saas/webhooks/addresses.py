@@ -11,6 +11,7 @@ import ipaddress
 from urllib.parse import urlsplit
 
 MAX_URL_LENGTH = 2048
+MAX_HOST_LENGTH, MAX_LABEL_LENGTH = 253, 63  # RFC 1035
 # IPv4 addresses inside IPv6 ones: NAT64 (RFC 6052) reaches them through a translator.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # Not globally reachable, though Python's ``is_global`` lets them through: carrier-grade NAT
@@ -34,7 +35,7 @@ def refusal(address, *, allow_loopback):
         return "a multicast address"
     if address.is_link_local:
         return "a link-local address (cloud metadata lives there)"
-    if address.is_unspecified or address.is_reserved or not address.is_global:
+    if address.is_unspecified or address.is_reserved or not address.is_global or getattr(address, "is_site_local", False):
         return "a private or reserved address"
     if any(address.version == network.version and address in network for network in _NOT_GLOBAL):
         return "a private or reserved address"
@@ -84,7 +85,11 @@ def check_url(url, *, allow_loopback):
     except ValueError:
         address = None
     if address is None:
-        labels = host.rstrip(".").split(".")
+        labels = (host[:-1] if host.endswith(".") else host).split(".")
+        # "a..b", "hooks.example.." or a label over 63 characters: not a DNS name (and one the
+        # TLS layer's IDNA codec refuses with an exception at delivery).
+        if len(host) > MAX_HOST_LENGTH or any(not label or len(label) > MAX_LABEL_LENGTH for label in labels):
+            raise RefusedUrl("Not a valid host name: empty labels, or labels over 63 characters.")
         if labels[-1].isdigit() or labels[-1].startswith("0x"):
             raise RefusedUrl("Not a valid host name or address.")  # 2130706433, 0x7f.1: an address in disguise
         if host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost"):

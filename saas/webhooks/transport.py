@@ -117,6 +117,8 @@ def post(url, body, headers, *, timeout, allow_loopback):
         raise
     except ssl.SSLCertVerificationError as error:
         raise NotDelivered(f"TLS certificate not accepted: {error.verify_message}") from None
+    except UnicodeError:  # a host name the IDNA codec refuses (stored before check_url refused it)
+        raise NotDelivered("not a valid host name") from None
     except (OSError, http.client.HTTPException) as error:
         if deadline.expired or isinstance(error, TimeoutError):
             raise NotDelivered(deadline.message()) from None
@@ -134,7 +136,8 @@ def _post(parts, body, headers, deadline, allow_loopback):
     for address in found:
         reason = refusal(address, allow_loopback=allow_loopback)
         if reason is not None:
-            raise NotDelivered(f"refused: {host} resolves to {reason} ({address})")
+            # Not the address itself: a customer must not learn what our internal names resolve to.
+            raise NotDelivered(f"refused: {host} resolves to {reason}")
     https = parts.scheme == "https"
     port = parts.port or (443 if https else 80)
     connection_class = _PinnedHTTPSConnection if https else _PinnedHTTPConnection

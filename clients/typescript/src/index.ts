@@ -41,7 +41,12 @@ export interface ApiClientOptions {
 }
 
 // Endpoints that take no access token, and whose 401 means wrong credentials, not an expired token.
-const TOKEN_ENDPOINTS = new Set(["/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"]);
+const TOKEN_ENDPOINTS = new Set([
+  "/api/v1/auth/register",
+  "/api/v1/auth/login",
+  "/api/v1/auth/refresh",
+  "/api/v1/auth/oauth/exchange",
+]);
 
 export function createApiClient({ baseUrl, tokens, onSessionEnded, fetch }: ApiClientOptions): ApiClient {
   const client = createClient<paths>({ baseUrl, fetch });

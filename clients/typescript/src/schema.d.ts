@@ -435,6 +435,116 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/oauth/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The providers this app offers for signing in (`OAUTH_PROVIDERS`), in order; empty when
+         *     social login is off. Send the browser to a provider's `authorize_url` to sign in with it.
+         */
+        get: operations["oauth_list_providers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/oauth/{provider}/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: "google" | "github" | "microsoft" | "oidc";
+            };
+            cookie?: never;
+        };
+        /**
+         * Begin signing in with a provider: a redirect to its sign-in page.
+         * @description Open it in the browser (a navigation): the answer sets the cookie that binds the sign-in to
+         *     this browser (HttpOnly, SameSite=Lax, Secure in production) and sends it to the provider with
+         *     a `state` (single-use, 10 minutes), PKCE (S256) and, for OpenID Connect, a `nonce`. With
+         *     `intent` (from `POST /api/v1/users/me/identities/{provider}`) it links the provider to that
+         *     account instead. A provider that is not configured is a 404; when the provider cannot be
+         *     used (its discovery document unreachable or wrong), or `intent` is invalid, the browser goes
+         *     to the front end's callback page with `?error=` instead.
+         */
+        get: operations["oauth_authorize"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/oauth/{provider}/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: "google" | "github" | "microsoft" | "oidc";
+            };
+            cookie?: never;
+        };
+        /**
+         * Where the provider sends the browser back: register
+         *     `<PUBLIC_API_URL>/api/v1/auth/oauth/{provider}/callback` at the provider, exactly.
+         * @description The state must be this browser's (its cookie), unused and under 10 minutes old; the code is
+         *     exchanged with its PKCE verifier and the ID token checked (signature from the provider's
+         *     keys, `iss`, `aud`, `exp`, `nonce`), or GitHub's API read. The account is found by the
+         *     provider identity, never by the address. The browser then goes to `FRONTEND_URL` +
+         *     `OAUTH_FRONTEND_CALLBACK_PATH` with `?code=<one-time code>` (post it to
+         *     `POST /api/v1/auth/oauth/exchange`), `?link_code=` for a link (post it to
+         *     `POST /api/v1/users/me/identities/confirm`), or `?error=` with one of:
+         *
+         *         - `access_denied`: The person declined at the provider.
+         *     - `invalid_state`: The sign-in was not begun in this browser, was used already or took over 10 minutes (or a link request expired or was used): start again.
+         *     - `provider_error`: The provider answered with an error, or with something that does not prove who signed in (logged on the server).
+         *     - `provider_unavailable`: The provider could not be reached, or failed: try again later.
+         *     - `email_not_verified`: The provider does not vouch for the address: no account was created.
+         *     - `account_exists`: An account has this address: log in to it and link the provider from its settings.
+         *     - `identity_in_use`: This provider account is linked to another account already (or, linking, to this one).
+         *     - `account_disabled`: The account is deactivated or deleted.
+         *     - `sso_required`: The address's organization requires its single sign-on.
+         */
+        get: operations["oauth_callback"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/oauth/exchange": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange the one-time `code` of a social login for what `POST /api/v1/auth/login` answers:
+         *     the token pair, or for an account with two-factor on `{mfa_required: true, mfa_token,
+         *     mfa_methods, expires_in}` (then `POST /api/v1/auth/mfa/verify`).
+         * @description The code works once, for 60 seconds, and only while the account's security is as it was (a
+         *     password change, deactivation or logout-all voids it); any bad, used or expired code is a 401.
+         */
+        post: operations["oauth_exchange"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/me": {
         parameters: {
             query?: never;
@@ -448,7 +558,8 @@ export interface paths {
         post?: never;
         /**
          * Delete the account: needs the current password (and, with two-factor on, a `code`: 401 when
-         *     missing or wrong).
+         *     missing or wrong). An account without a password gets a 409: it sets one with a password
+         *     reset first.
          * @description In one transaction: every session ends and every API key the user created is deleted, they
          *     leave every organization, their AI jobs and mail are deleted, and the account's row is
          *     anonymised (no email, name or password remain). Usage and billing records are kept, for
@@ -463,9 +574,11 @@ export interface paths {
          * Change `full_name`, or the password.
          * @description A password change needs `current_password` (400 when wrong) and, with two-factor on, a
          *     `code` (401 when missing or wrong); it ends every other session of the user and revokes
-         *     their API keys; the session making the change stays open. Other fields cannot be changed
-         *     here (422). Only the fields sent change; an empty or absent body changes nothing. Wrong
-         *     current passwords are rate limited per user like failed logins.
+         *     their API keys; the session making the change stays open. An account without a password
+         *     (made by a social login, `has_password` false) gets a 409: it sets one with a password
+         *     reset. Other fields cannot be changed here (422). Only the fields sent change; an empty or
+         *     absent body changes nothing. Wrong current passwords are rate limited per user like failed
+         *     logins.
          */
         patch: operations["users_update_me"];
         trace?: never;
@@ -481,7 +594,8 @@ export interface paths {
         put?: never;
         /**
          * Change the account's email address: needs the current password (and, with two-factor on,
-         *     a `code`: 401 when missing or wrong).
+         *     a `code`: 401 when missing or wrong). An account without a password gets a 409: it sets one
+         *     with a password reset first.
          * @description A link goes to the new address and a notice to the current one; the address changes, and
          *     counts as verified, when the link is posted to `POST /api/v1/auth/verify-email`. A new
          *     address that another account has is a 409 (checked again then). Rate limited per user.
@@ -1122,6 +1236,95 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/me/identities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The provider accounts linked to the current user for signing in, oldest first. */
+        get: operations["identities_list_identities"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/identities/{provider}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: "google" | "github" | "microsoft" | "oidc";
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin linking a provider to the current account: the `authorize_url` to open in this
+         *     browser (single-use, 10 minutes).
+         * @description The provider sends the browser back to the front end's callback page with `?link_code=`;
+         *     nothing is linked until `POST /api/v1/users/me/identities/confirm` posts it under a session
+         *     of this same account. A provider that is not configured is a 404.
+         */
+        post: operations["identities_start_link"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/identities/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Link the provider account of a `link_code` to the current account.
+         * @description Only a session of the account that asked for the link can: with any other session, or a bad,
+         *     used or expired code, nothing is linked (400). So a link URL that leaks, opened by someone who
+         *     signs in at the provider as themselves, attaches nothing. A provider account linked to an
+         *     account already is a 409. A notice is mailed to the account's address.
+         */
+        post: operations["identities_confirm_link"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/identities/{identity_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                identity_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Unlink a provider account: it no longer signs in to this one. 409 when it is the account's
+         *     last way to log in (no password and no other provider): set a password with
+         *     `POST /api/v1/auth/password-reset`, or link another provider, first. Another account's
+         *     identity is a 404. A notice is mailed.
+         */
+        delete: operations["identities_unlink"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/invitations/accept": {
         parameters: {
             query?: never;
@@ -1559,6 +1762,8 @@ export interface components {
             stripe_customer_id: string | null;
             /** @description Whether logging in needs a second factor (an authenticator app). */
             mfa_enabled: boolean;
+            /** @description False for an account made by a social login until its owner sets a password (`POST /api/v1/auth/password-reset`); the actions that ask for `current_password` answer 409 until then. */
+            has_password: boolean;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -1703,6 +1908,18 @@ export interface components {
             /** Format: password */
             password: string;
         };
+        Provider: {
+            /** @example github */
+            name: string;
+            /** @example GitHub */
+            display_name: string;
+            /** @description Send the browser here (a navigation, not a fetch) to sign in. */
+            authorize_url: string;
+        };
+        Exchange: {
+            /** @description The `code` the front-end callback page received; works once, for 60 seconds. */
+            code: string;
+        };
         UserUpdate: {
             full_name?: string | null;
             /**
@@ -1767,6 +1984,10 @@ export interface components {
             }[];
             /** @description AI jobs with their prompts and results. */
             ai_jobs: {
+                [key: string]: unknown;
+            }[];
+            /** @description The provider accounts (Google, GitHub...) linked for signing in: provider, address, when. */
+            identities: {
                 [key: string]: unknown;
             }[];
             /** @description Whether two-factor is on, since when, and recovery codes left (never a secret). */
@@ -2027,6 +2248,8 @@ export interface components {
             stripe_customer_id: string | null;
             /** @description Whether logging in needs a second factor (an authenticator app). */
             mfa_enabled: boolean;
+            /** @description False for an account made by a social login until its owner sets a password (`POST /api/v1/auth/password-reset`); the actions that ask for `current_password` answer 409 until then. */
+            has_password: boolean;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -2107,6 +2330,23 @@ export interface components {
             subscriptions: components["schemas"]["SubscriptionCount"][];
             /** @description Every organization's AI tokens this month (UTC). */
             ai_tokens: components["schemas"]["TokenStats"];
+        };
+        Identity: {
+            id: number;
+            /** @example github */
+            provider: string;
+            /** @description The address the provider gave at the last sign-in (shown only; accounts are never found by it). */
+            email: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        LinkStart: {
+            /** @description Send this browser here to sign in at the provider; works once, for 10 minutes. */
+            authorize_url: string;
+        };
+        LinkConfirm: {
+            /** @description The `link_code` the front-end callback page received. */
+            code: string;
         };
         InvitationToken: {
             /** @description The `token` of the invitation link. */
@@ -2894,6 +3134,113 @@ export interface operations {
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };
+    oauth_list_providers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Provider"][];
+                };
+            };
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    oauth_authorize: {
+        parameters: {
+            query?: {
+                /** @description A link intent, as in the `authorize_url` of `POST /api/v1/users/me/identities/{provider}`. */
+                intent?: string;
+            };
+            header?: never;
+            path: {
+                provider: "google" | "github" | "microsoft" | "oidc";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A redirect (`Location`): to the provider's sign-in page, or to the front end's `OAUTH_FRONTEND_CALLBACK_PATH` with `?code=`, `?link_code=` or `?error=`. */
+            302: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: components["responses"]["NOT_FOUND"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            429: components["responses"]["TOO_MANY_REQUESTS"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    oauth_callback: {
+        parameters: {
+            query?: {
+                code?: string;
+                state?: string;
+                error?: string;
+                error_description?: string;
+            };
+            header?: never;
+            path: {
+                provider: "google" | "github" | "microsoft" | "oidc";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A redirect (`Location`): to the provider's sign-in page, or to the front end's `OAUTH_FRONTEND_CALLBACK_PATH` with `?code=`, `?link_code=` or `?error=`. */
+            302: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: components["responses"]["NOT_FOUND"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            429: components["responses"]["TOO_MANY_REQUESTS"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    oauth_exchange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Exchange"];
+            };
+        };
+        responses: {
+            /** @description The token pair, or the second-factor step for an account with two-factor on. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Token"] | components["schemas"]["MfaRequired"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            429: components["responses"]["TOO_MANY_REQUESTS"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
     users_get_me: {
         parameters: {
             query?: never;
@@ -2968,6 +3315,7 @@ export interface operations {
             };
             400: components["responses"]["BAD_REQUEST"];
             401: components["responses"]["UNAUTHORIZED"];
+            409: components["responses"]["CONFLICT"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
             429: components["responses"]["TOO_MANY_REQUESTS"];
             default: components["responses"]["DEFAULT_ERROR"];
@@ -3943,6 +4291,106 @@ export interface operations {
             401: components["responses"]["UNAUTHORIZED"];
             403: components["responses"]["FORBIDDEN"];
             422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    identities_list_identities: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Identity"][];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    identities_start_link: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: "google" | "github" | "microsoft" | "oidc";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinkStart"];
+                };
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            404: components["responses"]["NOT_FOUND"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    identities_confirm_link: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LinkConfirm"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Identity"];
+                };
+            };
+            400: components["responses"]["BAD_REQUEST"];
+            401: components["responses"]["UNAUTHORIZED"];
+            409: components["responses"]["CONFLICT"];
+            422: components["responses"]["UNPROCESSABLE_ENTITY"];
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    identities_unlink: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                identity_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["UNAUTHORIZED"];
+            404: components["responses"]["NOT_FOUND"];
+            409: components["responses"]["CONFLICT"];
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };
