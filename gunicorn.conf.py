@@ -10,6 +10,7 @@ os.environ.setdefault(
 )
 
 import config as _config  # noqa: E402
+from gunicorn import glogging as _glogging  # noqa: E402
 from saas.core import logging as _logging  # noqa: E402
 from saas.web import server_errors as _server_errors  # noqa: E402
 
@@ -39,6 +40,23 @@ control_socket_disable = True
 
 # The app logs each request itself (structured); gunicorn's access log would duplicate it.
 accesslog = _settings.accesslog
+
+
+class _AccessLineOnDemand(_glogging.Logger):
+    """gunicorn's logger, which builds an access line only when GUNICORN_ACCESSLOG asks for one.
+    With a logging configuration (``logconfig_dict``, below) gunicorn's own builds one for every
+    request and the level drops it: a twentieth of ``GET /users/me``'s CPU (bench/RESULTS.md)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        self.access_lines = bool(cfg.accesslog)
+
+    def access(self, resp, req, environ, request_time):
+        if self.access_lines:
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = _AccessLineOnDemand
 errorlog = "-"
 loglevel = _settings.loglevel
 

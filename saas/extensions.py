@@ -1,13 +1,17 @@
 """Every extension instance, created once and bound to the app in ``create_app``."""
 import flask_limiter
-from flask import current_app
+import flask_sqlalchemy.session
+import sqlalchemy as sa
+from flask import current_app, g, has_app_context, request
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_sqlalchemy import SQLAlchemy
+from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from saas.web.api import EnvelopeApi
+from saas.web.ratelimit import CountingFixedWindow, counts_in_one_round_trip
 from saas.web.requests import principal_or_ip_key
 
 # Named constraints make migrations reproducible and droppable on every database.
@@ -41,9 +45,47 @@ class PerAppLimiter(flask_limiter.Limiter):
             return
         self._storage_dead = False
         super().init_app(app)
+        if type(self._limiter) is FixedWindowRateLimiter and counts_in_one_round_trip(self._storage):
+            self._limiter = CountingFixedWindow(self._storage)
+
+    def _check_request_limit(self, callable_name=None, in_middleware=True):
+        # Before a gated view, flask-limiter's hook finds nothing to count (the view's limits are
+        # its decorators'), and the gate counts them: skip the hook's lookups.
+        if in_middleware and hasattr(current_app.view_functions.get(request.endpoint), "auth_schemes"):
+            return
+        super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
 
 
-db = SQLAlchemy(model_class=Base)
+# Instances the gate built before its app context had an ORM session (saas.core.database.attached).
+WAITING_FOR_A_SESSION = "saas_waiting_for_a_session"
+
+
+def wait_for_a_session(instance):
+    """Leave ``instance`` (detached, with its identity) for the session its app context opens
+    next, if the context has none yet: True. False when a session is open, or outside a context.
+    Keyed by identity: a later read of the same row (a context that outlives its requests, in
+    tests and scripts) replaces an earlier one, as merging it would."""
+    if not has_app_context() or db.session.registry.has():
+        return False
+    g.setdefault(WAITING_FOR_A_SESSION, {})[sa.inspect(instance).key] = instance
+    return True
+
+
+class RequestSession(flask_sqlalchemy.session.Session):
+    """flask-sqlalchemy's session, which takes in, when its app context first opens it, the
+    instances the gate built there before then (``wait_for_a_session``: the caller and their
+    personal organization): they join it as if it had loaded them. A request that never opens
+    one (most reads) pays for neither. ``g`` lives exactly as long as the session's scope: the
+    app context."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if has_app_context():
+            for instance in g.pop(WAITING_FOR_A_SESSION, {}).values():
+                self.add(instance)
+
+
+db = SQLAlchemy(model_class=Base, session_options={"class_": RequestSession})
 jwt = JWTManager()
 cors = CORS()
 api = EnvelopeApi()

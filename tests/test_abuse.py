@@ -3,6 +3,8 @@
 Rate-limited apps are built per test with tiny limits; Redis (the limit storage) is flushed
 after every test by conftest.
 """
+import time
+
 import pytest
 
 from saas.extensions import db
@@ -266,6 +268,76 @@ def test_an_organizations_keys_share_the_organizations_budget(limited_app):
 
 
 # Redis down: the limiter fails open to per-process memory
+
+
+# One round trip to Redis for a gated request's limits (issue 28)
+
+
+def commands_sent(redis_client, action):
+    """The commands clients sent Redis while ``action()`` ran, by name, in order (the commands a
+    script runs inside Redis are not round trips, and are left out); and what ``action`` returned."""
+    with redis_client.monitor() as monitor:
+        result = action()
+        redis_client.echo("end of the action")
+        sent = []
+        for event in monitor.listen():
+            if event["command"].split()[0].upper() == "ECHO" and "end of the action" in event["command"]:
+                ours = event["client_port"]  # the ECHO's connection: this test's own
+                return [command for port, command in sent if port != ours], result
+            if event["client_type"] != "lua":
+                sent.append((event["client_port"], event["command"].split()[0].upper()))
+
+
+def test_a_gated_request_counts_all_its_limits_in_one_round_trip_to_redis(limited_app, redis_client):
+    # PATCH /users/me has two limits: the caller's default, and the password check's (read, and
+    # counted only after a wrong password); its headers describe one of them.
+    client = client_from(limited_app(RATELIMIT_DEFAULT="50 per minute", RATELIMIT_LOGIN_ACCOUNT="3 per minute"))
+    create_account(client)
+    access = client.post(LOGIN, json={"email": EMAIL, "password": PASSWORD}).get_json()["access_token"]
+    for request in (lambda: client.get(ME, headers=bearer(access)),
+                    lambda: client.patch(ME, json={"full_name": "Ada"}, headers=bearer(access))):
+        sent, response = commands_sent(redis_client, request)
+        assert response.status_code == 200
+        assert response.headers["X-RateLimit-Limit"] and response.headers["X-RateLimit-Remaining"]
+        assert sent == ["EVALSHA"]
+
+
+def test_a_gated_requests_limit_headers_describe_its_window_in_redis(limited_app, redis_client):
+    client = client_from(limited_app(RATELIMIT_DEFAULT="5 per minute"))
+    create_account(client)
+    access = client.post(LOGIN, json={"email": EMAIL, "password": PASSWORD}).get_json()["access_token"]
+    for remaining in (4, 3, 2):
+        started = time.time()
+        response = client.get(ME, headers=bearer(access))
+        (key,) = [key for key in redis_client.keys("LIMITS*") if b"/user:" in key]
+        assert response.headers["X-RateLimit-Limit"] == "5"
+        assert response.headers["X-RateLimit-Remaining"] == str(remaining) == str(5 - int(redis_client.get(key)))
+        expires = started + redis_client.ttl(key)
+        assert expires - 2 <= int(response.headers["X-RateLimit-Reset"]) <= expires + 2
+        assert 0 < int(response.headers["Retry-After"]) <= 60
+
+
+def test_a_wrong_current_password_is_counted_and_shown_in_the_headers(limited_app):
+    # The headers describe the limit of the shortest window: here the password check's, whose
+    # count goes up after the answer (a wrong password) and before the headers are written.
+    client = client_from(limited_app(RATELIMIT_LOGIN_ACCOUNT="3 per minute", RATELIMIT_DEFAULT="600 per hour"))
+    create_account(client)
+    access = client.post(LOGIN, json={"email": EMAIL, "password": PASSWORD}).get_json()["access_token"]
+    change = {"password": "a brand new passphrase", "current_password": "a wrong guess"}
+    shown = [client.patch(ME, json=change, headers=bearer(access)).headers["X-RateLimit-Remaining"] for _ in range(3)]
+    assert shown == ["2", "1", "0"]
+    assert_throttled(client.patch(ME, json=change, headers=bearer(access)))
+
+
+def test_a_gated_view_limits_in_memory_when_the_limit_storage_is_down(limited_app):
+    # The first limited request this app serves is a gated one: the gate finds the storage down.
+    access = client_from(limited_app(RATELIMIT_ENABLED="false"))
+    create_account(access)
+    token = access.post(LOGIN, json={"email": EMAIL, "password": PASSWORD}).get_json()["access_token"]
+    client = client_from(limited_app(RATELIMIT_STORAGE_URI=CLOSED_PORT_REDIS, RATELIMIT_DEFAULT="3 per minute"))
+    for _ in range(3):
+        assert client.get(ME, headers=bearer(token)).status_code == 200
+    assert_throttled(client.get(ME, headers=bearer(token)))
 
 
 def test_requests_are_served_when_the_limit_storage_is_down(limited_app):

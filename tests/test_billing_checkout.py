@@ -5,7 +5,7 @@ import pytest
 
 from saas.core.bulkhead import Bulkhead
 from tests.billing_support import customer_user, subscribe
-from tests.helpers import at_once, bearer
+from tests.helpers import at_once, bearer, sign_up
 
 CHECKOUT = "/api/v1/billing/create-checkout-session"
 PORTAL = "/api/v1/billing/customer-portal"
@@ -251,3 +251,15 @@ def test_concurrent_checkouts_open_one_session(app, tokens, fake_stripe, monkeyp
     )
     assert len({session["session_id"] for session in sessions}) == 1
     assert [s["status"] for s in fake_stripe.checkout_sessions.values()] == ["open"]
+
+
+def test_portal_creates_the_missing_customer_when_the_request_begins_with_no_session(app, redis_client, fake_stripe):
+    # As gunicorn serves it: every request in an app context of its own, so the gate reads the
+    # caller and their organization before the request has an ORM session.
+    client = app.test_client()
+    token = sign_up(client)
+
+    response = client.get(PORTAL, headers=bearer(token))
+
+    assert response.status_code == 200, response.get_json()
+    assert len(created_customers(fake_stripe)) == 1

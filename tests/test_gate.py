@@ -167,6 +167,24 @@ def test_a_statement_this_process_did_not_record_is_replaced(app_with):
     assert response.status_code == 200 and response.get_json()["email"] == "user@example.com"
 
 
+def test_the_drivers_own_cursor_answers_the_row_sqlalchemy_answers(app_with):
+    """``read_row`` runs a prepared lookup on the driver's cursor when all goes well: the row it
+    answers is the one SQLAlchemy's execution answers, conversions of the column types included
+    (UTCDateTime's aware datetimes)."""
+    from saas.auth.service import _USER_OF_OPEN_SESSION, _decode
+    from saas.core.database import _autocommit_engine, _execute, _read_on_the_driver
+    from saas.core.time import utcnow
+
+    client = app_with()
+    token = sign_up(client)
+    params = {"session_id": _decode(token, "access")["sid"], "now": utcnow()}
+    with _autocommit_engine().connect() as connection:
+        expected = dict(_execute(connection, _USER_OF_OPEN_SESSION, params).mappings().one())
+    answered = _read_on_the_driver(_autocommit_engine(), _USER_OF_OPEN_SESSION, params)
+    assert answered == expected and answered["created_at"].tzinfo is not None
+    assert _read_on_the_driver(_autocommit_engine(), _USER_OF_OPEN_SESSION, {**params, "session_id": "none"}) is None
+
+
 @pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.services), "sqlite"])
 def client_on_each_database(request):
     if request.param == "postgresql":
@@ -223,3 +241,26 @@ def test_an_id_past_every_id_is_a_404_after_the_401_on_both_databases(client_on_
         assert (acting.status_code, acting.get_json()["message"]) == (404, "No such organization.")
     assert client.get("/api/v1/usage", headers={**bearer(user), "X-Org-Id": f"000{team}"}).status_code == 200
     assert client.get("/api/v1/usage", headers={**bearer(user), "X-Org-Id": "12a"}).status_code == 422
+
+
+def test_the_callers_rows_wait_complete_for_a_session_a_read_never_opens(app):
+    """The gate reads the caller and their personal organization before the request has an ORM
+    session and opens none (``GET /users/me`` needs none): until a session is opened they are
+    detached, so every column and relationship must be loaded, or the first lazy load would be
+    a 500; the first session opened takes them in as its own, with no query."""
+    import sqlalchemy as sa
+
+    from saas.auth.service import user_of_access_token
+    from saas.extensions import db
+    from saas.users.models import User
+
+    token = sign_up(app.test_client())  # each request in an app context of its own, as served
+    with app.test_request_context(ME, headers=bearer(token)):
+        user, _, _ = user_of_access_token(token)
+        org = user.personal_org
+        assert not db.session.registry.has()
+        for instance in (user, org):
+            assert sa.inspect(instance).detached and sa.inspect(instance).unloaded == set()
+        assert org.personal_owner is user
+        assert db.session.get(User, user.id) is user
+        assert user in db.session and org in db.session

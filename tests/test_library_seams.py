@@ -1,4 +1,4 @@
-"""Issue 27, item 5: the two places where the app relies on a library's internals, each held by a
+"""Issue 27, item 5: the places where the app relies on a library's internals, each held by a
 test that fails loudly when an upgrade changes them (everything else uses public extension points:
 the operationIds come from an apispec plugin, the worker overrides RQ's ``main_work_horse``).
 
@@ -6,6 +6,11 @@ the operationIds come from an apispec plugin, the worker overrides RQ's ``main_w
   JSON ``content``; flask-smorest documents it with ``schema``, which means the "simple" style.
 - ``saas.extensions.PerAppLimiter`` resets flask-limiter's ``_storage_dead`` for each app it is bound
   to, so an app never inherits another app's "storage is down" verdict in one process.
+- ``saas.extensions.PerAppLimiter`` puts ``saas.web.ratelimit.CountingFixedWindow`` in flask-limiter's
+  ``_limiter`` (its strategy) when the storage is Redis, and the gate counts in one round trip
+  (``count_gate_limits``) from flask-limiter's request context and settings (``context``,
+  ``_fail_on_first_breach``, ``_key_prefix``...): every gated request with limits on reads them, so
+  a rename fails the rate-limit tests at once; the strategy is held here.
 - ``saas.worker`` replaces RQ's module-level ``rq.scheduler.run`` so the scheduler process exits
   quietly when Redis goes away: held by tests/test_self_repair.py, which requires every line the
   worker writes about Redis to be JSON.
@@ -13,6 +18,7 @@ the operationIds come from an apispec plugin, the worker overrides RQ's ``main_w
 import redis
 
 from saas.extensions import limiter
+from saas.web.ratelimit import CountingFixedWindow
 from tests.conftest import make_app
 from tests.helpers import sign_up
 
@@ -38,3 +44,10 @@ def test_an_app_does_not_inherit_another_apps_dead_rate_limit_storage(database, 
     with up.app_context():
         sign_up(up.test_client(), "up@example.com")
     assert redis.Redis.from_url(redis_url).keys("LIMITS*"), "the second app counted in memory, not in Redis"
+
+
+def test_the_limiter_counts_with_the_one_round_trip_strategy_on_redis(database, redis_url):
+    make_app(RATELIMIT_ENABLED="true", RATELIMIT_STORAGE_URI=redis_url)
+    assert isinstance(limiter.limiter, CountingFixedWindow), (
+        "flask-limiter no longer keeps its strategy in `_limiter`: update saas.extensions.PerAppLimiter"
+    )

@@ -5,8 +5,8 @@ import requests
 import sentry_sdk
 
 from tests.conftest import make_app
-from tests.helpers import PASSWORD
-from tests.servers import gunicorn
+from tests.helpers import PASSWORD, bearer, sign_up
+from tests.servers import gunicorn, process_output
 
 METRICS_TOKEN = "metrics-token-for-the-suite"
 
@@ -51,9 +51,14 @@ def test_metrics_count_requests_by_endpoint_and_status_and_show_queue_depth(data
     client.get("/health/live")
     client.get("/health/live")
     client.get("/api/v1/users/me")
+    client.get("/api/v1/users/me", headers=bearer(sign_up(client)))  # the same endpoint, another status
+    client.post("/api/v1/users/me")  # no route takes it
     body = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).get_data(as_text=True)
     assert 'saas_http_request_duration_seconds_count{endpoint="system.liveness",method="GET",status="200"} 2.0' in body
     assert 'saas_http_request_duration_seconds_count{endpoint="users.get_me",method="GET",status="401"} 1.0' in body
+    assert 'saas_http_request_duration_seconds_count{endpoint="users.get_me",method="GET",status="200"} 1.0' in body
+    assert 'saas_http_request_duration_seconds_count{endpoint="unmatched",method="POST",status="405"} 1.0' in body
+    assert 'saas_http_request_total{method="POST",status="405"} 1.0' in body
     assert "saas_http_request_duration_seconds_bucket" in body
     assert 'saas_rq_queue_depth{queue="default"} 0.0' in body
 
@@ -128,3 +133,14 @@ def test_sentry_is_off_without_dsn_and_on_with_one(database):
         assert sentry_sdk.get_client().options["include_local_variables"] is False
     finally:
         sentry_sdk.init(dsn=None)
+
+
+def test_gunicorns_access_line_is_written_only_when_asked_for(database):
+    # The app's own line is there either way; gunicorn's only with GUNICORN_ACCESSLOG.
+    for accesslog, written in ((None, False), ("-", True)):
+        with gunicorn(LOG_LEVEL="INFO", **({"GUNICORN_ACCESSLOG": accesslog} if accesslog else {})) as server:
+            assert requests.get(f"{server}/health/live", timeout=10).status_code == 200
+        lines = _json_lines(process_output(server.process))  # complete once gunicorn has stopped
+        assert any(line.get("logger") == "saas.request" and line["path"] == "/health/live" for line in lines)
+        access = [line for line in lines if line.get("logger") == "gunicorn.access"]
+        assert any('"GET /health/live HTTP/1.1" 200' in line["message"] for line in access) is written

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import make_transient_to_detached
 
-from saas.extensions import db
+from saas.extensions import db, wait_for_a_session
 
 
 _DEPTH, _AFTER_COMMIT = "saas.use_case_depth", "saas.after_commit"
@@ -161,6 +161,19 @@ class Prepared:
             self._statements[dialect.name] = (f"PREPARE {self.name} AS {compiled}", execute, compiled.params)
         return self._statements[dialect.name]
 
+    def driver_statement(self, dialect):
+        """What ``read_row`` needs to run the prepared statement on the driver's own cursor,
+        worked out once: ``(EXECUTE in psycopg2's paramstyle, [(parameter, its bind processor)],
+        [(column, its result processor)], the query's own bound values)``. The processors are the
+        types' own (UTCDateTime's), None where the driver's value is final."""
+        if f"{dialect.name}+driver" not in self._statements:
+            numbered = self.query.compile(dialect=type(dialect)(paramstyle="numeric_dollar"))
+            parameters = [(name, numbered.binds[name].type.bind_processor(dialect)) for name in numbered.positiontup]
+            execute = f"EXECUTE {self.name}({', '.join(f'%({name})s' for name, _ in parameters)})"
+            columns = [(column.name, column.type.result_processor(dialect, None)) for column in self.query.selected_columns]
+            self._statements[f"{dialect.name}+driver"] = (execute, parameters, columns, numbered.params)
+        return self._statements[f"{dialect.name}+driver"]
+
 
 # PostgreSQL's answers when a connection's prepared statement no longer fits: a migration changed
 # the type of a column it returns (0A000), or a pooler's reset (DISCARD ALL) dropped it (26000);
@@ -175,6 +188,11 @@ def read_row(query, params):
     Retried once on a connection the server had dropped: after a PostgreSQL restart every
     pooled connection is stale, and SQLAlchemy discards them all on the first failure.
     """
+    engine = _autocommit_engine()
+    if isinstance(query, Prepared) and engine.dialect.driver == "psycopg2" and current_app.config["DB_PREPARED_STATEMENTS"]:
+        row = _read_on_the_driver(engine, query, params)
+        if row is not _UNANSWERED:
+            return row
     for attempt in (1, 2):
         try:
             with _autocommit_engine().connect() as connection:
@@ -183,6 +201,44 @@ def read_row(query, params):
             if attempt == 2 or not error.connection_invalidated:
                 raise
     return None
+
+
+_UNANSWERED = object()
+
+
+def _read_on_the_driver(engine, query, params):
+    """A prepared lookup on the pooled connection's own psycopg2 cursor, without SQLAlchemy's
+    execution layer, which cost more CPU than the driver and PostgreSQL together on the gate's
+    path (bench/RESULTS.md): the statement, its parameters' and columns' conversions are worked
+    out once (``Prepared.driver_statement``). This is the path where all goes well: on any error
+    from the driver (a statement gone stale, a dropped connection, anything else) the connection is
+    invalidated if it was dropped, and ``_UNANSWERED`` hands the lookup to SQLAlchemy's path, with
+    its retries, its re-preparing and its errors."""
+    execute, parameters, columns, bound = query.driver_statement(engine.dialect)
+    values = {**bound, **params}
+    for name, process in parameters:
+        if process is not None:
+            values[name] = process(values[name])
+    connection = engine.raw_connection()
+    try:
+        prepared = connection.info.setdefault("prepared", set())
+        with connection.cursor() as cursor:
+            if query.name not in prepared:
+                cursor.execute(query.statements(engine.dialect)[0])
+                prepared.add(query.name)
+            cursor.execute(execute, values)
+            rows = cursor.fetchmany(2)
+    except engine.dialect.loaded_dbapi.Error as error:
+        if engine.dialect.is_disconnect(error, connection.dbapi_connection, None):
+            connection.invalidate(error)
+        return _UNANSWERED
+    finally:
+        connection.close()
+    if len(rows) > 1:
+        raise sa.exc.MultipleResultsFound("read_row: more than one row")
+    if not rows:
+        return None
+    return {name: value if process is None else process(value) for (name, process), value in zip(columns, rows[0])}
 
 
 def _execute(connection, query, params):
@@ -239,8 +295,17 @@ def loaded(cls, values):
 
 def attached(instance):
     """``instance``, built from a row read by ``read_row``, as the request session's own copy,
-    as if the session had loaded it (no query)."""
+    as if the session had loaded it (no query).
+
+    When the app context has no session yet (the gate's lookup comes first), the instance waits
+    and joins the session when one is opened (``saas.extensions.RequestSession``), before
+    anything can query or flush through it: a request that never opens one (``GET /users/me``)
+    pays for neither the session nor the attachment (bench/RESULTS.md). Until then it is
+    detached, so what the gate builds must be complete: every column and relationship loaded
+    (tests/test_gate.py)."""
     make_transient_to_detached(instance)
+    if wait_for_a_session(instance):
+        return instance
     if db.session.identity_map.get(sa.inspect(instance).key) is None:
         db.session.add(instance)  # the usual case: a new session per request
         return instance

@@ -110,13 +110,16 @@ def personal_org_join():
 
 
 def attach_personal_org(user, row):
-    """Give ``user`` (attached to the session) its personal organization from ``row`` (a query
-    with ``personal_org_columns``), as if loaded: ``user.personal_org`` then needs no query."""
+    """Give ``user`` (read by the gate) its personal organization from ``row`` (a query with
+    ``personal_org_columns``), as if loaded: ``user.personal_org`` and the organization's
+    ``personal_owner`` then need no query, nor a session (the request may not have one yet:
+    ``saas.core.database.attached``)."""
     if row["porg_id"] is not None:
         org = loaded(Organization, {column.name: row[f"porg_{column.name}"] for column in _PERSONAL.columns})
     else:
         org = ensure_personal_org(user)
     set_committed_value(user, "personal_org", org)
+    set_committed_value(org, "personal_owner", user)
     return org
 
 

@@ -47,12 +47,19 @@ class RequestMetrics:
         self.total = Counter(
             "saas_http_request_total", "Requests answered.", ["method", "status"], registry=self.registry,
         )
+        # The series of each label set, looked up once: ``labels()`` checks and locks on every call.
+        # Bounded as the labels are (the routes, the methods' fixed set, the statuses).
+        self._series = {}
 
     def observe(self, endpoint, method, status, seconds):
         """``endpoint``: the matched route's (or None); ``method`` as the client sent it."""
-        endpoint, method = endpoint or UNMATCHED_ENDPOINT, method_label(method)
-        self.duration.labels(endpoint, method, status).observe(seconds)
-        self.total.labels(method, status).inc()
+        labels = (endpoint or UNMATCHED_ENDPOINT, method_label(method), status)
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = (self.duration.labels(*labels), self.total.labels(*labels[1:]))
+        duration, total = series
+        duration.observe(seconds)
+        total.inc()
 
 
 class AppCollector:
