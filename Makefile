@@ -38,7 +38,7 @@ PYPI_SIMPLE := https://pypi.org/simple
 LOCK_TOOLS := build/lock-tools
 LOCK_ARGS ?=
 UV_COMPILE = $(LOCK_TOOLS)/bin/uv pip compile --no-config --index-url $(PYPI_SIMPLE) --generate-hashes \
-	--universal --python-version 3.11 --fork-strategy fewest --custom-compile-command 'make lock' \
+	--universal --python-version 3.11 --fork-strategy fewest --no-strip-extras --custom-compile-command 'make lock' \
 	--quiet $(LOCK_ARGS)
 
 # The machine's pip settings (extra indexes, constraints) stay out: only PyPI's files are locked.
