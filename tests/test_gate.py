@@ -256,7 +256,7 @@ def test_the_callers_rows_wait_complete_for_a_session_a_read_never_opens(app):
 
     token = sign_up(app.test_client())  # each request in an app context of its own, as served
     with app.test_request_context(ME, headers=bearer(token)):
-        user, _, _ = user_of_access_token(token)
+        user, *_ = user_of_access_token(token)
         org = user.personal_org
         assert not db.session.registry.has()
         for instance in (user, org):
