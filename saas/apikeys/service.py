@@ -10,7 +10,6 @@ Keys are capped (API_KEYS_MAX) twice over: per organization, so one team cannot 
 without end however many admins it has, and per creator across the organizations they belong
 to, so one account cannot either by making more teams.
 """
-import hashlib
 import hmac
 import re
 import secrets
@@ -22,6 +21,7 @@ from flask import current_app
 from saas.apikeys.models import ApiKey
 from saas.core.database import Prepared, atomic, fields_of, loaded, read_row, write
 from saas.core.errors import Conflict, NotFound, Unauthenticated
+from saas.core.secrets import sha256
 from saas.core.time import utcnow
 from saas.extensions import db
 from saas.orgs import audit
@@ -61,7 +61,7 @@ def looks_like_api_key(token):
 
 
 def _hash(raw_key):
-    return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
+    return sha256(raw_key)
 
 
 @atomic

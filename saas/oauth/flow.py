@@ -119,11 +119,16 @@ def redeem_code(kind, code, *, user_id=None):
     return db.session.execute(query.returning(*table.columns)).first()
 
 
+def may_log_in(user):
+    """Whether ``user`` (or None) may be signed in to by a provider: it exists, is active and not deleted."""
+    return user is not None and user.is_active and user.deleted_at is None
+
+
 def holder(row):
     """The account a code or a link's flow is for, if it is active and its security stamp is the
     one the row was issued under (a password change, deactivation, logout-all... void it); else None."""
     user = db.session.get(User, row.user_id) if row is not None and row.user_id is not None else None
-    if user is None or not user.is_active or user.deleted_at is not None or not stamp_unchanged(user, row.stamp):
+    if not may_log_in(user) or not stamp_unchanged(user, row.stamp):
         return None
     return user
 

@@ -199,10 +199,6 @@ def _linked(identity, *, for_update=False):
     return db.session.scalar(query.with_for_update() if for_update else query)
 
 
-def _may_log_in(user):
-    return user is not None and user.is_active and user.deleted_at is None
-
-
 def _check_login_allowed(email, user):
     """Other packages' rules about this login (``login_checking``: SSO required...)."""
     try:
@@ -217,7 +213,7 @@ def _login_code(identity, ip_address):
     linked = _linked(identity, for_update=True)
     if linked is not None:
         user = db.session.get(User, linked.user_id)
-        if not _may_log_in(user):
+        if not flow.may_log_in(user):
             raise FlowFailed(ACCOUNT_DISABLED)
         _check_login_allowed(user.email, user)
         linked.email, linked.last_login_at = identity.email or linked.email, utcnow()

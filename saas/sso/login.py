@@ -142,7 +142,7 @@ def _login_code(org_id, identity, ip_address):
     )
     if linked is not None:
         user = db.session.get(User, linked.user_id)
-        if not _may_log_in(user):
+        if not flow.may_log_in(user):
             raise SsoFailed(ACCOUNT_DISABLED)
         linked.email, linked.last_login_at = identity.email, utcnow()
     else:
@@ -150,10 +150,6 @@ def _login_code(org_id, identity, ip_address):
     current_actor.set(Actor(user.id, ip_address))
     _make_member(org_id, user, connection.default_role)
     return flow.issue_code(LOGIN, user, seconds=LOGIN_CODE_SECONDS, method=SSO_METHOD, sso_org_id=org_id)
-
-
-def _may_log_in(user):
-    return user is not None and user.is_active and user.deleted_at is None
 
 
 def _account_for(org_id, identity, ip_address):
@@ -167,7 +163,7 @@ def _account_for(org_id, identity, ip_address):
             raise SsoFailed(IDENTITY_IN_USE) from None
         current_actor.set(Actor(user.id, ip_address))
         audit.record(org_id, "sso.account_created", target=f"user:{user.id}", details={"email": user.email})
-    elif not _may_log_in(user):
+    elif not flow.may_log_in(user):
         raise SsoFailed(ACCOUNT_DISABLED)
     else:
         if not user.email_verified:
