@@ -51,3 +51,16 @@ def test_the_limiter_counts_with_the_one_round_trip_strategy_on_redis(database, 
     assert isinstance(limiter.limiter, CountingFixedWindow), (
         "flask-limiter no longer keeps its strategy in `_limiter`: update saas.extensions.PerAppLimiter"
     )
+
+
+def test_redis_replies_are_parsed_by_hiredis(database, redis_url):
+    """hiredis is in requirements.txt for speed alone: redis-py picks it up when installed, and
+    says nothing when it does not. The rate limits' client and the jobs' both parse with it."""
+    app = make_app(RATELIMIT_ENABLED="true", RATELIMIT_STORAGE_URI=redis_url)
+    clients = {"rate limits": limiter.limiter.storage.get_connection(), "jobs": app.extensions["redis"]}
+    for name, client in clients.items():
+        connection = client.connection_pool.get_connection()
+        try:
+            assert type(connection._parser).__name__ == "_HiredisParser", f"{name}: {type(connection._parser)}"
+        finally:
+            client.connection_pool.release(connection)
