@@ -19,7 +19,7 @@ from saas.core.database import enforce_sqlite_foreign_keys
 from saas.core.queue import set_inline_runner
 from saas.core.redis import init_redis
 from saas.core.sentry import init_sentry
-from saas.extensions import api, cors, db, jwt, limiter
+from saas.extensions import api, db, jwt, limiter
 from saas.mail import init_mail
 from saas.mail.cli import mail_cli
 from saas.usage import cli as usage_cli  # noqa: F401  (adds `flask billing report-usage`)
@@ -29,6 +29,7 @@ from saas.orgs import accounts as org_accounts, invitations as org_invitations, 
 from saas.users import addresses, recovery
 from saas.users.cli import users_cli
 from saas.webhooks import events as webhook_events, outbox as webhook_outbox, service as webhook_service
+from saas.web.cors import init_cors
 from saas.web.blueprint import OrgAccess, register_authenticators, register_org_access
 from saas.web.docs import blp as docs_assets_blp, docs_page_policies
 from saas.web.errors import register_error_handlers
@@ -72,6 +73,7 @@ def create_app(config=None):
         metrics=metrics,
         production=app.config["APP_ENV"] == "production",
         page_policies=docs_page_policies(app.config),
+        cors_headers=app.extensions["cors_headers_without_origin"],
     )
     if app.config["PROXY_FIX_HOPS"]:
         hops = app.config["PROXY_FIX_HOPS"]
@@ -87,12 +89,7 @@ def _init_extensions(app, config):
     if os.environ.get("FLASK_RUN_FROM_CLI") == "true":  # set by Flask's CLI for every `flask` command
         init_migrations(app)
     jwt.init_app(app)
-    cors.init_app(
-        app,
-        resources={r"/*": {"origins": app.config["ALLOWED_ORIGINS"]}},
-        supports_credentials=False,
-        expose_headers=["X-Request-ID", "Retry-After", "X-Pagination"],  # X-Pagination: paginated lists
-    )
+    app.extensions["cors_headers_without_origin"] = init_cors(app)
     limiter.init_app(app)
     init_redis(app)
     set_inline_runner(app, run_after_response)

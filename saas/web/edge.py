@@ -1,5 +1,6 @@
 """The WSGI layer around Flask: request id, security headers, one JSON log line and the metrics
-of every request, whoever answered it (a view, an error handler, Flask's own 404).
+of every request, whoever answered it (a view, an error handler, Flask's own 404); and the CORS
+headers of the requests that carry no ``Origin`` (saas/web/cors.py).
 
 One plain WSGI middleware instead of four ``after_request`` hooks: it works on the raw header
 list and costs a few microseconds a request, where the hooks and werkzeug's header objects cost
@@ -17,6 +18,8 @@ from flask.sessions import SessionInterface
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from saas.core.actor import current_actor
+from saas.core.logging import JsonLine
+from saas.web.cors import asks_flask_cors
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_KEY = "HTTP_X_REQUEST_ID"
@@ -55,6 +58,10 @@ class RequestIdFilter(logging.Filter):
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
         return True
+
+
+# The line per request: written as the JSON handler would, without a LogRecord (saas.core.logging).
+request_line = JsonLine(log, "request", filter_types=(RequestIdFilter,))
 
 
 class ApiRequest(flask.Request):
@@ -116,10 +123,12 @@ class NoCookieSessions(SessionInterface):
 
 
 class Edge:
-    def __init__(self, app, *, metrics, production, page_policies):
+    def __init__(self, app, *, metrics, production, page_policies, cors_headers=()):
         """``page_policies``: ``{path: Content-Security-Policy}`` for the pages (the docs) that
-        need another policy than the API's deny-all one."""
+        need another policy than the API's deny-all one. ``cors_headers``: what flask-cors adds
+        to the requests it leaves to the edge (``saas.web.cors``)."""
         self.app = app
+        self.cors_headers = list(cors_headers)
         self.metrics = metrics
         self.production = production
         self.page_policies = {path: ("Content-Security-Policy", policy) for path, policy in page_policies.items()}
@@ -131,11 +140,14 @@ class Edge:
         current_actor.set(None)  # the gate names this request's caller; never the previous one's
         path = environ.get("PATH_INFO", "")
         answer = {}
+        cors_headers = () if asks_flask_cors(environ) else self.cors_headers
 
         def start_with_headers(status, headers, exc_info=None):
             answer["status"] = status
             present = {name.lower() for name, _ in headers}
             answer["sized"] = "content-length" in present
+            if cors_headers and "access-control-allow-origin" not in present:
+                headers.extend(cors_headers)
             headers.append((REQUEST_ID_HEADER, request_id))
             headers.extend(header for header in SECURITY_HEADERS if header[0].lower() not in present)
             if "content-security-policy" not in present:
@@ -162,17 +174,15 @@ class Edge:
         method = environ.get("REQUEST_METHOD", "")
         self.metrics.observe(environ.get(ENDPOINT_KEY), method, status, seconds)
         if log.isEnabledFor(logging.INFO):
-            log.info(
-                "request",
-                extra={
-                    "method": method,
-                    "path": environ.get("PATH_INFO", ""),
-                    "status": int(status),
-                    "duration_ms": round(seconds * 1000, 2),
-                    "user_id": environ.get(USER_ID_KEY),
-                    "remote_addr": environ.get("REMOTE_ADDR"),
-                },
-            )
+            request_line.write({
+                "method": method,
+                "path": environ.get("PATH_INFO", ""),
+                "status": int(status),
+                "duration_ms": round(seconds * 1000, 2),
+                "user_id": environ.get(USER_ID_KEY),
+                "remote_addr": environ.get("REMOTE_ADDR"),
+                "request_id": request_id_var.get(),  # what RequestIdFilter would add
+            })
         try:
             request_id_var.reset(token)
         except ValueError:  # closed from another context than the one that served it
