@@ -1,7 +1,6 @@
 """saas: a production Flask backend for AI SaaS products."""
 import os
 
-from flask import Flask
 from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -35,6 +34,7 @@ from saas.web.docs import blp as docs_assets_blp, docs_page_policies
 from saas.web.errors import register_error_handlers
 from saas.web.json import JSONProvider
 from saas.web.logging import init_logging
+from saas.web.flask_app import ApiFlask
 from saas.web.edge import ApiRequest, Edge, NoCookieSessions, run_after_response
 from saas.web.metrics import init_metrics
 
@@ -51,7 +51,7 @@ def create_app(config=None):
     config.validate()
 
     # Templates: Swagger UI's page, in place of flask-smorest's (see saas/web/docs.py).
-    app = Flask(__name__, template_folder="web/templates")
+    app = ApiFlask(__name__, template_folder="web/templates")
     app.request_class = ApiRequest
     app.session_interface = NoCookieSessions()
     app.config.update(config.flask_config())

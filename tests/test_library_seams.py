@@ -15,6 +15,7 @@ the operationIds come from an apispec plugin, the worker overrides RQ's ``main_w
   quietly when Redis goes away: held by tests/test_self_repair.py, which requires every line the
   worker writes about Redis to be JSON.
 """
+import pytest
 import redis
 
 from saas.extensions import limiter
@@ -64,3 +65,35 @@ def test_redis_replies_are_parsed_by_hiredis(database, redis_url):
             assert type(connection._parser).__name__ == "_HiredisParser", f"{name}: {type(connection._parser)}"
         finally:
             client.connection_pool.release(connection)
+
+
+def test_ensure_sync_answers_as_flask_does():
+    """``saas.web.flask_app.ApiFlask.ensure_sync`` answers plain functions itself; for every kind
+    of callable its answer must be Flask's."""
+    import functools
+
+    from flask import Flask
+
+    from saas.web.flask_app import ApiFlask
+
+    def plain():
+        return "plain"
+
+    async def coroutine():
+        return "coroutine"
+
+    def marked():
+        return "marked"
+
+    marked._is_coroutine_marker = object()  # as inspect.markcoroutinefunction marks it (3.12+)
+    app = ApiFlask(__name__)
+    for func in (plain, coroutine, functools.partial(coroutine), functools.partial(plain), marked, print):
+        try:
+            theirs = Flask.ensure_sync(app, func)
+        except RuntimeError as error:  # Flask without its async extra
+            with pytest.raises(RuntimeError, match=str(error)[:20]):
+                app.ensure_sync(func)
+            continue
+        ours = app.ensure_sync(func)
+        assert (ours is func) == (theirs is func), func
+    assert app.ensure_sync(plain) is plain

@@ -124,7 +124,10 @@ def _autocommit_engine():
             # No pre-ping here (a round trip per lookup): ``read_row`` retries a dropped connection.
             # Same pool size as the session's (DB_POOL_SIZE, one per request thread): a smaller
             # pool would open and close a connection per request under load.
-            options = {**current_app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": False}
+            # No rollback when a connection goes back to the pool either: in autocommit no
+            # transaction is ever open, and the driver's rollback would do nothing but cost.
+            options = {**current_app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": False,
+                       "pool_reset_on_return": None}
             engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", **options)
         current_app.extensions["autocommit_engine"] = engine
     return engine
