@@ -11,7 +11,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from saas.web.api import EnvelopeApi
-from saas.web.ratelimit import CountingFixedWindow, counts_in_one_round_trip
+from saas.web.ratelimit import CountingFixedWindow, counts_in_one_round_trip, rate_limit_headers
 from saas.web.requests import principal_or_ip_key
 
 # Named constraints make migrations reproducible and droppable on every database.
@@ -47,6 +47,11 @@ class PerAppLimiter(flask_limiter.Limiter):
         super().init_app(app)
         if type(self._limiter) is FixedWindowRateLimiter and counts_in_one_round_trip(self._storage):
             self._limiter = CountingFixedWindow(self._storage)
+        hooks = app.after_request_funcs.setdefault(None, [])
+        found = [index for index, hook in enumerate(hooks)
+                 if getattr(hook, "func", None) is flask_limiter.Limiter._Limiter__inject_headers]
+        if found:  # bound once per app (flask-limiter's own rule); not found: a seam test fails
+            hooks[found[0]] = rate_limit_headers(self, hooks[found[0]])
 
     def _check_request_limit(self, callable_name=None, in_middleware=True):
         # Before a gated view, flask-limiter's hook finds nothing to count (the view's limits are

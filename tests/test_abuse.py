@@ -6,6 +6,7 @@ after every test by conftest.
 import time
 
 import pytest
+from flask import request
 
 from saas.extensions import db
 from tests.conftest import make_app
@@ -315,6 +316,48 @@ def test_a_gated_requests_limit_headers_describe_its_window_in_redis(limited_app
         expires = started + redis_client.ttl(key)
         assert expires - 2 <= int(response.headers["X-RateLimit-Reset"]) <= expires + 2
         assert 0 < int(response.headers["Retry-After"]) <= 60
+
+
+COUNTED_KEY = "saas.rate_limit_counted"
+RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After")
+
+
+def test_a_gated_requests_limit_headers_are_the_ones_flask_limiter_writes(limited_app):
+    """saas.web.ratelimit.rate_limit_headers writes them itself where it can: each response is
+    compared with what flask-limiter's own hook writes for the same request, at the same moment.
+    The cases: a 200, a 401 from the gate, a 404 from the view, the 429 past the limit, a
+    conditional deduction's view (PATCH /users/me: the hook's), a response of a view without the
+    gate (login) and one that has its own Retry-After."""
+    app = limited_app(RATELIMIT_DEFAULT="4 per minute", RATELIMIT_LOGIN_ACCOUNT="3 per minute")
+    [hook] = [hook for hook in app.after_request_funcs[None] if hasattr(hook, "flask_limiter_hook")]
+    compared, written_by_us = [], []
+
+    @app.after_request
+    def compare(response):  # runs before the hooks registered earlier: it sees the response they get
+        ours, theirs = app.response_class(), app.response_class()
+        ours.headers = response.headers.copy()
+        hook(ours)
+        hook.flask_limiter_hook(theirs)
+        assert [(name, ours.headers.get(name)) for name in RATE_LIMIT_HEADERS] == \
+            [(name, theirs.headers.get(name)) for name in RATE_LIMIT_HEADERS]
+        compared.append(response.status_code)
+        written_by_us.append(request.environ.get(COUNTED_KEY) is not None)
+        return response
+
+    client = client_from(app)
+    create_account(client)
+    access = client.post(LOGIN, json={"email": EMAIL, "password": PASSWORD}).get_json()["access_token"]
+    assert client.get(ME, headers=bearer(access)).status_code == 200
+    assert client.get(ME, headers=bearer("not-a-token")).status_code == 401
+    assert client.get("/api/v1/orgs/999999", headers=bearer(access)).status_code == 404
+    assert client.patch(ME, json={"full_name": "Ada"}, headers=bearer(access)).status_code == 200
+    while (response := client.get(ME, headers=bearer(access))).status_code != 429:
+        pass
+    assert response.headers["X-RateLimit-Remaining"] == "0"
+    # register, login, the four above, then GET /users/me until the 429; the gate counted every
+    # gated one, and only PATCH's (a conditional deduction) was left to flask-limiter's hook
+    assert compared[:6] == [201, 200, 200, 401, 404, 200] and compared[-1] == 429
+    assert written_by_us[:6] == [False, False, True, True, True, False] and all(written_by_us[6:])
 
 
 def test_a_wrong_current_password_is_counted_and_shown_in_the_headers(limited_app):

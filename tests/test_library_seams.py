@@ -11,6 +11,13 @@ the operationIds come from an apispec plugin, the worker overrides RQ's ``main_w
   (``count_gate_limits``) from flask-limiter's request context and settings (``context``,
   ``_fail_on_first_breach``, ``_key_prefix``...): every gated request with limits on reads them, so
   a rename fails the rate-limit tests at once; the strategy is held here.
+- ``saas.extensions.PerAppLimiter`` wraps flask-limiter's after-request hook (the name-mangled
+  ``Limiter.__inject_headers``, found in ``after_request_funcs``) with
+  ``saas.web.ratelimit.rate_limit_headers``, which reads ``_header_mapping``, ``_headers_enabled``
+  and ``_retry_after``; tests/test_abuse.py compares their headers.
+- ``saas.web.cors.init_cors`` wraps flask-cors's after-request function (``cors_after_request``)
+  and raises at start-up when it is not found; tests/test_cors.py compares the headers.
+- ``saas.web.flask_app.ApiFlask.ensure_sync`` answers plain functions itself (held below).
 - ``saas.worker`` replaces RQ's module-level ``rq.scheduler.run`` so the scheduler process exits
   quietly when Redis goes away: held by tests/test_self_repair.py, which requires every line the
   worker writes about Redis to be JSON.
@@ -97,3 +104,11 @@ def test_ensure_sync_answers_as_flask_does():
         ours = app.ensure_sync(func)
         assert (ours is func) == (theirs is func), func
     assert app.ensure_sync(plain) is plain
+
+
+def test_flask_limiters_header_hook_is_found_and_wrapped(database, redis_url):
+    app = make_app(RATELIMIT_ENABLED="true", RATELIMIT_STORAGE_URI=redis_url)
+    wrapped = [hook for hook in app.after_request_funcs[None] if hasattr(hook, "flask_limiter_hook")]
+    assert len(wrapped) == 1, (
+        "flask-limiter's Limiter.__inject_headers is no longer in after_request_funcs: update saas.extensions.PerAppLimiter"
+    )

@@ -13,7 +13,8 @@ order, the same stop at the first breach):
 - ``count_gate_limits``, called by the gate (``saas.web.blueprint``): the caller's default limit
   and the view's own limits counted together in one script. The results go into flask-limiter's
   request context, so its after-request hook writes the headers and makes the conditional
-  deductions (a failed password check) as it always has.
+  deductions (a failed password check) as it always has; where there are none to make,
+  ``rate_limit_headers`` writes the same headers without the hook's four lookups of that context.
 
 Whatever this path does not cover is left to flask-limiter's own: a storage that is down (its
 in-process fallback, and its checks for the storage coming back), Redis Cluster (one script
@@ -23,12 +24,15 @@ import time
 
 from flask import current_app, has_request_context, request
 from flask_limiter import RequestLimit
+from flask_limiter.constants import HeaderNames
 from flask_limiter.errors import RateLimitExceeded
+from werkzeug.http import http_date
 from limits import WindowStats
 from limits.storage import RedisClusterStorage, RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 
 _WINDOWS_KEY = "saas.rate_limit_windows"
+_COUNTED_KEY = "saas.rate_limit_counted"  # the limit the headers describe, for rate_limit_headers
 
 # KEYS: the counters, in the order flask-limiter evaluates them. ARGV[1]: "1" to stop at the first
 # breach (RATELIMIT_FAIL_ON_FIRST_BREACH); then, per counter: "1" to count the request (INCRBY,
@@ -157,6 +161,8 @@ def count_gate_limits(limiter, limits):
         explicit = [request_limit for request_limit in view_limits if not request_limit.shared]
         context.view_rate_limit = explicit[0] if explicit else view_limits[0]
     context.view_rate_limits = view_limits
+    if not context.conditional_deductions:
+        request.environ[_COUNTED_KEY] = context.view_rate_limit
     if breached is not None:
         limit, request_limit = breached
         limiter.logger.info("ratelimit %s (%s) exceeded at endpoint: %s", limit.limit, request_limit.request_args[-2],
@@ -177,3 +183,33 @@ def _runtime_limits(limits):
             runtime = cache[(id(limit), value)] = tuple(limit)
         found.extend(runtime)
     return found
+
+
+def rate_limit_headers(limiter, flask_limiter_hook):
+    """flask-limiter's after-request hook (``flask_limiter_hook``, which writes the X-RateLimit
+    headers and makes the conditional deductions), answering itself for a request whose limits
+    ``count_gate_limits`` counted with none to make: the same headers from the same limit, without
+    the hook's lookups of flask-limiter's request context (bench/RESULTS.md). Anything else (a
+    response that already has ``Retry-After``, headers turned off, a limit flask-limiter chose
+    since) is the hook's. tests/test_rate_limits.py compares the two."""
+
+    def write_rate_limit_headers(response):
+        counted = request.environ.get(_COUNTED_KEY)
+        if (counted is None or not (limiter.enabled and limiter._headers_enabled and limiter._header_mapping)
+                or "Retry-After" in response.headers or limiter.context.view_rate_limit is not counted):
+            return flask_limiter_hook(response)
+        try:
+            reset_at, remaining = counted.reset_at, counted.remaining
+        except Exception:  # the window could not be read: the hook's own handling
+            return flask_limiter_hook(response)
+        names = limiter._header_mapping
+        response.headers.add(names[HeaderNames.LIMIT], str(counted.limit.amount))
+        response.headers.add(names[HeaderNames.REMAINING], str(remaining))
+        response.headers.add(names[HeaderNames.RESET], str(reset_at))
+        response.headers.set(names[HeaderNames.RETRY_AFTER], str(
+            http_date(reset_at) if limiter._retry_after == "http-date" else int(reset_at - time.time())
+        ))
+        return response
+
+    write_rate_limit_headers.flask_limiter_hook = flask_limiter_hook
+    return write_rate_limit_headers
