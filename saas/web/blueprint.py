@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import flask_smorest
+import marshmallow as ma
 from flask import current_app, g, request
 
 from saas.core.actor import Actor, current_actor
@@ -31,6 +32,7 @@ from saas.core.ids import MAX_ID
 from saas.core.permissions import Permission
 from saas.extensions import limiter
 from saas.web.api import SESSION, SecurityScheme
+from saas.web.dump import fast_dump
 from saas.web.edge import USER_ID_KEY
 from saas.web.json import ArgumentsParser
 from saas.web.ratelimit import count_gate_limits
@@ -185,6 +187,17 @@ class ApiBlueprint(flask_smorest.Blueprint):
     def __init__(self, *args, requires_verified_email=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.requires_verified_email = requires_verified_email
+
+    def response(self, status_code, schema=None, **kwargs):
+        """flask-smorest's ``response``, whose schema dumps the view's answer with ``fast_dump``
+        (saas.web.dump) where it can."""
+        if isinstance(schema, type) and issubclass(schema, ma.Schema):
+            schema = schema()  # what flask-smorest would make of it
+        if isinstance(schema, ma.Schema) and "dump" not in vars(schema):
+            dump = fast_dump(schema)
+            if dump is not None:
+                schema.dump = dump
+        return super().response(status_code, schema, **kwargs)
 
     def auth(self, *schemes, limits=(), org=None, permission=None, superuser=False, verified_email=False,
              policy_exempt=None):
