@@ -260,23 +260,24 @@ class ApiBlueprint(flask_smorest.Blueprint):
             def gated(*args, **kwargs):
                 # ``g`` outlives the request where an app context was pushed around it (scripts,
                 # tests): nothing an earlier request found may speak for this one.
+                context_globals = g._get_current_object()  # (each use of the proxy looks it up)
                 for name in ("principal", "authentication_failure", "organization_refusal"):
-                    g.pop(name, None)
+                    context_globals.pop(name, None)
                 try:
-                    g.principal = identify_caller(schemes)
-                    request.environ[USER_ID_KEY] = str(g.principal.user_id)
-                    current_actor.set(Actor(g.principal.user_id, client_ip()))
+                    principal = context_globals.principal = identify_caller(schemes)
+                    request.environ[USER_ID_KEY] = str(principal.user_id)
+                    current_actor.set(Actor(principal.user_id, client_ip()))
                 except Unauthenticated as failure:
                     # Counted against the address's limit before it is answered.
-                    g.authentication_failure = failure
+                    context_globals.authentication_failure = failure
                 else:
                     if org is not None:
                         # Found before the limits count, for limits kept per organization;
                         # answered after, in turn.
                         try:
-                            g.principal = _with_org(g.principal, org, permission, policy_exempt)
+                            context_globals.principal = _with_org(principal, org, permission, policy_exempt)
                         except DomainError as refusal:
-                            g.organization_refusal = refusal
+                            context_globals.organization_refusal = refusal
                 if not current_app.config["RATELIMIT_ENABLED"] or count_gate_limits(limiter, gate_limits):
                     return admitted(*args, **kwargs)
                 return limited(*args, **kwargs)  # flask-limiter counts them (its storage is down...)
