@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTEST_ARGS ?= -q
 SERVICES_DIR ?= $(or $(SAAS_SERVICES_DIR),/tmp/saas-test-services)
 
-.PHONY: venv dev-deps lock audit k8s-tools client-tools client browser run serve worker image test test-image test-fast docs docs-serve check-docs lint-docker bench bench-scale k8s clean
+.PHONY: bench-instructions venv dev-deps lock audit k8s-tools client-tools client browser run serve worker image test test-image test-fast docs docs-serve check-docs lint-docker bench bench-scale k8s clean
 
 venv: $(VENV)/.installed-runtime
 
@@ -193,6 +193,13 @@ lint-docker: dev-deps
 
 bench: venv
 	$(VENV)/bin/python bench/run.py
+
+# Instructions per /users/me, saas against the lean floor, counted by valgrind (bench/instructions.py).
+bench-instructions: venv
+	@command -v valgrind >/dev/null || { [ "$$(id -u)" -eq 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
+	$(VENV)/bin/python bench/instructions.py
 
 # Three instances behind nginx, two workers: the scale-out guarantees (bench/SCALE.md). Not in make test.
 bench-scale: venv
