@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sys
+import time
 
 import pytest
 
@@ -157,3 +158,14 @@ def test_with_the_json_handler_alone_no_record_is_made(stdout, monkeypatch):
     assert made == [] and len(lines(stdout)) == 1
     request_log.info("request", extra={"status": 200})
     assert made == [1]  # (the count sees records that are made)
+
+
+def test_a_formatter_that_keeps_utc_times_formats_it(stdout, monkeypatch):
+    """``logging.Formatter.converter = time.gmtime`` is how a program logs in UTC."""
+    json_handler_alone()
+    monkeypatch.setattr(logging.Formatter, "converter", time.gmtime)
+    made = []
+    make_record = logging.Logger.makeRecord
+    monkeypatch.setattr(logging.Logger, "makeRecord", lambda *args, **kwargs: made.append(1) or make_record(*args, **kwargs))
+    write()
+    assert made == [1] and len(lines(stdout)) == 1

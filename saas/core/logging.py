@@ -51,7 +51,7 @@ class JsonLine:
     and its ancestors have no other handler and no filter, nothing patched the logging module's
     dispatch (an error tracker's integration does), and the handler's filters are those of
     ``filter_types``, whose fields the caller passes; otherwise the record is made and logged
-    (tests/test_logging.py compares both).
+    (tests/test_request_log.py compares both).
     """
 
     def __init__(self, logger, message, filter_types=()):
@@ -96,6 +96,11 @@ class JsonLine:
             return None
         formatter, filters = handler.configured
         if handler.formatter is not formatter or handler.filters != filters:
+            return None
+        # formatTime's text as ``write`` makes it (the converter and formats are class
+        # attributes of logging.Formatter that a program may change: UTC logs set converter).
+        if (formatter.converter is not time.localtime or formatter.datefmt is not None
+                or formatter.default_time_format != "%Y-%m-%d %H:%M:%S" or formatter.default_msec_format != "%s,%03d"):
             return None
         if not all(isinstance(log_filter, self.filter_types) for log_filter in filters):
             return None
