@@ -48,9 +48,10 @@ class JsonLine:
     For the edge's line per request: the record, its filters, the handler's lookups and the
     formatter's generic work cost more than the rest of the line (bench/RESULTS.md). It is taken
     only while the record would go to the ``JsonLinesHandler`` alone, as configured: the logger
-    and its ancestors have no other handler and no filter, nothing patched the logging module's
-    dispatch (an error tracker's integration does), and the handler's filters are those of
-    ``filter_types``, whose fields the caller passes; otherwise the record is made and logged
+    has no filter, neither it nor its ancestors another handler, nothing patched the logging
+    module's dispatch (an error tracker's integration does), the handler's formatter and time
+    format are unchanged and its filters are those of ``filter_types``, whose fields the caller
+    passes; otherwise the record is made and logged
     (tests/test_request_log.py compares both).
     """
 

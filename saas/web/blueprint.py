@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import flask_smorest
+from flask_smorest.utils import resolve_schema_instance
 import marshmallow as ma
 from flask import current_app, g, request
 
@@ -191,8 +192,7 @@ class ApiBlueprint(flask_smorest.Blueprint):
     def response(self, status_code, schema=None, **kwargs):
         """flask-smorest's ``response``, whose schema dumps the view's answer with ``fast_dump``
         (saas.web.dump) where it can."""
-        if isinstance(schema, type) and issubclass(schema, ma.Schema):
-            schema = schema()  # what flask-smorest would make of it
+        schema = resolve_schema_instance(schema)  # as flask-smorest's own would
         if isinstance(schema, ma.Schema) and "dump" not in vars(schema):
             dump = fast_dump(schema)
             if dump is not None:

@@ -32,20 +32,20 @@ def fast_dump(schema):
         if kind.serialize is not ma.fields.Field.serialize or kind.get_value is not ma.fields.Field.get_value \
                 or not field._CHECK_ATTRIBUTE:
             return None
-        path = tuple((field.attribute if field.attribute is not None else name).split("."))
+        attribute = field.attribute if field.attribute is not None else name
         key = field.data_key if field.data_key is not None else name
-        plan.append((key, name, path, field.dump_default, field._serialize))
+        plan.append((key, name, attribute, tuple(attribute.split(".")), field.dump_default, field._serialize))
     dump = schema.dump  # marshmallow's, for what the plan does not cover
 
     def dump_one(obj):
         if hasattr(obj, "__getitem__"):
             return dump(obj, many=False)
         result = {}
-        for key, name, path, default, serialize in plan:
+        for key, name, attribute, path, default, serialize in plan:
             value = obj
             for part in path:
                 if hasattr(value, "__getitem__"):  # a mapping on the way: marshmallow's lookup
-                    value = ma.utils.get_value(obj, ".".join(path), missing)
+                    value = ma.utils.get_value(obj, attribute, missing)
                     break
                 value = getattr(value, part, missing)
             if value is missing:

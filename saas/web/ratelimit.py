@@ -191,7 +191,7 @@ def rate_limit_headers(limiter, flask_limiter_hook):
     ``count_gate_limits`` counted with none to make: the same headers from the same limit, without
     the hook's lookups of flask-limiter's request context (bench/RESULTS.md). Anything else (a
     response that already has ``Retry-After``, headers turned off, a limit flask-limiter chose
-    since) is the hook's. tests/test_rate_limits.py compares the two."""
+    since) is the hook's. tests/test_abuse.py compares the two."""
 
     def write_rate_limit_headers(response):
         counted = request.environ.get(_COUNTED_KEY)
