@@ -11,7 +11,9 @@ from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from saas.web.api import EnvelopeApi
-from saas.web.ratelimit import CountingFixedWindow, counts_in_one_round_trip, rate_limit_headers
+from saas.web.ratelimit import (
+    CountingFixedWindow, counted_context, counts_in_one_round_trip, rate_limit_headers, release_context_if_used,
+)
 from saas.web.requests import principal_or_ip_key
 
 # Named constraints make migrations reproducible and droppable on every database.
@@ -52,6 +54,16 @@ class PerAppLimiter(flask_limiter.Limiter):
                  if getattr(hook, "func", None) is flask_limiter.Limiter._Limiter__inject_headers]
         if found:  # bound once per app (flask-limiter's own rule); not found: a seam test fails
             hooks[found[0]] = rate_limit_headers(self, hooks[found[0]])
+        teardowns = app.teardown_request_funcs.setdefault(None, [])
+        found = [index for index, hook in enumerate(teardowns)
+                 if getattr(hook, "__func__", None) is flask_limiter.Limiter._Limiter__release_context]
+        if found:
+            teardowns[found[0]] = release_context_if_used(teardowns[found[0]])
+
+    @property
+    def context(self):
+        # What the gate counted goes into flask-limiter's request context when it is first asked for.
+        return counted_context(self, super().context)
 
     def _check_request_limit(self, callable_name=None, in_middleware=True):
         # Before a gated view, flask-limiter's hook finds nothing to count (the view's limits are

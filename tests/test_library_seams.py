@@ -14,7 +14,10 @@ the operationIds come from an apispec plugin, the worker overrides RQ's ``main_w
 - ``saas.extensions.PerAppLimiter`` wraps flask-limiter's after-request hook (the name-mangled
   ``Limiter.__inject_headers``, found in ``after_request_funcs``) with
   ``saas.web.ratelimit.rate_limit_headers``, which reads ``_header_mapping``, ``_headers_enabled``
-  and ``_retry_after``; tests/test_abuse.py compares their headers.
+  and ``_retry_after``; tests/test_abuse.py compares their headers. It also runs flask-limiter's
+  teardown (``Limiter.__release_context``) only for a request whose context (kept on Flask's request
+  context as ``_limiter_request_context``) was made, and fills that context with what the gate
+  counted when it is first asked for (``PerAppLimiter.context``).
 - ``saas.web.cors.init_cors`` wraps flask-cors's after-request function (``cors_after_request``)
   and raises at start-up when it is not found; tests/test_cors.py compares the headers.
 - ``saas.web.flask_app.ApiFlask.ensure_sync`` answers plain functions itself (held below).
@@ -22,6 +25,7 @@ the operationIds come from an apispec plugin, the worker overrides RQ's ``main_w
   quietly when Redis goes away: held by tests/test_self_repair.py, which requires every line the
   worker writes about Redis to be JSON.
 """
+import flask_limiter
 import pytest
 import redis
 
@@ -111,4 +115,15 @@ def test_flask_limiters_header_hook_is_found_and_wrapped(database, redis_url):
     wrapped = [hook for hook in app.after_request_funcs[None] if hasattr(hook, "flask_limiter_hook")]
     assert len(wrapped) == 1, (
         "flask-limiter's Limiter.__inject_headers is no longer in after_request_funcs: update saas.extensions.PerAppLimiter"
+    )
+
+
+def test_flask_limiters_teardown_is_found_and_wrapped(database, redis_url):
+    app = make_app(RATELIMIT_ENABLED="true", RATELIMIT_STORAGE_URI=redis_url)
+    wrapped = [hook for hook in app.teardown_request_funcs[None] if hasattr(hook, "flask_limiter_release")]
+    assert len(wrapped) == 1, (
+        "flask-limiter's Limiter.__release_context is no longer in teardown_request_funcs: update saas.extensions.PerAppLimiter"
+    )
+    assert "_limiter_request_context" in flask_limiter.Limiter.context.fget.__code__.co_names, (
+        "flask-limiter no longer keeps its request context in _limiter_request_context: update saas.web.ratelimit"
     )

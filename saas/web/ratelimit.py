@@ -20,9 +20,13 @@ Whatever this path does not cover is left to flask-limiter's own: a storage that
 in-process fallback, and its checks for the storage coming back), Redis Cluster (one script
 cannot span its slots), the moving-window strategies, breach callbacks and meta limits.
 """
+import os
+import threading
 import time
 
+import redis
 from flask import current_app, has_request_context, request
+from flask.globals import request_ctx
 from flask_limiter import RequestLimit
 from flask_limiter.constants import HeaderNames
 from flask_limiter.errors import RateLimitExceeded
@@ -32,7 +36,9 @@ from limits.storage import RedisClusterStorage, RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 
 _WINDOWS_KEY = "saas.rate_limit_windows"
-_COUNTED_KEY = "saas.rate_limit_counted"  # the limit the headers describe, for rate_limit_headers
+# What count_gate_limits counted, until something asks flask-limiter's request context for it.
+_COUNTED_KEY = "saas.rate_limit_counted"
+_CONTEXT_ATTRIBUTE = "_limiter_request_context"  # where flask-limiter keeps its context on Flask's
 
 # KEYS: the counters, in the order flask-limiter evaluates them. ARGV[1]: "1" to stop at the first
 # breach (RATELIMIT_FAIL_ON_FIRST_BREACH); then, per counter: "1" to count the request (INCRBY,
@@ -79,29 +85,64 @@ def _windows():
 
 class CountingFixedWindow(FixedWindowRateLimiter):
     """The fixed-window strategy, each count in one script that also reads the window's expiry;
-    the request's later questions about that window (the headers) are answered from it."""
+    the request's later questions about that window (the headers) are answered from it.
+
+    Each thread sends the script on a connection of its own, made as the client's pool makes its
+    connections, instead of through the client (which checks a connection out of its pool,
+    polls it, runs the command through its retry and observability layers and checks it back
+    in: a third of what counting a request cost, bench/RESULTS.md). Any error on that connection
+    (Redis down or restarted, a script it no longer knows, a timeout: redis-py closes the
+    connection on every one but a reply's) hands the count to the client, which then does
+    exactly what it did before: its retries, its loading of the script, its errors. Pools that choose a server per connection (Sentinel),
+    cache replies or are not redis-py's plain one always go through the client.
+    """
 
     def __init__(self, storage):
         super().__init__(storage)
-        self._script = storage.get_connection().register_script(COUNT_SCRIPT)
+        client = storage.get_connection()
+        self._script = client.register_script(COUNT_SCRIPT)
+        pool = client.connection_pool
+        self._pool = pool if type(pool) is redis.ConnectionPool and getattr(pool, "cache", None) is None else None
+        self._threads = threading.local()
+
+    def _connection(self):
+        """This thread's own connection (None: count through the client)."""
+        if self._pool is None:
+            return None
+        pid, connection = getattr(self._threads, "connection", (None, None))
+        if pid != os.getpid():  # a forked child never writes on its parent's socket
+            connection = self._pool.connection_class(**self._pool.connection_kwargs)
+            self._threads.connection = (os.getpid(), connection)
+        return connection
+
+    def _rows(self, keys, arguments):
+        connection = self._connection()
+        if connection is not None:
+            try:
+                connection.send_packed_command(
+                    connection.pack_command("EVALSHA", self._script.sha, len(keys), *keys, *arguments))
+                return connection.read_response()
+            except Exception:  # (redis-py closed the connection if it failed: reconnected next time)
+                pass
+        return self._script(keys, arguments)
 
     def count(self, checks, stop_at_breach=True):
-        """``checks``: ``[(item, key, cost, counts_request)]``; whether each was within its
-        limit, for those read before the first breach (when ``stop_at_breach``)."""
+        """``checks``: ``[(item, key, cost, counts_request)]``; per check read before the first
+        breach (when ``stop_at_breach``): ``(count, window's TTL in seconds, within the limit)``."""
         arguments = ["1" if stop_at_breach else "0"]
         for item, _, cost, counts_request in checks:
             arguments += ["1" if counts_request else "0", cost, item.amount, item.get_expiry()]
-        rows = self._script([self.storage.prefixed_key(key) for _, key, _, _ in checks], arguments)
+        rows = self._rows([self.storage.prefixed_key(key) for _, key, _, _ in checks], arguments)
         now, windows = time.time(), _windows()
         for (item, key, _, _), (count, ttl, _) in zip(checks, rows):
             windows[key] = WindowStats(max(ttl, 0) + now, max(0, item.amount - count))
-        return [bool(within) for _, _, within in rows]
+        return rows
 
     def hit(self, item, *identifiers, cost=1):
-        return self.count([(item, item.key_for(*identifiers), cost, True)])[0]
+        return bool(self.count([(item, item.key_for(*identifiers), cost, True)])[0][2])
 
     def test(self, item, *identifiers, cost=1):
-        return self.count([(item, item.key_for(*identifiers), cost, False)])[0]
+        return bool(self.count([(item, item.key_for(*identifiers), cost, False)])[0][2])
 
     def get_window_stats(self, item, *identifiers):
         window = _windows().get(item.key_for(*identifiers))
@@ -115,6 +156,10 @@ def count_gate_limits(limiter, limits):
     Returns False, having counted nothing, when flask-limiter must count them itself: its
     storage is down (or has just been found down) or is not one this path serves, or a limit
     uses what this path leaves to flask-limiter.
+
+    What flask-limiter's request context would hold (the limits counted, the one the headers
+    describe) is put there only when something asks for that context (``Counted.fill``): its
+    after-request hook for a conditional deduction or a breach, ``limiter.current_limit``.
     """
     strategy = limiter.limiter  # the in-memory fallback while the storage is down
     if not isinstance(strategy, CountingFixedWindow) or limiter._on_breach or limiter._meta_limits:
@@ -123,7 +168,7 @@ def count_gate_limits(limiter, limits):
         return True
     endpoint, method, prefix = request.endpoint or "", request.method, limiter._key_prefix
     evaluated = []
-    for limit in sorted(_runtime_limits(limits), key=lambda runtime: runtime.limit):
+    for limit in _runtime_limits(limits):
         if limit.on_breach or limit.meta_limits:
             return False
         if limit.is_exempt or limit.method_exempt:
@@ -140,71 +185,96 @@ def count_gate_limits(limiter, limits):
     checks = [(limit.limit, limit.limit.key_for(*args), limit.deduction_amount, limit.deduct_when is None)
               for limit, args in evaluated]
     try:
-        within = strategy.count(checks, stop_at_breach=limiter._fail_on_first_breach)
+        rows = strategy.count(checks, stop_at_breach=limiter._fail_on_first_breach)
     except limiter.storage.base_exceptions:
         # As flask-limiter does on a storage error: count in process memory from now on (it
         # checks, with backoff, whether the storage is back).
         limiter.logger.warning("Rate limit storage unreachable - falling back to in-memory storage")
         limiter._storage_dead = True
         return False
-    context = limiter.context
-    view_limits = []
-    for (limit, args), ok in zip(evaluated, within):
-        if limit.deduct_when is not None:
-            context.conditional_deductions[limit] = args
-        view_limits.append(RequestLimit(limiter, limit.limit, args, not ok, limit.shared))
-    breached = next(((limit, request_limit) for (limit, _), request_limit in zip(evaluated, view_limits)
-                     if request_limit.breached), None)
-    if breached is not None:
-        context.view_rate_limit = breached[1]
+    counted = Counted(evaluated, [bool(within) for _, _, within in rows],
+                      [(count, ttl) for count, ttl, _ in rows], time.time())
+    if counted.breached is not None or counted.deducts_later:
+        counted.fill(limiter, limiter.context)
     else:
-        explicit = [request_limit for request_limit in view_limits if not request_limit.shared]
-        context.view_rate_limit = explicit[0] if explicit else view_limits[0]
-    context.view_rate_limits = view_limits
-    if not context.conditional_deductions:
-        request.environ[_COUNTED_KEY] = context.view_rate_limit
-    if breached is not None:
-        limit, request_limit = breached
-        limiter.logger.info("ratelimit %s (%s) exceeded at endpoint: %s", limit.limit, request_limit.request_args[-2],
-                 request_limit.request_args[-1])
+        request.environ[_COUNTED_KEY] = counted
+    if counted.breached is not None:
+        limit, args = evaluated[counted.breached]
+        limiter.logger.info("ratelimit %s (%s) exceeded at endpoint: %s", limit.limit, args[-2], args[-1])
         raise RateLimitExceeded(limit)
     return True
 
 
+class Counted:
+    """The limits ``count_gate_limits`` counted for a request: what flask-limiter's request
+    context holds after it evaluates them, and the window of the one the headers describe."""
+
+    def __init__(self, evaluated, within, windows, now):
+        self.evaluated, self.within = evaluated, within  # within: per limit read before a stop
+        self.breached = next((index for index, ok in enumerate(within) if not ok), None)
+        self.deducts_later = any(limit.deduct_when is not None for limit, _ in evaluated[:len(within)])
+        if self.breached is not None:
+            self.described = self.breached
+        else:  # flask-limiter's choice: the view's own limit before a shared or default one
+            self.described = next((index for index, (limit, _) in enumerate(evaluated) if not limit.shared), 0)
+        count, ttl = windows[self.described]
+        self.amount = evaluated[self.described][0].limit.amount
+        self.remaining = max(0, self.amount - count)
+        self.reset_at = int(max(ttl, 0) + now + 1)  # RequestLimit.reset_at of that window
+
+    def fill(self, limiter, context):
+        """Put into flask-limiter's request ``context`` what its own evaluation would have."""
+        view_limits = [RequestLimit(limiter, limit.limit, args, not ok, limit.shared)
+                       for (limit, args), ok in zip(self.evaluated, self.within)]
+        for limit, args in self.evaluated[:len(self.within)]:
+            if limit.deduct_when is not None:
+                context.conditional_deductions[limit] = args
+        context.view_rate_limit = view_limits[self.described]
+        context.view_rate_limits = view_limits
+
+
+def counted_context(limiter, context):
+    """flask-limiter's request ``context`` with what ``count_gate_limits`` left for it, if this
+    request has something left (``PerAppLimiter.context`` answers through this)."""
+    counted = request.environ.pop(_COUNTED_KEY, None) if has_request_context() else None
+    if counted is not None:
+        counted.fill(limiter, context)
+    return context
+
+
 def _runtime_limits(limits):
-    """The RuntimeLimits of ``limits`` for this app's configured values, parsed once per value."""
+    """The RuntimeLimits of ``limits`` for this app's configured values, in the order
+    flask-limiter evaluates them; parsed and sorted once per set of values."""
+    values = tuple((id(limit), _value(limit.limit_provider)) for limit in limits)
     cache = current_app.extensions.setdefault("gate_rate_limits", {})
-    found = []
-    for limit in limits:
-        provider = limit.limit_provider
-        value = provider() if callable(provider) else provider
-        runtime = cache.get((id(limit), value))
-        if runtime is None:
-            runtime = cache[(id(limit), value)] = tuple(limit)
-        found.extend(runtime)
+    found = cache.get(values)
+    if found is None:
+        runtime = [item for limit in limits for item in limit]
+        found = cache[values] = tuple(sorted(runtime, key=lambda item: item.limit))
     return found
+
+
+def _value(provider):
+    return provider() if callable(provider) else provider
 
 
 def rate_limit_headers(limiter, flask_limiter_hook):
     """flask-limiter's after-request hook (``flask_limiter_hook``, which writes the X-RateLimit
     headers and makes the conditional deductions), answering itself for a request whose limits
-    ``count_gate_limits`` counted with none to make: the same headers from the same limit, without
-    the hook's lookups of flask-limiter's request context (bench/RESULTS.md). Anything else (a
-    response that already has ``Retry-After``, headers turned off, a limit flask-limiter chose
-    since) is the hook's. tests/test_abuse.py compares the two."""
+    ``count_gate_limits`` counted with nothing left to do but the headers: the same headers from
+    the same window, without flask-limiter's request context (bench/RESULTS.md). Anything else
+    (a response that already has ``Retry-After``, headers turned off, a request whose context was
+    asked for) is the hook's. tests/test_abuse.py compares the two."""
 
     def write_rate_limit_headers(response):
         counted = request.environ.get(_COUNTED_KEY)
         if (counted is None or not (limiter.enabled and limiter._headers_enabled and limiter._header_mapping)
-                or "Retry-After" in response.headers or limiter.context.view_rate_limit is not counted):
-            return flask_limiter_hook(response)
-        try:
-            reset_at, remaining = counted.reset_at, counted.remaining
-        except Exception:  # the window could not be read: the hook's own handling
+                or _has_retry_after(response)):
             return flask_limiter_hook(response)
         names = limiter._header_mapping
-        response.headers.add(names[HeaderNames.LIMIT], str(counted.limit.amount))
-        response.headers.add(names[HeaderNames.REMAINING], str(remaining))
+        reset_at = counted.reset_at
+        response.headers.add(names[HeaderNames.LIMIT], str(counted.amount))
+        response.headers.add(names[HeaderNames.REMAINING], str(counted.remaining))
         response.headers.add(names[HeaderNames.RESET], str(reset_at))
         response.headers.set(names[HeaderNames.RETRY_AFTER], str(
             http_date(reset_at) if limiter._retry_after == "http-date" else int(reset_at - time.time())
@@ -213,3 +283,20 @@ def rate_limit_headers(limiter, flask_limiter_hook):
 
     write_rate_limit_headers.flask_limiter_hook = flask_limiter_hook
     return write_rate_limit_headers
+
+
+def release_context_if_used(flask_limiter_release):
+    """flask-limiter's teardown (it empties its request context), run only for a request whose
+    context exists: emptying one that was never made would make it first."""
+
+    def release_rate_limit_context(exception=None):
+        if hasattr(request_ctx, _CONTEXT_ATTRIBUTE):
+            flask_limiter_release(exception)
+
+    release_rate_limit_context.flask_limiter_release = flask_limiter_release
+    return release_rate_limit_context
+
+
+def _has_retry_after(response):
+    # Headers' ``in`` builds a werkzeug exception for every missing name: compare the names.
+    return any(name.lower() == "retry-after" for name, _ in response.headers.items())
