@@ -126,16 +126,16 @@ class CountingFixedWindow(FixedWindowRateLimiter):
                 pass
         return self._script(keys, arguments)
 
-    def count(self, checks, stop_at_breach=True):
+    def count(self, checks, stop_at_breach=True, remember=True):
         """``checks``: ``[(item, key, cost, counts_request)]``; per check read before the first
-        breach (when ``stop_at_breach``): ``(count, window's TTL in seconds, within the limit)``."""
+        breach (when ``stop_at_breach``): ``(count, window's TTL in seconds, within the limit)``.
+        ``remember``: keep the windows for ``get_window_stats`` (or ``remember_windows`` later)."""
         arguments = ["1" if stop_at_breach else "0"]
         for item, _, cost, counts_request in checks:
             arguments += ["1" if counts_request else "0", cost, item.amount, item.get_expiry()]
         rows = self._rows([self.storage.prefixed_key(key) for _, key, _, _ in checks], arguments)
-        now, windows = time.time(), _windows()
-        for (item, key, _, _), (count, ttl, _) in zip(checks, rows):
-            windows[key] = WindowStats(max(ttl, 0) + now, max(0, item.amount - count))
+        if remember:
+            remember_windows(checks, rows, time.time())
         return rows
 
     def hit(self, item, *identifiers, cost=1):
@@ -147,6 +147,13 @@ class CountingFixedWindow(FixedWindowRateLimiter):
     def get_window_stats(self, item, *identifiers):
         window = _windows().get(item.key_for(*identifiers))
         return window if window is not None else super().get_window_stats(item, *identifiers)
+
+
+def remember_windows(checks, rows, now):
+    """The windows ``CountingFixedWindow.count`` read, for this request's ``get_window_stats``."""
+    windows = _windows()
+    for (item, key, _, _), (count, ttl, _) in zip(checks, rows):
+        windows[key] = WindowStats(max(ttl, 0) + now, max(0, item.amount - count))
 
 
 def count_gate_limits(limiter, limits):
@@ -185,15 +192,14 @@ def count_gate_limits(limiter, limits):
     checks = [(limit.limit, limit.limit.key_for(*args), limit.deduction_amount, limit.deduct_when is None)
               for limit, args in evaluated]
     try:
-        rows = strategy.count(checks, stop_at_breach=limiter._fail_on_first_breach)
+        rows = strategy.count(checks, stop_at_breach=limiter._fail_on_first_breach, remember=False)
     except limiter.storage.base_exceptions:
         # As flask-limiter does on a storage error: count in process memory from now on (it
         # checks, with backoff, whether the storage is back).
         limiter.logger.warning("Rate limit storage unreachable - falling back to in-memory storage")
         limiter._storage_dead = True
         return False
-    counted = Counted(evaluated, [bool(within) for _, _, within in rows],
-                      [(count, ttl) for count, ttl, _ in rows], time.time())
+    counted = Counted(evaluated, checks, rows, time.time())
     if counted.breached is not None or counted.deducts_later:
         counted.fill(limiter, limiter.context)
     else:
@@ -209,21 +215,24 @@ class Counted:
     """The limits ``count_gate_limits`` counted for a request: what flask-limiter's request
     context holds after it evaluates them, and the window of the one the headers describe."""
 
-    def __init__(self, evaluated, within, windows, now):
-        self.evaluated, self.within = evaluated, within  # within: per limit read before a stop
-        self.breached = next((index for index, ok in enumerate(within) if not ok), None)
-        self.deducts_later = any(limit.deduct_when is not None for limit, _ in evaluated[:len(within)])
+    def __init__(self, evaluated, checks, rows, now):
+        """``rows``: ``CountingFixedWindow.count``'s, for the ``checks`` of the ``evaluated`` limits."""
+        self.evaluated, self.checks, self.rows, self.now = evaluated, checks, rows, now
+        self.within = [bool(within) for _, _, within in rows]  # per limit read before a stop
+        self.breached = next((index for index, ok in enumerate(self.within) if not ok), None)
+        self.deducts_later = any(limit.deduct_when is not None for limit, _ in evaluated[:len(rows)])
         if self.breached is not None:
             self.described = self.breached
         else:  # flask-limiter's choice: the view's own limit before a shared or default one
             self.described = next((index for index, (limit, _) in enumerate(evaluated) if not limit.shared), 0)
-        count, ttl = windows[self.described]
+        count, ttl, _ = rows[self.described]
         self.amount = evaluated[self.described][0].limit.amount
         self.remaining = max(0, self.amount - count)
         self.reset_at = int(max(ttl, 0) + now + 1)  # RequestLimit.reset_at of that window
 
     def fill(self, limiter, context):
         """Put into flask-limiter's request ``context`` what its own evaluation would have."""
+        remember_windows(self.checks, self.rows, self.now)  # what its RequestLimits will read
         view_limits = [RequestLimit(limiter, limit.limit, args, not ok, limit.shared)
                        for (limit, args), ok in zip(self.evaluated, self.within)]
         for limit, args in self.evaluated[:len(self.within)]:
