@@ -30,6 +30,7 @@ import pytest
 import redis
 
 from saas.extensions import limiter
+from saas.web import ratelimit
 from saas.web.ratelimit import CountingFixedWindow
 from tests.conftest import make_app
 from tests.helpers import sign_up
@@ -127,3 +128,13 @@ def test_flask_limiters_teardown_is_found_and_wrapped(database, redis_url):
     assert "_limiter_request_context" in flask_limiter.Limiter.context.fget.__code__.co_names, (
         "flask-limiter no longer keeps its request context in _limiter_request_context: update saas.web.ratelimit"
     )
+
+
+def test_the_counting_script_is_packed_as_redis_pys_connections_pack_it(database, redis_url):
+    """saas.web.ratelimit sends the script on a connection of its own, packed by hiredis directly."""
+    make_app(RATELIMIT_ENABLED="true", RATELIMIT_STORAGE_URI=redis_url)
+    strategy = limiter.limiter
+    connection = strategy._connection()
+    command = ("EVALSHA", strategy._script.sha, 2, "LIMITS:LIMITER/user:1/a", "LIMITS:LIMITER/b", "1", "1", 1, 600, 60)
+    assert ratelimit._hiredis_pack is not None
+    assert ratelimit._hiredis_pack(command) == b"".join(connection.pack_command(*command))

@@ -25,6 +25,7 @@ import threading
 import time
 
 import redis
+from redis.connection import HIREDIS_AVAILABLE
 from flask import current_app, has_request_context, request
 from flask.globals import request_ctx
 from flask_limiter import RequestLimit
@@ -69,6 +70,12 @@ for i, key in ipairs(KEYS) do
 end
 return results
 """
+
+
+if HIREDIS_AVAILABLE:  # what redis-py's connections pack with, without its wrapper
+    from hiredis import pack_command as _hiredis_pack
+else:
+    _hiredis_pack = None
 
 
 def counts_in_one_round_trip(storage):
@@ -119,8 +126,9 @@ class CountingFixedWindow(FixedWindowRateLimiter):
         connection = self._connection()
         if connection is not None:
             try:
+                command = ("EVALSHA", self._script.sha, len(keys), *keys, *arguments)
                 connection.send_packed_command(
-                    connection.pack_command("EVALSHA", self._script.sha, len(keys), *keys, *arguments))
+                    [_hiredis_pack(command)] if _hiredis_pack else connection.pack_command(*command))
                 return connection.read_response()
             except Exception:  # (redis-py closed the connection if it failed: reconnected next time)
                 pass
@@ -171,7 +179,8 @@ def count_gate_limits(limiter, limits):
     strategy = limiter.limiter  # the in-memory fallback while the storage is down
     if not isinstance(strategy, CountingFixedWindow) or limiter._on_breach or limiter._meta_limits:
         return False
-    if any(check() for check in limiter._request_filters):
+    # (the gate counts only where RATELIMIT_ENABLED is on: PerAppLimiter's own filter is skipped)
+    if any(check() for check in limiter._request_filters if check is not limiter.switched_off):
         return True
     endpoint, method, prefix = request.endpoint or "", request.method, limiter._key_prefix
     evaluated = []
@@ -218,9 +227,13 @@ class Counted:
     def __init__(self, evaluated, checks, rows, now):
         """``rows``: ``CountingFixedWindow.count``'s, for the ``checks`` of the ``evaluated`` limits."""
         self.evaluated, self.checks, self.rows, self.now = evaluated, checks, rows, now
-        self.within = [bool(within) for _, _, within in rows]  # per limit read before a stop
-        self.breached = next((index for index, ok in enumerate(self.within) if not ok), None)
-        self.deducts_later = any(limit.deduct_when is not None for limit, _ in evaluated[:len(rows)])
+        self.within = []  # per limit read before a stop
+        self.breached, self.deducts_later = None, False
+        for index, ((limit, _), (_, _, within)) in enumerate(zip(evaluated, rows)):
+            self.within.append(bool(within))
+            if not within and self.breached is None:
+                self.breached = index
+            self.deducts_later = self.deducts_later or limit.deduct_when is not None
         if self.breached is not None:
             self.described = self.breached
         else:  # flask-limiter's choice: the view's own limit before a shared or default one
@@ -280,12 +293,12 @@ def rate_limit_headers(limiter, flask_limiter_hook):
         if (counted is None or not (limiter.enabled and limiter._headers_enabled and limiter._header_mapping)
                 or _has_retry_after(response)):
             return flask_limiter_hook(response)
-        names = limiter._header_mapping
+        limit, remaining, reset, retry_after = _header_names(limiter._header_mapping)
         reset_at = counted.reset_at
-        response.headers.add(names[HeaderNames.LIMIT], str(counted.amount))
-        response.headers.add(names[HeaderNames.REMAINING], str(counted.remaining))
-        response.headers.add(names[HeaderNames.RESET], str(reset_at))
-        response.headers.set(names[HeaderNames.RETRY_AFTER], str(
+        response.headers.add(limit, str(counted.amount))
+        response.headers.add(remaining, str(counted.remaining))
+        response.headers.add(reset, str(reset_at))
+        response.headers.set(retry_after, str(
             http_date(reset_at) if limiter._retry_after == "http-date" else int(reset_at - time.time())
         ))
         return response
@@ -304,6 +317,20 @@ def release_context_if_used(flask_limiter_release):
 
     release_rate_limit_context.flask_limiter_release = flask_limiter_release
     return release_rate_limit_context
+
+
+_HEADER_NAMES = {}
+
+
+def _header_names(mapping):
+    """The names of the limit, remaining, reset and Retry-After headers in flask-limiter's
+    ``mapping``, looked up once per mapping (an enum's hash is Python code)."""
+    key = tuple(mapping.items())
+    names = _HEADER_NAMES.get(key)
+    if names is None:
+        names = _HEADER_NAMES[key] = tuple(mapping[name] for name in (
+            HeaderNames.LIMIT, HeaderNames.REMAINING, HeaderNames.RESET, HeaderNames.RETRY_AFTER))
+    return names
 
 
 def _has_retry_after(response):
