@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import redis
 import requests
 
 from saas.core.queue import QUEUES
@@ -163,3 +164,43 @@ def raw_request(port, data, timeout=5):
 
 def port_of(url):
     return int(url.rsplit(":", 1)[1])
+
+
+@contextlib.contextmanager
+def own_redis():
+    """A Redis server of this test's own, which it may stop and start again at the same address:
+    a Unix socket in a directory of its own, which no other process can take while the server is
+    away (a TCP port could be)."""
+    directory = tempfile.TemporaryDirectory(prefix="saas-redis-")
+    path = Path(directory.name) / "redis.sock"
+
+    def start():
+        process = subprocess.Popen(
+            ["redis-server", "--port", "0", "--unixsocket", str(path), "--unixsocketperm", "700",
+             "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(unix_socket_path=str(path))
+        for _ in range(100):
+            with contextlib.suppress(redis.ConnectionError):
+                if client.ping():
+                    return process
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    server = {"process": start()}
+
+    class Handle:
+        url = f"unix://{path}?db=0"
+
+        def stop(self):
+            stop_process(server["process"])
+
+        def start(self):
+            server["process"] = start()
+
+    try:
+        yield Handle()
+    finally:
+        stop_process(server["process"])
+        directory.cleanup()

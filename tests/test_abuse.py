@@ -7,12 +7,14 @@ import os
 import time
 
 import pytest
+import redis
 from flask import request
 from limits import parse as parse_limit
 
 from saas.extensions import db, limiter
 from tests.conftest import make_app
 from tests.helpers import PASSWORD, bearer
+from tests.servers import own_redis
 
 LOGIN = "/api/v1/auth/login"
 REGISTER = "/api/v1/auth/register"
@@ -370,6 +372,35 @@ def test_a_forked_process_counts_on_a_connection_of_its_own(limited_app, redis_c
     assert response.status_code == 200 and sent == ["EVALSHA"]
     assert strategy._connection() is parents and parents._sock is socket_before
     assert counter_of(redis_client) == 2 and counter_of(redis_client, "/forked/") == 1
+
+
+def test_a_redis_that_goes_away_and_comes_back_empty_counts_again_on_the_threads_connection(limited_app):
+    # Redis stops under a running app: the thread's connection fails, the client's path finds
+    # Redis down, the limits count in memory; Redis comes back empty (no script): flask-limiter
+    # finds it again (after its backoff) and the thread counts on a new connection to it.
+    with own_redis() as server:
+        path = server.url.removeprefix("unix://").split("?")[0]
+        redis_client = redis.Redis(unix_socket_path=path)
+        client = client_from(limited_app(RATELIMIT_DEFAULT="50 per minute", RATELIMIT_STORAGE_URI=f"redis+unix://{path}"))
+        create_account(client)
+        access = client.post(LOGIN, json={"email": EMAIL, "password": PASSWORD}).get_json()["access_token"]
+        assert client.get(ME, headers=bearer(access)).headers["X-RateLimit-Remaining"] == "49"
+        assert counter_of(redis_client) == 1
+        server.stop()
+        assert client.get(ME, headers=bearer(access)).status_code == 200
+        assert limiter._storage_dead  # counting in process memory
+        server.start()
+        time.sleep(2.1)  # flask-limiter looks for the storage again 2 s after its last look
+        assert client.get(ME, headers=bearer(access)).status_code == 200
+        assert not limiter._storage_dead and counter_of(redis_client) == 1  # found, and counted there
+        threads_connection = limiter.limiter._connection()
+        threads_connection.send_command("CLIENT", "ID")
+        connection_id = threads_connection.read_response()
+        response = client.get(ME, headers=bearer(access))
+        assert response.status_code == 200 and response.headers["X-RateLimit-Remaining"] == "48"
+        assert counter_of(redis_client) == 2
+        (last,) = [entry for entry in redis_client.client_list() if int(entry["id"]) == connection_id]
+        assert last["cmd"] == "evalsha"  # counted on the thread's own connection
 
 
 def test_flask_limiters_current_limit_is_the_one_the_gate_counted(limited_app):

@@ -4,12 +4,8 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
-import redis
 import sqlalchemy as sa
 
 from saas.ai.models import AiJob
@@ -24,7 +20,7 @@ from tests.billing_support import deliver_ok
 from tests.conftest import make_app
 from tests.fake_stripe import make_event
 from tests.helpers import bearer, sign_up
-from tests.servers import process_output, start_rq_worker, stop_process
+from tests.servers import own_redis, process_output, start_rq_worker, stop_process
 
 SWEEPING = {"SWEEP_INTERVAL_SECONDS": "5"}
 
@@ -52,46 +48,6 @@ def kill_tree(pid):
     for each in process_tree(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(each, signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def own_redis():
-    """A Redis server of this test's own, which it may stop and start again at the same address:
-    a Unix socket in a directory of its own, which no other process can take while the server is
-    away (a TCP port could be)."""
-    directory = tempfile.TemporaryDirectory(prefix="saas-redis-")
-    path = Path(directory.name) / "redis.sock"
-
-    def start():
-        process = subprocess.Popen(
-            ["redis-server", "--port", "0", "--unixsocket", str(path), "--unixsocketperm", "700",
-             "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(unix_socket_path=str(path))
-        for _ in range(100):
-            with contextlib.suppress(redis.ConnectionError):
-                if client.ping():
-                    return process
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    server = {"process": start()}
-
-    class Handle:
-        url = f"unix://{path}?db=0"
-
-        def stop(self):
-            stop_process(server["process"])
-
-        def start(self):
-            server["process"] = start()
-
-    try:
-        yield Handle()
-    finally:
-        stop_process(server["process"])
-        directory.cleanup()
 
 
 def test_the_worker_make_worker_starts_survives_a_redis_outage(database, fake_stripe):
