@@ -100,8 +100,9 @@ class CountingFixedWindow(FixedWindowRateLimiter):
     in: a third of what counting a request cost, bench/RESULTS.md). Any error on that connection
     (Redis down or restarted, a script it no longer knows, a timeout: redis-py closes the
     connection on every one but a reply's) hands the count to the client, which then does
-    exactly what it did before: its retries, its loading of the script, its errors. Pools that choose a server per connection (Sentinel),
-    cache replies or are not redis-py's plain one always go through the client.
+    exactly what it did before: its retries, its loading of the script, its errors. Pools that
+    choose a server per connection (Sentinel), cache replies or are not redis-py's plain one
+    always go through the client.
     """
 
     def __init__(self, storage):
@@ -325,12 +326,11 @@ _HEADER_NAMES = {}
 def _header_names(mapping):
     """The names of the limit, remaining, reset and Retry-After headers in flask-limiter's
     ``mapping``, looked up once per mapping (an enum's hash is Python code)."""
-    key = tuple(mapping.items())
-    names = _HEADER_NAMES.get(key)
-    if names is None:
-        names = _HEADER_NAMES[key] = tuple(mapping[name] for name in (
-            HeaderNames.LIMIT, HeaderNames.REMAINING, HeaderNames.RESET, HeaderNames.RETRY_AFTER))
-    return names
+    found = _HEADER_NAMES.get(id(mapping))
+    if found is None or found[0] is not mapping:  # (the mapping kept, so that its id is not reused)
+        found = _HEADER_NAMES[id(mapping)] = (mapping, tuple(mapping[name] for name in (
+            HeaderNames.LIMIT, HeaderNames.REMAINING, HeaderNames.RESET, HeaderNames.RETRY_AFTER)))
+    return found[1]
 
 
 def _has_retry_after(response):
