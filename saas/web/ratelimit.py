@@ -259,7 +259,7 @@ class Counted:
 def counted_context(limiter, context):
     """flask-limiter's request ``context`` with what ``count_gate_limits`` left for it, if this
     request has something left (``PerAppLimiter.context`` answers through this)."""
-    counted = request.environ.pop(_COUNTED_KEY, None) if has_request_context() else None
+    counted = request.environ.pop(_COUNTED_KEY, None)  # (a context is only had in a request)
     if counted is not None:
         counted.fill(limiter, context)
     return context
@@ -320,17 +320,18 @@ def release_context_if_used(flask_limiter_release):
     return release_rate_limit_context
 
 
-_HEADER_NAMES = {}
+_last_header_names = (None, ())  # (flask-limiter's mapping, its names): the limiter has one
 
 
 def _header_names(mapping):
     """The names of the limit, remaining, reset and Retry-After headers in flask-limiter's
-    ``mapping``, looked up once per mapping (an enum's hash is Python code)."""
-    found = _HEADER_NAMES.get(id(mapping))
-    if found is None or found[0] is not mapping:  # (the mapping kept, so that its id is not reused)
-        found = _HEADER_NAMES[id(mapping)] = (mapping, tuple(mapping[name] for name in (
+    ``mapping``, looked up again only when the mapping changes (an enum's hash is Python code)."""
+    global _last_header_names
+    last = _last_header_names  # (one read: a pair another thread may replace, never half of it)
+    if last[0] is not mapping:
+        last = _last_header_names = (mapping, tuple(mapping[name] for name in (
             HeaderNames.LIMIT, HeaderNames.REMAINING, HeaderNames.RESET, HeaderNames.RETRY_AFTER)))
-    return found[1]
+    return last[1]
 
 
 def _has_retry_after(response):
