@@ -1,7 +1,6 @@
 """Every extension instance, created once and bound to the app in ``create_app``."""
 import flask_limiter
 import flask_sqlalchemy.session
-import sqlalchemy as sa
 from flask import current_app, g, has_app_context, request
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
@@ -9,6 +8,7 @@ from flask_sqlalchemy import SQLAlchemy
 from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm.attributes import instance_state
 
 from saas.web.api import EnvelopeApi
 from saas.web.ratelimit import (
@@ -89,7 +89,7 @@ def wait_for_a_session(instance):
     tests and scripts) replaces an earlier one, as merging it would."""
     if not has_app_context() or db.session.registry.has():
         return False
-    g.setdefault(WAITING_FOR_A_SESSION, {})[sa.inspect(instance).key] = instance
+    g.setdefault(WAITING_FOR_A_SESSION, {})[instance_state(instance).key] = instance
     return True
 
 

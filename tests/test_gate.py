@@ -264,3 +264,44 @@ def test_the_callers_rows_wait_complete_for_a_session_a_read_never_opens(app):
         assert org.personal_owner is user
         assert db.session.get(User, user.id) is user
         assert user in db.session and org in db.session
+
+
+def test_a_row_built_instance_is_in_the_state_sqlalchemys_own_detaching_leaves(app):
+    """``loaded`` sets the identity of an instance holding every column itself instead of
+    calling ``make_transient_to_detached`` (a third of its cost on the gate's path): the state
+    must be the same one, history, expiry and identity; an instance missing a column still goes
+    through SQLAlchemy, which marks the column expired (a silent None otherwise)."""
+    import datetime
+
+    from sqlalchemy.orm import make_transient_to_detached
+    from sqlalchemy.orm.attributes import instance_state
+
+    from saas.core.database import loaded
+    from saas.orgs.models import Organization
+    from saas.users.models import User
+
+    now = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    with app.app_context():  # no session opened: the instances wait, detached
+        _compare_with_sqlalchemys(loaded, make_transient_to_detached, instance_state, now, (User, Organization))
+
+
+def _compare_with_sqlalchemys(loaded, make_transient_to_detached, instance_state, now, classes):
+    for cls in classes:
+        values = {column.key: (now if "_at" in column.key else 7 if column.key == "id" else None)
+                  for column in cls.__mapper__.column_attrs}
+        fast = loaded(cls, dict(values))
+        reference = cls.__mapper__.class_manager.new_instance()
+        reference.__dict__.update(values)
+        make_transient_to_detached(reference)
+        ours, theirs = instance_state(fast), instance_state(reference)
+        assert ours.key == theirs.key == (cls, (7,), None)
+        for name in ("committed_state", "expired_attributes", "modified", "expired", "unloaded", "callables"):
+            assert getattr(ours, name) == getattr(theirs, name), name
+        state_free = lambda state: {k: v for k, v in state.dict.items() if k != "_sa_instance_state"}  # noqa: E731
+        assert state_free(ours) == state_free(theirs) == values and ours.detached and theirs.detached
+
+        missing = dict(values)
+        del missing["created_at"]
+        partial = instance_state(loaded(cls, missing))
+        assert partial.key == (cls, (7,), None) and "created_at" in partial.expired_attributes
+
