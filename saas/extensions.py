@@ -1,4 +1,6 @@
 """Every extension instance, created once and bound to the app in ``create_app``."""
+import time
+
 import flask_limiter
 import flask_sqlalchemy.session
 from flask import current_app, g, has_app_context, request
@@ -51,6 +53,8 @@ class PerAppLimiter(flask_limiter.Limiter):
         if not app.config.setdefault("RATELIMIT_ENABLED", True):
             return
         self._storage_dead = False
+        # ...nor its backoff between looks for a storage that was down (up to 32 s).
+        self._Limiter__check_backend_count, self._Limiter__last_check_backend = 0, time.time()
         super().init_app(app)
         if type(self._limiter) is FixedWindowRateLimiter and counts_in_one_round_trip(self._storage):
             self._limiter = CountingFixedWindow(self._storage)

@@ -5,7 +5,9 @@ the operationIds come from an apispec plugin, the worker overrides RQ's ``main_w
 - ``saas.web.api.EnvelopeApi._register_pagination_header`` (flask-smorest): documents ``X-Pagination`` as
   JSON ``content``; flask-smorest documents it with ``schema``, which means the "simple" style.
 - ``saas.extensions.PerAppLimiter`` resets flask-limiter's ``_storage_dead`` for each app it is bound
-  to, so an app never inherits another app's "storage is down" verdict in one process.
+  to, so an app never inherits another app's "storage is down" verdict in one process, nor the
+  backoff of its looks for that storage (the name-mangled ``Limiter.__check_backend_count`` and
+  ``__last_check_backend``).
 - ``saas.extensions.PerAppLimiter`` puts ``saas.web.ratelimit.CountingFixedWindow`` in flask-limiter's
   ``_limiter`` (its strategy) when the storage is Redis, and the gate counts in one round trip
   (``count_gate_limits``) from flask-limiter's request context and settings (``context``,
@@ -57,6 +59,17 @@ def test_an_app_does_not_inherit_another_apps_dead_rate_limit_storage(database, 
     with up.app_context():
         sign_up(up.test_client(), "up@example.com")
     assert redis.Redis.from_url(redis_url).keys("LIMITS*"), "the second app counted in memory, not in Redis"
+
+
+def test_an_app_does_not_inherit_another_apps_backoff_between_looks_for_its_storage(database, redis_url):
+    assert hasattr(flask_limiter.Limiter, "_Limiter__should_check_backend"), (
+        "flask-limiter no longer backs off with `__should_check_backend`: update saas.extensions.PerAppLimiter"
+    )
+    make_app(RATELIMIT_ENABLED="true", RATELIMIT_STORAGE_URI=redis_url)
+    assert limiter._Limiter__check_backend_count == 0
+    limiter._Limiter__check_backend_count, limiter._Limiter__last_check_backend = 5, 0.0  # an earlier app's outage
+    make_app(RATELIMIT_ENABLED="true", RATELIMIT_STORAGE_URI=redis_url)
+    assert limiter._Limiter__check_backend_count == 0 and limiter._Limiter__last_check_backend > 0.0
 
 
 def test_the_limiter_counts_with_the_one_round_trip_strategy_on_redis(database, redis_url):
