@@ -81,11 +81,16 @@ def test_failed_credentials_count_against_the_address(limited_client):
 
 
 def _gate_connection_statements():
-    """The prepared statements of the gate's pooled connection (one thread: one connection)."""
+    """The prepared statements of the gate's connection: the one this thread keeps for its
+    lookups, or (when the gate runs them through SQLAlchemy) the pool's one."""
     import sqlalchemy as sa
 
-    from saas.core.database import _autocommit_engine
+    from saas.core.database import _autocommit_engine, _held
 
+    if _held.connection is not None and _held.pool is _autocommit_engine().pool:
+        with _held.connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM pg_prepared_statements")
+            return [name for (name,) in cursor.fetchall()]
     with _autocommit_engine().connect() as connection:
         return connection.execute(sa.text("SELECT name FROM pg_prepared_statements")).scalars().all()
 
@@ -305,3 +310,102 @@ def _compare_with_sqlalchemys(loaded, make_transient_to_detached, instance_state
         partial = instance_state(loaded(cls, missing))
         assert partial.key == (cls, (7,), None) and "created_at" in partial.expired_attributes
 
+
+def _held_backend():
+    """The PostgreSQL backend of the connection this thread keeps for its lookups, or None."""
+    from saas.core.database import _held
+
+    return None if _held.connection is None else _held.connection.dbapi_connection.info.backend_pid
+
+
+def test_a_thread_keeps_its_lookup_connection_only_within_the_pools_size(app_with):
+    """Each thread keeps the connection of its lookups for its next requests (no checkout and
+    check-in a request), counted by the pool as checked out; a thread that would take the pool
+    past DB_POOL_SIZE gives its connection back after the lookup, so what threads keep never
+    eats the overflow everything else needs."""
+    import threading
+
+    from saas.core.database import _autocommit_engine, _held
+
+    client = app_with(DB_POOL_SIZE="1", DB_MAX_OVERFLOW="3")
+    token = sign_up(client)
+    pool = _autocommit_engine().pool
+    answers = [client.get(ME, headers=bearer(token)) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    kept = _held.connection
+    assert kept is not None and _held.pool is pool and pool.checkedout() == 1
+
+    seen = {}
+
+    def another_thread():
+        with client.application.app_context():
+            seen["status"] = client.get(ME, headers=bearer(token)).status_code
+            seen["kept"] = _held.connection
+
+    thread = threading.Thread(target=another_thread)
+    thread.start()
+    thread.join()
+    assert seen == {"status": 200, "kept": None}
+    assert pool.checkedout() == 1 and _held.connection is kept
+    assert client.get(ME, headers=bearer(token)).status_code == 200 and _held.connection is kept
+
+
+def test_a_kept_connection_goes_back_to_the_pool_for_its_recycling(app_with):
+    """A thread keeps a connection no longer than DB_POOL_RECYCLE allows: then it goes back and
+    the pool replaces it (a new PostgreSQL backend)."""
+    import time
+
+    client = app_with(DB_POOL_RECYCLE="1")
+    token = sign_up(client)
+    assert client.get(ME, headers=bearer(token)).status_code == 200
+    first = _held_backend()
+    assert client.get(ME, headers=bearer(token)).status_code == 200 and _held_backend() == first
+    time.sleep(1.2)
+    assert client.get(ME, headers=bearer(token)).status_code == 200
+    assert _held_backend() not in (None, first)
+
+
+def test_a_kept_connection_the_server_dropped_is_replaced_and_the_request_answered(app_with):
+    """PostgreSQL ends the kept connection's backend (a restart, an operator, a failover): the
+    next lookup fails on it, lets it go, and is answered on a new one."""
+    import sqlalchemy as sa
+
+    from saas.extensions import db
+
+    client = app_with()
+    token = sign_up(client)
+    assert client.get(ME, headers=bearer(token)).status_code == 200
+    dropped = _held_backend()
+    with db.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped}).scalar()
+    db.session.remove()
+    response = client.get(ME, headers=bearer(token))
+    assert response.status_code == 200 and response.get_json()["email"] == "user@example.com"
+    assert client.get(ME, headers=bearer(token)).status_code == 200
+    assert _held_backend() not in (None, dropped)
+
+
+def test_a_forked_child_never_uses_nor_closes_its_parents_kept_connection(app_with):
+    """A process forked after its thread kept a connection shares that socket with its parent:
+    the child looks up on a connection of its own and leaves the parent's alone (closing it would
+    end the parent's session)."""
+    import os
+
+    client = app_with()
+    token = sign_up(client)
+    assert client.get(ME, headers=bearer(token)).status_code == 200
+    parents = _held_backend()
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child reports through the pipe)
+        try:
+            status = client.get(ME, headers=bearer(token)).status_code
+            os.write(writer, f"{status} {_held_backend()}".encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    status, childs = os.read(reader, 100).decode().split()
+    os.waitpid(child, 0)
+    os.close(reader)
+    assert status == "200" and int(childs) != parents
+    assert client.get(ME, headers=bearer(token)).status_code == 200 and _held_backend() == parents

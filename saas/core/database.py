@@ -21,7 +21,10 @@ again); ``Prepared`` has PostgreSQL plan them once per connection.
 """
 import contextlib
 import functools
+import os
 import sqlite3
+import threading
+import time
 
 import sqlalchemy as sa
 from flask import current_app
@@ -214,16 +217,17 @@ def _read_on_the_driver(engine, query, params):
     """A prepared lookup on the pooled connection's own psycopg2 cursor, without SQLAlchemy's
     execution layer, which cost more CPU than the driver and PostgreSQL together on the gate's
     path (bench/RESULTS.md): the statement, its parameters' and columns' conversions are worked
-    out once (``Prepared.driver_statement``). This is the path where all goes well: on any error
+    out once (``Prepared.driver_statement``), on the connection the thread keeps for its lookups
+    (``_lookup_connection``). This is the path where all goes well: on any error
     from the driver (a statement gone stale, a dropped connection, anything else) the connection is
-    invalidated if it was dropped, and ``_UNANSWERED`` hands the lookup to SQLAlchemy's path, with
-    its retries, its re-preparing and its errors."""
+    invalidated if it was dropped, the thread lets it go, and ``_UNANSWERED`` hands the lookup to
+    SQLAlchemy's path, with its retries, its re-preparing and its errors."""
     execute, parameters, columns, bound = query.driver_statement(engine.dialect)
     values = {**bound, **params}
     for name, process in parameters:
         if process is not None:
             values[name] = process(values[name])
-    connection = engine.raw_connection()
+    connection = _lookup_connection(engine)
     try:
         prepared = connection.info.setdefault("prepared", set())
         with connection.cursor() as cursor:
@@ -235,14 +239,67 @@ def _read_on_the_driver(engine, query, params):
     except engine.dialect.loaded_dbapi.Error as error:
         if engine.dialect.is_disconnect(error, connection.dbapi_connection, None):
             connection.invalidate(error)
+        _let_go(connection)
         return _UNANSWERED
-    finally:
+    except BaseException:
+        _let_go(connection)
+        raise
+    if connection is not _held.connection:
         connection.close()
     if len(rows) > 1:
         raise sa.exc.MultipleResultsFound("read_row: more than one row")
     if not rows:
         return None
     return {name: value if process is None else process(value) for (name, process), value in zip(columns, rows[0])}
+
+
+class _HeldConnection(threading.local):
+    """The pooled connection one thread keeps for its lookups between requests (``read_row``)."""
+
+    connection = None
+    pool = None
+    pid = None
+    until = 0.0
+
+
+_held = _HeldConnection()
+# Connections a forked child inherited held: never used, closed or collected there (closing one
+# would end the parent's session on the socket they share).
+_inherited = []
+HOLD_SECONDS = 60
+
+
+def _lookup_connection(engine):
+    """A connection from ``engine``'s pool for one lookup, which the thread keeps for its next
+    ones: a checkout and a check-in per request cost the gate 4% of a request's instructions
+    (bench/RESULTS.md). The pool counts it as checked out, so DB_POOL_SIZE still bounds the
+    connections: a thread keeps one only while the pool has no more than its size out (its
+    overflow stays for everything else), and for at most ``HOLD_SECONDS`` or DB_POOL_RECYCLE,
+    then gives it back for the pool's recycling."""
+    held = _held
+    pool = engine.pool
+    if held.connection is not None:
+        if held.pool is pool and held.pid == os.getpid() and time.monotonic() < held.until:
+            return held.connection
+        _let_go(held.connection)
+    connection = engine.raw_connection()
+    if isinstance(pool, sa.pool.QueuePool) and pool.checkedout() <= pool.size():
+        recycle = pool._recycle if pool._recycle > 0 else HOLD_SECONDS
+        held.connection, held.pool, held.pid = connection, pool, os.getpid()
+        held.until = time.monotonic() + min(HOLD_SECONDS, recycle)
+    return connection
+
+
+def _let_go(connection):
+    """Back to its pool (a forked child's inherited one: left alone, as above)."""
+    held = _held
+    if connection is held.connection:
+        if held.pid != os.getpid():
+            _inherited.append(connection)
+            connection = None
+        held.connection = held.pool = held.pid = None
+    if connection is not None:
+        connection.close()
 
 
 def _execute(connection, query, params):
