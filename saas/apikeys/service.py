@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from saas.apikeys.models import ApiKey
-from saas.core.database import Prepared, atomic, fields_of, loaded, read_row, write
+from saas.core.database import Prepared, atomic, fields_of, loaded_from_row, read_row, write
 from saas.core.errors import Conflict, NotFound, Unauthenticated
 from saas.core.secrets import sha256
 from saas.core.time import utcnow
@@ -158,7 +158,7 @@ def user_of_api_key(raw_key):
         raise KeysOrganizationDeleted()  # its keys go with it; one written before they did
     if row["key_last_used_at"] is None or row["key_last_used_at"] <= now - LAST_USED_RESOLUTION:
         write(sa.update(ApiKey).where(ApiKey.id == row["key_id"]).values(last_used_at=now))
-    user = loaded(User, {column.name: row[column.name] for column in User.__table__.columns})
+    user = loaded_from_row(User, row)
     attach_personal_org(user, row)
     return user, row["key_id"], row["key_org_id"]
 

@@ -21,7 +21,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 from jwt.exceptions import ExpiredSignatureError, PyJWTError
 
 from saas.auth.models import AuthSession, LoginChallenge, methods_of
-from saas.core.database import Prepared, atomic, fields_of, loaded, read_row
+from saas.core.database import Prepared, atomic, fields_of, loaded_from_row, read_row
 from saas.core.errors import NotFound, Unauthenticated
 from saas.core.ids import new_uuid
 from saas.core.secrets import sha256
@@ -243,7 +243,7 @@ def user_of_access_token(raw_token):
         raise SessionEnded()
     if not row["is_active"]:
         raise AccountDisabled()
-    user = loaded(User, {column.name: row[column.name] for column in User.__table__.columns})
+    user = loaded_from_row(User, row)
     attach_personal_org(user, row)
     return user, session_id, tuple(methods_of(row["session_methods"])), row["session_sso_org_id"]
 

@@ -363,6 +363,17 @@ def loaded(cls, values):
     return attached(instance)
 
 
+def loaded_from_row(cls, row):
+    """``loaded`` for a row (``read_row``'s) that holds every column of ``cls``'s table under its
+    own name."""
+    return loaded(cls, {name: row[name] for name in _column_names(cls.__table__)})
+
+
+@functools.cache
+def _column_names(table):
+    return tuple(column.name for column in table.columns)
+
+
 @functools.cache
 def _row_shape(mapper):
     """``(every column attribute's key, the primary key's attribute keys)`` of ``mapper``."""

@@ -98,6 +98,8 @@ def add_personal_org(user):
 # The gate loads a caller's personal organization in the query that finds the caller: the
 # user's row joined with this alias, whose columns come back as ``porg_<column>``.
 _PERSONAL = Organization.__table__.alias("personal_org")
+# (the organization's attribute, the row's label), worked out once for the gate's every request.
+_PERSONAL_FIELDS = tuple((column.name, f"porg_{column.name}") for column in _PERSONAL.columns)
 
 
 def personal_org_columns():
@@ -115,7 +117,7 @@ def attach_personal_org(user, row):
     ``personal_owner`` then need no query, nor a session (the request may not have one yet:
     ``saas.core.database.attached``)."""
     if row["porg_id"] is not None:
-        org = loaded(Organization, {column.name: row[f"porg_{column.name}"] for column in _PERSONAL.columns})
+        org = loaded(Organization, {name: row[label] for name, label in _PERSONAL_FIELDS})
     else:
         org = ensure_personal_org(user)
     set_committed_value(user, "personal_org", org)
