@@ -192,6 +192,9 @@ lint-docker: dev-deps
 	$(VENV)/bin/hadolint Dockerfile
 
 bench: venv
+	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	$(VENV)/bin/python bench/run.py
 
 # Instructions per /users/me, saas against the lean floor, counted by valgrind (bench/instructions.py).
