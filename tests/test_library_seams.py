@@ -23,6 +23,10 @@ the operationIds come from an apispec plugin, the worker overrides RQ's ``main_w
 - ``saas.web.cors.init_cors`` wraps flask-cors's after-request function (``cors_after_request``)
   and raises at start-up when it is not found; tests/test_cors.py compares the headers.
 - ``saas.web.flask_app.ApiFlask.ensure_sync`` answers plain functions itself (held below).
+- ``saas.core.database.loaded`` sets a new instance's identity key itself where SQLAlchemy's
+  ``make_transient_to_detached`` would also commit and expire: tests/test_gate.py compares the two
+  states attribute by attribute. ``_lookup_connection`` reads the pool's ``_recycle`` to give a
+  kept connection back in time: tests/test_gate.py's recycling test fails without it.
 - ``saas.worker`` replaces RQ's module-level ``rq.scheduler.run`` so the scheduler process exits
   quietly when Redis goes away: held by tests/test_self_repair.py, which requires every line the
   worker writes about Redis to be JSON.
